@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the kubecluster.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+
+class ModuleDocFragment:
+    # The cluster spec every kubecluster.aws module takes.
+    DOCUMENTATION = r"""
+options:
+  cluster:
+    description:
+      - The cluster spec, the value of the C(cluster) key of a spec file such as
+        C(examples/capi-example.yml), either as written or as returned by
+        M(kubecluster.aws.cluster_spec).
+      - Fields the spec leaves unset take their defaults, or the Cluster API quick-start
+        environment variables C(AWS_REGION), C(AWS_SSH_KEY_NAME), C(KUBERNETES_VERSION),
+        C(AWS_CONTROL_PLANE_MACHINE_TYPE), C(AWS_NODE_MACHINE_TYPE),
+        C(CONTROL_PLANE_MACHINE_COUNT) and C(WORKER_MACHINE_COUNT).
+      - The whole spec is validated before any AWS call; an invalid one fails with one
+        line per problem naming the field and the fix. The README lists every field with
+        its default.
+      - The spec's C(region) is the region every AWS call goes to.
+    type: dict
+    required: true
+"""

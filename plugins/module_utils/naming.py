@@ -1,0 +1,181 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the kubecluster.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""CAPA's tag keys and resource-name formats, and the ownership filters built on them.
+
+Every name and tag the collection gives an AWS resource comes from here, so that
+resources made by this collection look exactly like the ones Cluster API's AWS
+provider makes (``clusterawsadm resource list`` and the AWS cloud-controller-manager
+understand both).
+"""
+
+import hashlib
+import string
+
+OWNED = "owned"
+SHARED = "shared"
+
+ROLE_TAG = "sigs.k8s.io/cluster-api-provider-aws/role"
+SPEC_HASH_TAG = "kubecluster.aws/spec-hash"
+MACHINE_SET_TAG = "kubecluster.aws/machine-set"
+
+# Values of ROLE_TAG, as CAPA sets them.
+ROLE_COMMON = "common"
+ROLE_PUBLIC = "public"
+ROLE_PRIVATE = "private"
+ROLE_APISERVER = "apiserver"
+ROLE_BASTION = "bastion"
+ROLE_CONTROL_PLANE = "control-plane"
+ROLE_NODE = "node"
+
+# Security-group roles, in the order CAPA creates them.
+SG_APISERVER_LB = "apiserver-lb"
+SG_LB = "lb"
+SG_CONTROL_PLANE = "controlplane"
+SG_NODE = "node"
+SG_BASTION = "bastion"
+
+# The well-known set names of machine_set; machine deployments use their own names.
+SET_CONTROL_PLANE = "control-plane"
+SET_BASTION = "bastion"
+
+IAM_SUFFIX = ".cluster-api-provider-aws.sigs.k8s.io"
+IAM_STACK_NAME = "cluster-api-provider-aws-sigs-k8s-io"
+CONTROL_PLANE_PROFILE = "control-plane" + IAM_SUFFIX
+NODES_PROFILE = "nodes" + IAM_SUFFIX
+CONTROLLERS_PROFILE = "controllers" + IAM_SUFFIX
+
+OWNER_TAG_PREFIX = "sigs.k8s.io/cluster-api-provider-aws/cluster/"
+CLOUD_PROVIDER_TAG_PREFIX = "kubernetes.io/cluster/"
+
+
+def owner_tag(cluster_name):
+    """The tag key whose value ``owned`` marks a resource as the cluster's."""
+    return OWNER_TAG_PREFIX + cluster_name
+
+
+def cloud_provider_tag(cluster_name):
+    """The tag key the AWS cloud-controller-manager uses to find a cluster's resources."""
+    return CLOUD_PROVIDER_TAG_PREFIX + cluster_name
+
+
+def cluster_name_from_owner_tag(key):
+    """Return the cluster name of an ownership tag key, or None for any other key."""
+    if key.startswith(OWNER_TAG_PREFIX):
+        return key[len(OWNER_TAG_PREFIX):]
+    return None
+
+
+def resource_tags(cluster_name, name, role, additional_tags=None, cloud_provider=False):
+    """The tags CAPA puts on a resource it owns: Name, ownership, role, user tags.
+
+    ``cloud_provider`` adds ``kubernetes.io/cluster/<name>=owned``, which CAPA sets on
+    subnets, route tables, instances and the ``lb`` security group so the AWS cloud
+    provider can find them.
+    """
+    tags = dict(additional_tags or {})
+    tags["Name"] = name
+    tags[owner_tag(cluster_name)] = OWNED
+    if role:
+        tags[ROLE_TAG] = role
+    if cloud_provider:
+        tags[cloud_provider_tag(cluster_name)] = OWNED
+    return tags
+
+
+def owned_filters(cluster_name, **tags):
+    """EC2 ``Filters`` that select what the cluster owns, optionally narrowed by more tags."""
+    filters = [{"Name": "tag:" + owner_tag(cluster_name), "Values": [OWNED]}]
+    for key, value in sorted(tags.items()):
+        filters.append({"Name": "tag:" + key, "Values": [value]})
+    return filters
+
+
+def is_owned(tags, cluster_name):
+    """True when a tag dict marks the resource as owned by the cluster."""
+    return (tags or {}).get(owner_tag(cluster_name)) == OWNED
+
+
+def tags_to_dict(tag_list):
+    """Turn a boto3 ``[{'Key': k, 'Value': v}]`` list into a dict."""
+    return dict((t["Key"], t["Value"]) for t in (tag_list or []))
+
+
+def vpc_name(cluster_name):
+    return "%s-vpc" % cluster_name
+
+
+def subnet_name(cluster_name, role, zone):
+    return "%s-subnet-%s-%s" % (cluster_name, role, zone)
+
+
+def igw_name(cluster_name):
+    return "%s-igw" % cluster_name
+
+
+def nat_name(cluster_name):
+    return "%s-nat" % cluster_name
+
+
+def eip_name(cluster_name, role=ROLE_COMMON):
+    return "%s-eip-%s" % (cluster_name, role)
+
+
+def route_table_name(cluster_name, role, zone):
+    return "%s-rt-%s-%s" % (cluster_name, role, zone)
+
+
+def security_group_name(cluster_name, sg_role):
+    # AWS reserves the "sg-" prefix for group ids, so CAPA prefixes such names with "@".
+    prefix = "@" if cluster_name.startswith("sg-") else ""
+    return "%s%s-%s" % (prefix, cluster_name, sg_role)
+
+
+def security_group_description(cluster_name, sg_role):
+    return "Kubernetes cluster %s: %s" % (cluster_name, sg_role)
+
+
+_BASE36 = string.digits + string.ascii_lowercase
+
+
+def _base36(number):
+    out = ""
+    while number:
+        number, rem = divmod(number, 36)
+        out = _BASE36[rem] + out
+    return out or "0"
+
+
+def load_balancer_name(cluster_name):
+    """The API load balancer's name, as CAPA's GenerateELBName makes it.
+
+    AWS limits load-balancer names to 32 characters; a longer ``<cluster>-apiserver``
+    becomes a stable 28-character base36 hash of it plus ``-k8s``.
+    """
+    name = ("%s-apiserver" % cluster_name).replace(".", "-")
+    if len(name) <= 32:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    return _base36(int(digest, 16))[:28] + "-k8s"
+
+
+def target_group_name(cluster_name):
+    """The API target group's name: ``apiserver-target-`` plus a stable hash of the cluster."""
+    digest = hashlib.sha256(cluster_name.encode("utf-8")).hexdigest()
+    return "apiserver-target-" + _base36(int(digest, 16))[:15]
+
+
+def machine_name(cluster_name, set_name, suffix):
+    """A machine's Name tag: ``<cluster>-<set>-<suffix>``, as Cluster API names machines."""
+    return "%s-%s-%s" % (cluster_name, set_name, suffix)
+
+
+def machine_role(set_name):
+    """The CAPA role tag of a machine set's instances."""
+    if set_name == SET_CONTROL_PLANE:
+        return ROLE_CONTROL_PLANE
+    if set_name == SET_BASTION:
+        return ROLE_BASTION
+    return ROLE_NODE

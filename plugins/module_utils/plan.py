@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the kubecluster.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Plan: the ordered actions a reconcile computed from want and have, before any write.
+
+A service reads what exists once, compares it with the spec and adds one Action per
+write to a Plan. Check mode returns the plan unapplied; ``--diff`` shows it rendered
+like ``kops update cluster``; a real run applies it in order. Values that only exist
+after an earlier action (a new VPC's id) travel through ``Plan.refs``: an action stores
+them, later actions read them, and the rendered plan shows "(known after apply)".
+"""
+
+CREATE = "create"
+UPDATE = "update"
+DELETE = "delete"
+WAIT = "wait"
+
+_SYMBOLS = {CREATE: "+", UPDATE: "~", DELETE: "-", WAIT: "."}
+UNKNOWN = "(known after apply)"
+
+
+class PlanApplyError(Exception):
+    """An action failed; ``applied`` lists what was done before it, for the failure message."""
+
+    def __init__(self, action, error, applied):
+        self.action = action
+        self.error = error
+        self.applied = applied
+        super(PlanApplyError, self).__init__("%s %s %s failed: %s" % (action.verb, action.kind, action.name, error))
+
+
+class Action(object):
+    """One step: a verb on a resource kind and name, a human detail, and the call that does it."""
+
+    def __init__(self, verb, kind, name, run, detail=""):
+        self.verb = verb
+        self.kind = kind
+        self.name = name
+        self.run = run
+        self.detail = detail
+
+    @property
+    def changes(self):
+        return self.verb != WAIT
+
+    def render(self):
+        text = "%s %s %s" % (_SYMBOLS[self.verb], self.kind, self.name)
+        return text + (" (%s)" % self.detail if self.detail else "")
+
+    def as_dict(self):
+        return {"action": self.verb, "resource": self.kind, "name": self.name, "detail": self.detail}
+
+
+class Refs(dict):
+    """Ids known now or after apply; a missing key reads as the UNKNOWN placeholder."""
+
+    def __missing__(self, key):
+        return UNKNOWN
+
+
+class Plan(object):
+    def __init__(self):
+        self.actions = []
+        self.refs = Refs()
+
+    def add(self, verb, kind, name, run, detail=""):
+        self.actions.append(Action(verb, kind, name, run, detail))
+
+    def create(self, kind, name, run, detail=""):
+        self.add(CREATE, kind, name, run, detail)
+
+    def update(self, kind, name, run, detail=""):
+        self.add(UPDATE, kind, name, run, detail)
+
+    def delete(self, kind, name, run, detail=""):
+        self.add(DELETE, kind, name, run, detail)
+
+    def wait(self, kind, name, run, detail=""):
+        self.add(WAIT, kind, name, run, detail)
+
+    def extend(self, other):
+        self.actions.extend(other.actions)
+        self.refs.update(other.refs)
+
+    @property
+    def changed(self):
+        return any(action.changes for action in self.actions)
+
+    def apply(self):
+        """Run every action in order; on failure raise PlanApplyError naming what was done."""
+        applied = []
+        for action in self.actions:
+            try:
+                action.run()
+            except Exception as error:  # pylint: disable=broad-except
+                raise PlanApplyError(action, error, applied)
+            applied.append(action.render())
+        return applied
+
+    def as_list(self):
+        return [action.as_dict() for action in self.actions]
+
+    def render(self):
+        if not self.actions:
+            return "No changes: the AWS resources match the spec.\n"
+        return "\n".join(action.render() for action in self.actions) + "\n"
+
+    def diff(self, header):
+        """The Ansible diff of this plan: ``prepared`` text shown under ``--diff``."""
+        return {"prepared": "%s\n%s" % (header, self.render())}

@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the kubecluster.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""What every kubecluster.aws module does around its service: take the spec, fail early on
+bad input, make clients in the spec's region, and apply or only report the plan."""
+
+import os
+
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_availability_zones
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+
+from .plan import PlanApplyError
+from .spec import SpecError, resolve, select_zones, with_zones
+
+CLUSTER_OPTION = dict(type="dict", required=True)
+
+
+def load_spec(module):
+    """Resolve the module's ``cluster`` option, failing the module (before any AWS call) if invalid."""
+    try:
+        return resolve(module.params["cluster"], os.environ)
+    except SpecError as error:
+        module.fail_json(msg=error.message, errors=error.errors)
+
+
+def client(module, spec, service):
+    """A boto3 client for the spec's region; amazon.aws wrappers add their own retries."""
+    return module.client(service, region=spec["region"])
+
+
+def region_zones(ec2):
+    """Names of the region's available zones (Local and Wavelength zones excluded)."""
+    zones = describe_availability_zones(
+        ec2, Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
+    )
+    return [zone["ZoneName"] for zone in zones]
+
+
+def resolve_zones(module, spec, ec2):
+    """The spec with its availability zones as names, reading the region only when given a count."""
+    wanted = spec["network"]["availability_zones"]
+    try:
+        if isinstance(wanted, list) and all(isinstance(d["availability_zones"], list) for d in spec["machine_deployments"]):
+            return with_zones(spec, wanted)
+        return with_zones(spec, select_zones(spec, region_zones(ec2)))
+    except SpecError as error:
+        module.fail_json(msg=error.message, errors=error.errors)
+    except AnsibleAWSError as error:
+        module.fail_json_aws_error(error)
+
+
+def fail_aws(module, error):
+    """Fail with an AWS error's message and response, as amazon.aws modules do."""
+    if isinstance(error, AnsibleAWSError):
+        module.fail_json_aws_error(error)
+    module.fail_json_aws(error)
+
+
+def finish(module, plan, header, **result):
+    """Apply the plan (unless in check mode) and exit with what it did.
+
+    ``result`` may hold callables; they are called after the apply, so they can read
+    the ids the plan produced. The module returns ``changed``, ``plan`` (the actions)
+    and, under ``--diff``, the rendered plan.
+    """
+    if not module.check_mode:
+        try:
+            plan.apply()
+        except PlanApplyError as error:
+            detail = {"plan": plan.as_list(), "applied": error.applied}
+            if isinstance(error.error, AnsibleAWSError):
+                module.fail_json_aws(error.error.exception or error.error, msg="%s: %s" % (error, error.error.message), **detail)
+            module.fail_json(msg=str(error), **detail)
+    out = dict((key, value() if callable(value) else value) for key, value in result.items())
+    out.update(changed=plan.changed, plan=plan.as_list())
+    if module._diff:
+        out["diff"] = plan.diff(header)
+    module.exit_json(**out)

@@ -1,0 +1,571 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the kubecluster.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The cluster spec: the one place its defaults, environment fill-in and validation live.
+
+``resolve(raw, environ)`` turns what a user wrote into a complete spec with every
+default filled in, or raises ``SpecError`` listing every problem at once, each naming
+the field and the fix. It makes no AWS call. What only AWS can tell (the region's
+zones, the Elastic IP quota, whether the SSH key exists) is checked by
+``check_against_account`` from facts the caller read.
+
+Resolving an already resolved spec gives it back unchanged, so every module can take
+either what the user wrote or what ``kubecluster.aws.cluster_spec`` returned.
+"""
+
+import copy
+import difflib
+import ipaddress
+import re
+
+from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE
+
+# Cluster API quick-start variables and the field each fills when the spec leaves it unset.
+ENV_REGION = "AWS_REGION"
+ENV_SSH_KEY = "AWS_SSH_KEY_NAME"
+ENV_CP_TYPE = "AWS_CONTROL_PLANE_MACHINE_TYPE"
+ENV_NODE_TYPE = "AWS_NODE_MACHINE_TYPE"
+ENV_VERSION = "KUBERNETES_VERSION"
+ENV_CP_COUNT = "CONTROL_PLANE_MACHINE_COUNT"
+ENV_WORKER_COUNT = "WORKER_MACHINE_COUNT"
+
+NAT_MODES = ("per_az", "single", "none")
+LB_TYPES = ("nlb", "classic")
+LB_SCHEMES = ("internet-facing", "internal")
+HEALTH_CHECK_PROTOCOLS = ("TCP", "HTTPS")
+CNI_PLUGINS = ("calico", "cilium")
+VOLUME_TYPES = ("gp3", "gp2", "io1", "io2")
+HTTP_TOKENS = ("required", "optional")
+
+# kubeadm.k8s.io/v1beta3 is read from 1.22; CAPA publishes images for the newest three minors.
+MIN_KUBERNETES_MINOR = 28
+MAX_AZS = 6  # a /16 split into AZs+1 blocks keeps subnets usable up to here
+
+# Safer than CAPA: IMDSv2 only, hop limit 2 so containers can still reach it.
+DEFAULT_INSTANCE_METADATA = {"http_tokens": "required", "http_put_response_hop_limit": 2}
+DEFAULT_ROOT_VOLUME = {"size": 80, "type": "gp3", "encrypted": True, "kms_key_id": None}
+DEFAULT_IMAGE_LOOKUP = {
+    # CAPA's image lookup (pkg/cloud/services/ec2/ami.go): CNCF's account, name format, base OS.
+    "owner": "819546954734",
+    "name_format": "capa-ami-{base_os}-?{k8s_version}-*",
+    "base_os": "ubuntu-24.04",
+}
+DEFAULT_BASTION_IMAGE_LOOKUP = {
+    # CAPA's bastion: the newest Canonical Ubuntu 24.04 image.
+    "owner": "099720109477",
+    "name_format": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
+}
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
+_ZONE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+[a-z]$|^[a-z]{2}-[a-z]+-\d+-[a-z0-9-]+$")
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_AMI = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
+_VPC = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
+_SUBNET = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+_KEY_NAME = re.compile(r"^[\x20-\x7e]{1,255}$")
+_TAG_CHARS = re.compile(r"^[a-zA-Z0-9 _.:=+\-@/]*$")
+_ACCOUNT_OR_ALIAS = re.compile(r"^(\d{12}|self|amazon|aws-marketplace)$")
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; ``errors`` holds one ``path: problem; fix`` line each."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super(SpecError, self).__init__(self.message)
+
+    @property
+    def message(self):
+        return "Invalid cluster spec:\n- " + "\n- ".join(self.errors)
+
+
+class _Field(object):
+    """One field of the schema: how to default it, check it and say what it should be."""
+
+    def __init__(self, default=None, check=None, env=None, children=None, items=None, nullable=False):
+        self.default = default
+        self.check = check
+        self.env = env
+        self.children = children
+        self.items = items
+        self.nullable = nullable
+
+
+def _copy(value):
+    return copy.deepcopy(value)
+
+
+# --- value checks: each returns an error text or None --------------------------------
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _string(value):
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    return None
+
+
+def _choice(choices):
+    def check(value):
+        if value not in choices:
+            return "must be one of %s, not %r" % (", ".join(choices), value)
+        return None
+    return check
+
+
+def _boolean(value):
+    if not isinstance(value, bool):
+        return "must be true or false (unquoted), not %r" % (value,)
+    return None
+
+
+def _int_range(low, high):
+    def check(value):
+        if not _is_int(value) or not low <= value <= high:
+            return "must be a whole number from %d to %d, not %r" % (low, high, value)
+        return None
+    return check
+
+
+def _pattern(regex, what):
+    def check(value):
+        if not isinstance(value, str) or not regex.match(value):
+            return "%r is not %s" % (value, what)
+        return None
+    return check
+
+
+def _cluster_name(value):
+    if not isinstance(value, str) or not _DNS_LABEL.match(value) or len(value) > 63:
+        return ("%r is not a valid cluster name; use at most 63 lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit (it becomes part of AWS resource names and tags)" % (value,))
+    return None
+
+
+def _network(value, low=16, high=28):
+    if not isinstance(value, str):
+        return "must be an IPv4 CIDR such as 10.0.0.0/16, not %r" % (value,)
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return "%r is not an IPv4 CIDR such as 10.0.0.0/16" % (value,)
+    if net.version != 4:
+        return "%r is IPv6; only IPv4 is supported" % (value,)
+    if str(net) != value:
+        return "%r has host bits set; use %s" % (value, net)
+    if not low <= net.prefixlen <= high:
+        return "%r must have a prefix length from /%d to /%d" % (value, low, high)
+    return None
+
+
+def _cidr_list(value):
+    if not isinstance(value, list) or not value:
+        return "must be a non-empty list of IPv4 CIDRs such as [203.0.113.0/24]"
+    for item in value:
+        problem = _network(item, 0, 32)
+        if problem:
+            return problem
+    return None
+
+
+def _version(value):
+    match = _VERSION.match(value) if isinstance(value, str) else None
+    if not match:
+        return ("%r is not a Kubernetes version; write it as vMAJOR.MINOR.PATCH, e.g. v1.31.4 "
+                "(quote it so YAML keeps it a string)" % (value,))
+    major, minor = int(match.group(1)), int(match.group(2))
+    if major != 1 or minor < MIN_KUBERNETES_MINOR:
+        return "%r is too old; kubecluster.aws supports v1.%d.0 and newer" % (value, MIN_KUBERNETES_MINOR)
+    return None
+
+
+def _zones(value):
+    if _is_int(value):
+        if not 1 <= value <= MAX_AZS:
+            return "must be a count from 1 to %d or a list of zone names, not %r" % (MAX_AZS, value)
+        return None
+    if isinstance(value, list) and value:
+        for zone in value:
+            if not isinstance(zone, str) or not _ZONE.match(zone):
+                return "%r is not an availability zone name such as us-east-1a" % (zone,)
+        if len(set(value)) != len(value):
+            return "lists a zone twice"
+        if len(value) > MAX_AZS:
+            return "may list at most %d zones" % MAX_AZS
+        return None
+    return "must be a count (e.g. 3) or a list of zone names, not %r" % (value,)
+
+
+def _subnet_ids(value):
+    if not isinstance(value, list):
+        return "must be a list of subnet ids such as [subnet-0123456789abcdef0]"
+    for item in value:
+        if not isinstance(item, str) or not _SUBNET.match(item):
+            return "%r is not a subnet id such as subnet-0123456789abcdef0" % (item,)
+    return None
+
+
+def _tags(value):
+    if not isinstance(value, dict):
+        return "must be a mapping of tag keys to values"
+    if len(value) > 50:
+        return "may hold at most 50 tags"
+    for key, val in value.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 128 or not _TAG_CHARS.match(key):
+            return "tag key %r must be 1-128 characters of letters, digits, spaces and _.:=+-@/" % (key,)
+        if key.lower().startswith("aws:"):
+            return "tag key %r uses the prefix aws:, which AWS reserves" % (key,)
+        if not isinstance(val, str) or len(val) > 256 or not _TAG_CHARS.match(val):
+            return "tag %r must have a string value of at most 256 characters of letters, digits, spaces and _.:=+-@/" % (key,)
+    return None
+
+
+def _kms(value):
+    if not isinstance(value, str) or not (value.startswith("arn:") or re.match(r"^[0-9a-f-]{36}$", value)
+                                          or value.startswith("alias/")):
+        return "%r is not a KMS key id, alias/NAME or key ARN" % (value,)
+    return None
+
+
+def _root_volume():
+    return {
+        "size": _Field(DEFAULT_ROOT_VOLUME["size"], _int_range(8, 16384)),
+        "type": _Field(DEFAULT_ROOT_VOLUME["type"], _choice(VOLUME_TYPES)),
+        "encrypted": _Field(DEFAULT_ROOT_VOLUME["encrypted"], _boolean),
+        "kms_key_id": _Field(None, _kms, nullable=True),
+    }
+
+
+SCHEMA = {
+    "name": _Field(None, _cluster_name),
+    "region": _Field(None, _pattern(_REGION, "an AWS region name such as ap-northeast-2"), env=ENV_REGION),
+    "kubernetes_version": _Field(None, _version, env=ENV_VERSION),
+    "ssh_key_name": _Field(None, _pattern(_KEY_NAME, "an EC2 key-pair name (1-255 printable ASCII characters)"),
+                           env=ENV_SSH_KEY, nullable=True),
+    "additional_tags": _Field({}, _tags),
+    "instance_metadata": _Field(children={
+        "http_tokens": _Field(DEFAULT_INSTANCE_METADATA["http_tokens"], _choice(HTTP_TOKENS)),
+        "http_put_response_hop_limit": _Field(DEFAULT_INSTANCE_METADATA["http_put_response_hop_limit"], _int_range(1, 64)),
+    }),
+    "image_lookup": _Field(children={
+        "owner": _Field(DEFAULT_IMAGE_LOOKUP["owner"], _pattern(_ACCOUNT_OR_ALIAS, "an AWS account id (12 digits) or self")),
+        "name_format": _Field(DEFAULT_IMAGE_LOOKUP["name_format"], _string),
+        "base_os": _Field(DEFAULT_IMAGE_LOOKUP["base_os"], _string),
+    }),
+    "network": _Field(children={
+        "vpc_cidr": _Field("10.0.0.0/16", lambda v: _network(v, 16, 24)),
+        "availability_zones": _Field(3, _zones),
+        "nat_gateways": _Field("per_az", _choice(NAT_MODES)),
+        "vpc_id": _Field(None, _pattern(_VPC, "a VPC id such as vpc-0123456789abcdef0"), nullable=True),
+        "subnet_ids": _Field([], _subnet_ids),
+        "pod_cidr": _Field("192.168.0.0/16", lambda v: _network(v, 8, 24)),
+        "service_cidr": _Field("10.96.0.0/12", lambda v: _network(v, 8, 24)),
+        "cni": _Field("calico", _choice(CNI_PLUGINS)),
+        "node_port_cidrs": _Field(["0.0.0.0/0"], _cidr_list),
+        "api_load_balancer": _Field(children={
+            "type": _Field("nlb", _choice(LB_TYPES)),
+            "scheme": _Field("internet-facing", _choice(LB_SCHEMES)),
+            "allowed_cidrs": _Field(["0.0.0.0/0"], _cidr_list),
+            "cross_zone": _Field(False, _boolean),
+            "health_check_protocol": _Field("HTTPS", _choice(HEALTH_CHECK_PROTOCOLS)),
+        }),
+        "bastion": _Field(children={
+            "enabled": _Field(True, _boolean),
+            "allowed_cidrs": _Field(["0.0.0.0/0"], _cidr_list),
+            "instance_type": _Field("t3.micro", _pattern(_INSTANCE_TYPE, "an EC2 instance type such as t3.micro")),
+            "ami_id": _Field(None, _pattern(_AMI, "an AMI id such as ami-0123456789abcdef0"), nullable=True),
+        }),
+    }),
+    "control_plane": _Field(children={
+        "replicas": _Field(1, None, env=ENV_CP_COUNT),
+        "instance_type": _Field("t3.large", _pattern(_INSTANCE_TYPE, "an EC2 instance type such as t3.large"), env=ENV_CP_TYPE),
+        "ami_id": _Field(None, _pattern(_AMI, "an AMI id such as ami-0123456789abcdef0"), nullable=True),
+        "iam_instance_profile": _Field(CONTROL_PLANE_PROFILE, _string),
+        "root_volume": _Field(children=_root_volume()),
+    }),
+    "machine_deployments": _Field(None, items={
+        "name": _Field(None, None),
+        "replicas": _Field(None, _int_range(0, 1000), env=ENV_WORKER_COUNT),
+        "instance_type": _Field("t3.large", _pattern(_INSTANCE_TYPE, "an EC2 instance type such as t3.large"), env=ENV_NODE_TYPE),
+        "ami_id": _Field(None, _pattern(_AMI, "an AMI id such as ami-0123456789abcdef0"), nullable=True),
+        "iam_instance_profile": _Field(NODES_PROFILE, _string),
+        "availability_zones": _Field(None, _zones, nullable=True),
+        "root_volume": _Field(children=_root_volume()),
+    }),
+}
+
+_INT_ENV = (ENV_CP_COUNT, ENV_WORKER_COUNT)
+
+
+def _from_env(field, environ, path, errors):
+    raw = environ.get(field.env) if field.env else None
+    if raw in (None, ""):
+        return False, None
+    if field.env in _INT_ENV:
+        try:
+            return True, int(raw)
+        except ValueError:
+            errors.append("%s: environment variable %s=%r is not a whole number; export a count such as 1"
+                          % (path, field.env, raw))
+            return False, None
+    return True, raw
+
+
+def _unknown_keys(value, schema, path, errors):
+    for key in value:
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = "did you mean %s?" % close[0] if close else "known keys: %s" % ", ".join(sorted(schema))
+            errors.append("%s.%s: unknown key; %s" % (path, key, hint))
+
+
+def _resolve_mapping(value, schema, path, environ, errors):
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        errors.append("%s: must be a mapping, not %r" % (path, value))
+        value = {}
+    _unknown_keys(value, schema, path, errors)
+    out = {}
+    for key, field in schema.items():
+        out[key] = _resolve_field(value.get(key), key in value, field, "%s.%s" % (path, key), environ, errors)
+    return out
+
+
+def _resolve_field(value, present, field, path, environ, errors):
+    if field.children is not None:
+        return _resolve_mapping(value, field.children, path, environ, errors)
+    if not present or (value is None and not field.nullable):
+        found, env_value = _from_env(field, environ, path, errors)
+        value = env_value if found else _copy(field.default)
+    if value is None:
+        return None
+    if field.check:
+        problem = field.check(value)
+        if problem:
+            errors.append("%s: %s" % (path, problem))
+    return value
+
+
+def _resolve_machine_deployments(value, environ, errors):
+    path = "cluster.machine_deployments"
+    schema = SCHEMA["machine_deployments"].items
+    if value is None:
+        value = [{"name": "md-0"}]
+    if not isinstance(value, list):
+        errors.append("%s: must be a list of machine deployments such as [{name: md-0, replicas: 2}]" % path)
+        return []
+    out = []
+    seen = set()
+    for index, item in enumerate(value):
+        item_path = "%s[%d]" % (path, index)
+        if not isinstance(item, dict):
+            errors.append("%s: must be a mapping such as {name: md-0, replicas: 2}" % item_path)
+            continue
+        resolved = _resolve_mapping(item, schema, item_path, environ, errors)
+        name = resolved["name"]
+        if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 40:
+            errors.append("%s.name: %r is not a valid machine deployment name; use at most 40 lower-case letters, "
+                          "digits and '-'" % (item_path, name))
+        elif name in ("control-plane", "bastion"):
+            errors.append("%s.name: %r is reserved; choose another name such as md-0" % (item_path, name))
+        elif name in seen:
+            errors.append("%s.name: %r is used twice; give each machine deployment its own name" % (item_path, name))
+        seen.add(name)
+        if resolved["replicas"] is None:
+            # clusterctl's --worker-machine-count defaults to 0.
+            resolved["replicas"] = 0
+        out.append(resolved)
+    return out
+
+
+def _check_control_plane(spec, errors):
+    replicas = spec["control_plane"]["replicas"]
+    path = "cluster.control_plane.replicas"
+    if not _is_int(replicas) or replicas < 1:
+        errors.append("%s: must be an odd whole number such as 1 or 3, not %r" % (path, replicas))
+    elif replicas % 2 == 0:
+        errors.append("%s: %d is even; stacked etcd needs an odd number of members for quorum, use %d or %d"
+                      % (path, replicas, replicas - 1, replicas + 1))
+
+
+def _check_network(spec, errors):
+    network = spec["network"]
+    path = "cluster.network"
+    nets = {}
+    for key in ("vpc_cidr", "pod_cidr", "service_cidr"):
+        try:
+            nets[key] = ipaddress.ip_network(network[key])
+        except (TypeError, ValueError):
+            pass  # already reported
+    keys = sorted(nets)
+    for i, first in enumerate(keys):
+        for second in keys[i + 1:]:
+            if nets[first].overlaps(nets[second]):
+                errors.append("%s.%s: %s overlaps %s.%s %s; choose ranges that do not overlap"
+                              % (path, first, nets[first], path, second, nets[second]))
+    if network["vpc_id"] and not network["subnet_ids"]:
+        errors.append("%s.subnet_ids: a bring-your-own VPC (vpc_id) needs the ids of its subnets; list them" % path)
+    if network["subnet_ids"] and not network["vpc_id"]:
+        errors.append("%s.vpc_id: subnet_ids are only used with your own VPC; set vpc_id too, or remove subnet_ids" % path)
+    zones = network["availability_zones"]
+    region = spec["region"]
+    if isinstance(zones, list) and isinstance(region, str):
+        for zone in zones:
+            if isinstance(zone, str) and not zone.startswith(region):
+                errors.append("%s.availability_zones: %s is not in region %s; list zones of %s"
+                              % (path, zone, region, region))
+    if "vpc_cidr" in nets and _is_int(zones) and not network["vpc_id"]:
+        # Each AZ's public subnet is 1/(2^k) of a quarter of the VPC; AWS's smallest subnet is /28.
+        blocks = zones + 1
+        bits = (blocks - 1).bit_length()
+        public_bits = (zones - 1).bit_length()
+        if nets["vpc_cidr"].prefixlen + bits + public_bits > 28:
+            errors.append("%s.vpc_cidr: %s is too small for %d availability zones; use a /%d or larger"
+                          % (path, nets["vpc_cidr"], zones, 28 - bits - public_bits))
+
+
+def _check_required(spec, errors):
+    if spec["name"] is None:
+        errors.append("cluster.name: required; name the cluster, e.g. name: capi-example")
+    if spec["region"] is None:
+        errors.append("cluster.region: required; set it, or export %s" % ENV_REGION)
+    if spec["kubernetes_version"] is None:
+        errors.append("cluster.kubernetes_version: required; set it (e.g. v1.31.4), or export %s" % ENV_VERSION)
+
+
+def resolve(raw, environ=None):
+    """Validate a user's spec (the value of the ``cluster`` key) and fill in every default.
+
+    ``environ`` supplies the Cluster API quick-start variables for fields the spec leaves
+    unset. Raises SpecError naming every problem; returns the complete spec otherwise.
+    """
+    environ = environ or {}
+    errors = []
+    if not isinstance(raw, dict):
+        raise SpecError(["cluster: must be a mapping with at least a name, e.g. {name: capi-example}"])
+    schema = dict((k, v) for k, v in SCHEMA.items() if k != "machine_deployments")
+    spec = _resolve_mapping(dict((k, v) for k, v in raw.items() if k != "machine_deployments"),
+                            schema, "cluster", environ, errors)
+    spec["machine_deployments"] = _resolve_machine_deployments(raw.get("machine_deployments"), environ, errors)
+    _check_required(spec, errors)
+    _check_control_plane(spec, errors)
+    _check_network(spec, errors)
+    if spec["kubernetes_version"] and not _version(spec["kubernetes_version"]):
+        if not spec["kubernetes_version"].startswith("v"):
+            spec["kubernetes_version"] = "v" + spec["kubernetes_version"]
+    if errors:
+        raise SpecError(errors)
+    return spec
+
+
+def nat_gateway_count(spec, zone_count):
+    """How many NAT gateways (and so Elastic IPs) the spec's NAT layout needs."""
+    if spec["network"]["vpc_id"]:
+        return 0
+    mode = spec["network"]["nat_gateways"]
+    if mode == "per_az":
+        return zone_count
+    if mode == "single":
+        return 1
+    return 0
+
+
+def select_zones(spec, region_zones):
+    """The cluster's availability zones, CAPA-style: the first N sorted names, or the given list.
+
+    ``region_zones`` are the names of the region's available zones. Raises SpecError when
+    the spec asks for more zones than the region has, or names one it does not have.
+    """
+    wanted = spec["network"]["availability_zones"]
+    available = sorted(region_zones)
+    path = "cluster.network.availability_zones"
+    if isinstance(wanted, list):
+        missing = [zone for zone in wanted if zone not in available]
+        if missing:
+            raise SpecError(["%s: %s not available in %s; choose from %s"
+                             % (path, ", ".join(missing), spec["region"], ", ".join(available))])
+        return list(wanted)
+    if wanted > len(available):
+        raise SpecError(["%s: %d zones asked for but %s has only %d (%s); ask for %d or fewer"
+                         % (path, wanted, spec["region"], len(available), ", ".join(available), len(available))])
+    return available[:wanted]
+
+
+def check_against_account(spec, zones, eip_quota, eips_in_use, eips_owned, key_pairs=None):
+    """Checks that need facts only AWS has; raise SpecError naming the field and the fix.
+
+    ``eips_in_use`` counts every Elastic IP allocated in the region, ``eips_owned`` the ones
+    this cluster already holds (a rerun needs no new ones for them). ``key_pairs`` is the
+    set of key-pair names in the region, or None when it was not read.
+    """
+    errors = []
+    needed = max(0, nat_gateway_count(spec, len(zones)) - eips_owned)
+    free = eip_quota - eips_in_use
+    if needed > free:
+        errors.append(
+            "cluster.network.nat_gateways: %s needs %d more Elastic IP(s) but only %d of the account's %d remain free "
+            "in %s; use nat_gateways: single (1 EIP) or none, release unused EIPs, or raise the quota "
+            "(Service Quotas: ec2 L-0263D0A3)" % (spec["network"]["nat_gateways"], needed, max(free, 0), eip_quota,
+                                                   spec["region"]))
+    key = spec["ssh_key_name"]
+    if key and key_pairs is not None and key not in key_pairs:
+        errors.append("cluster.ssh_key_name: key pair %r does not exist in %s; import it (ec2_key) or set another name"
+                      % (key, spec["region"]))
+    if errors:
+        raise SpecError(errors)
+
+
+def with_zones(spec, zones):
+    """A copy of the spec whose availability_zones is the resolved list of names."""
+    out = copy.deepcopy(spec)
+    out["network"]["availability_zones"] = list(zones)
+    for deployment in out["machine_deployments"]:
+        if deployment["availability_zones"] is None:
+            deployment["availability_zones"] = list(zones)
+        elif _is_int(deployment["availability_zones"]):
+            deployment["availability_zones"] = list(zones)[:deployment["availability_zones"]]
+    return out
+
+
+def machine_set_spec(spec, set_name):
+    """The part of the spec one machine set is built from, with cluster-wide settings merged in.
+
+    Returns a dict with replicas, instance_type, ami_id, iam_instance_profile, root_volume,
+    availability_zones, public (bool) and role-independent settings; raises SpecError for an
+    unknown set name.
+    """
+    zones = spec["network"]["availability_zones"]
+    common = {
+        "instance_metadata": spec["instance_metadata"],
+        "ssh_key_name": spec["ssh_key_name"],
+        "image_lookup": spec["image_lookup"],
+        "kubernetes_version": spec["kubernetes_version"],
+        "additional_tags": spec["additional_tags"],
+    }
+    if set_name == "control-plane":
+        cp = spec["control_plane"]
+        out = dict(common, replicas=cp["replicas"], instance_type=cp["instance_type"], ami_id=cp["ami_id"],
+                   iam_instance_profile=cp["iam_instance_profile"], root_volume=cp["root_volume"],
+                   availability_zones=zones, public=False)
+        return out
+    if set_name == "bastion":
+        bastion = spec["network"]["bastion"]
+        return dict(common, replicas=1 if bastion["enabled"] else 0, instance_type=bastion["instance_type"],
+                    ami_id=bastion["ami_id"], iam_instance_profile=None, root_volume=DEFAULT_ROOT_VOLUME,
+                    availability_zones=zones[:1] if isinstance(zones, list) else zones, public=True,
+                    image_lookup=DEFAULT_BASTION_IMAGE_LOOKUP)
+    for deployment in spec["machine_deployments"]:
+        if deployment["name"] == set_name:
+            return dict(common, replicas=deployment["replicas"], instance_type=deployment["instance_type"],
+                        ami_id=deployment["ami_id"], iam_instance_profile=deployment["iam_instance_profile"],
+                        root_volume=deployment["root_volume"],
+                        availability_zones=deployment["availability_zones"] or zones, public=False)
+    names = ["control-plane", "bastion"] + [d["name"] for d in spec["machine_deployments"]]
+    raise SpecError(["set: %r is not a machine set of cluster %s; use one of %s" % (set_name, spec["name"], ", ".join(names))])
