@@ -10,6 +10,7 @@ import os
 
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_availability_zones
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from .plan import PlanApplyError
 from .spec import SpecError, resolve, select_zones, with_zones
@@ -26,8 +27,12 @@ def load_spec(module):
 
 
 def client(module, spec, service):
-    """A boto3 client for the spec's region; amazon.aws wrappers add their own retries."""
-    return module.client(service, region=spec["region"])
+    """A boto3 client for the spec's region.
+
+    amazon.aws wrappers (ec2.describe_subnets, ...) retry on their own; direct calls opt in
+    to the same throttling retries with ``aws_retry=True``.
+    """
+    return module.client(service, region=spec["region"], retry_decorator=AWSRetry.jittered_backoff())
 
 
 def region_zones(ec2):
@@ -70,8 +75,8 @@ def finish(module, plan, header, **result):
             plan.apply()
         except PlanApplyError as error:
             detail = {"plan": plan.as_list(), "applied": error.applied}
-            if isinstance(error.error, AnsibleAWSError):
-                module.fail_json_aws(error.error.exception or error.error, msg="%s: %s" % (error, error.error.message), **detail)
+            if isinstance(error.error, AnsibleAWSError) and error.error.exception is not None:
+                module.fail_json_aws(error.error.exception, msg=str(error), **detail)
             module.fail_json(msg=str(error), **detail)
     out = dict((key, value() if callable(value) else value) for key, value in result.items())
     out.update(changed=plan.changed, plan=plan.as_list())

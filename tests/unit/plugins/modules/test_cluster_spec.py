@@ -1,0 +1,88 @@
+"""cluster_spec: offline validation first, then read-only account checks."""
+
+from unittest import mock
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from helpers.module_runner import run_module
+
+SPEC = {"name": "capi-example", "region": "ap-northeast-2", "kubernetes_version": "v1.31.4"}
+
+
+@pytest.fixture
+def aws(aws_env):
+    with mock_aws():
+        yield boto3.client("ec2", region_name="ap-northeast-2")
+
+
+def test_invalid_spec_fails_before_any_aws_call(aws_env):
+    with mock.patch("botocore.client.BaseClient._make_api_call") as api:
+        result, failed = run_module("cluster_spec", {"cluster": dict(SPEC, control_plane={"replicas": 2})})
+    assert failed
+    assert "cluster.control_plane.replicas: 2 is even" in result["msg"]
+    assert result["errors"] == [line for line in result["errors"] if line.startswith("cluster.")]
+    api.assert_not_called()
+
+
+def test_offline_validation_makes_no_call(aws_env):
+    with mock.patch("botocore.client.BaseClient._make_api_call") as api:
+        result, failed = run_module("cluster_spec", {"cluster": SPEC, "check_account": False})
+    assert not failed and not result["changed"]
+    assert result["cluster"]["network"]["availability_zones"] == 3
+    api.assert_not_called()
+
+
+def test_account_check_resolves_zones_and_reports_eips(aws):
+    result, failed = run_module("cluster_spec", {"cluster": SPEC})
+    assert not failed, result
+    assert result["cluster"]["network"]["availability_zones"] == ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
+    assert result["cluster"]["machine_deployments"][0]["availability_zones"] == result["cluster"]["network"]["availability_zones"]
+    assert result["nat_gateway_count"] == 3
+    assert result["elastic_ips"] == {"quota": 5, "in_use": 0, "owned": 0}
+    assert result["changed"] is False
+
+
+def test_eip_quota_exhausted_fails_naming_nat_layout(aws):
+    for _ in range(3):
+        aws.allocate_address(Domain="vpc")
+    result, failed = run_module("cluster_spec", {"cluster": SPEC})
+    assert failed
+    assert "cluster.network.nat_gateways: per_az needs 3 more Elastic IP(s) but only 2" in result["msg"]
+    single, failed = run_module("cluster_spec", {"cluster": dict(SPEC, network={"nat_gateways": "single"})})
+    assert not failed and single["nat_gateway_count"] == 1
+
+
+def test_eips_the_cluster_already_owns_count_as_available(aws):
+    for _ in range(2):
+        aws.allocate_address(Domain="vpc")
+    for _ in range(3):
+        aws.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": [
+            {"Key": "sigs.k8s.io/cluster-api-provider-aws/cluster/capi-example", "Value": "owned"}]}])
+    result, failed = run_module("cluster_spec", {"cluster": SPEC})
+    assert not failed, result["msg"]
+    assert result["elastic_ips"] == {"quota": 5, "in_use": 5, "owned": 3}
+
+
+def test_more_zones_than_the_region_has(aws):
+    result, failed = run_module("cluster_spec", {"cluster": dict(SPEC, network={"availability_zones": 6})})
+    assert failed
+    assert "cluster.network.availability_zones: 6 zones asked for but ap-northeast-2 has only" in result["msg"]
+
+
+def test_missing_key_pair(aws):
+    result, failed = run_module("cluster_spec", {"cluster": dict(SPEC, ssh_key_name="jonnung")})
+    assert failed and "cluster.ssh_key_name: key pair 'jonnung' does not exist" in result["msg"]
+    aws.create_key_pair(KeyName="jonnung")
+    result, failed = run_module("cluster_spec", {"cluster": dict(SPEC, ssh_key_name="jonnung")})
+    assert not failed
+
+
+def test_quick_start_variables(aws, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "ap-northeast-2")
+    monkeypatch.setenv("KUBERNETES_VERSION", "v1.31.4")
+    monkeypatch.setenv("WORKER_MACHINE_COUNT", "2")
+    result, failed = run_module("cluster_spec", {"cluster": {"name": "from-env"}})
+    assert not failed, result
+    assert result["cluster"]["machine_deployments"][0]["replicas"] == 2
