@@ -9,7 +9,9 @@ amazon.aws and kubernetes.core collections installed with Ansible stay importabl
 import os
 import sys
 
+import botocore.session
 import pytest
+from botocore.client import BaseClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS_ROOT = os.path.join(REPO, ".ansible", "collections")
@@ -31,6 +33,24 @@ for path in (COLLECTIONS_ROOT, os.path.join(REPO, "tests")):
         sys.path.insert(0, path)
 
 
+_shared_loaders = {}
+
+
+def _shared_loader(data_path=None):
+    """One botocore data loader per data path for the whole test run.
+
+    Every in-process module run makes new boto3 sessions, and each session's loader would
+    parse the large service models (EC2's is megabytes of JSON) again; the models never
+    change during a run, so tests share one loader and its cache.
+    """
+    if data_path not in _shared_loaders:
+        _shared_loaders[data_path] = botocore.loaders.create_loader(data_path)
+    return _shared_loaders[data_path]
+
+
+botocore.session.create_loader = _shared_loader
+
+
 @pytest.fixture
 def aws_env(monkeypatch):
     """Fake credentials and a default region, so nothing can reach a real account."""
@@ -42,3 +62,29 @@ def aws_env(monkeypatch):
                  "AWS_SSH_KEY_NAME", "AWS_CONTROL_PLANE_MACHINE_TYPE", "AWS_NODE_MACHINE_TYPE",
                  "CONTROL_PLANE_MACHINE_COUNT", "WORKER_MACHINE_COUNT"):
         monkeypatch.delenv(name, raising=False)
+
+
+class AwsCalls(list):
+    """The AWS API calls a test made, as (service, operation) pairs, in order."""
+
+    READ_PREFIXES = ("Describe", "List", "Get")
+
+    def writes(self):
+        return [call for call in self if not call[1].startswith(self.READ_PREFIXES)]
+
+    def reads(self):
+        return [call for call in self if call[1].startswith(self.READ_PREFIXES)]
+
+
+@pytest.fixture
+def aws_calls(monkeypatch):
+    """Record every botocore API call (moto still answers them); ``aws_calls.writes()`` must be empty on a rerun."""
+    calls = AwsCalls()
+    make_api_call = BaseClient._make_api_call
+
+    def recording(client, operation_name, api_params):
+        calls.append((client.meta.service_model.service_name, operation_name))
+        return make_api_call(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return calls

@@ -50,6 +50,10 @@ CONTROLLERS_PROFILE = "controllers" + IAM_SUFFIX
 OWNER_TAG_PREFIX = "sigs.k8s.io/cluster-api-provider-aws/cluster/"
 CLOUD_PROVIDER_TAG_PREFIX = "kubernetes.io/cluster/"
 
+# Subnet tags the AWS cloud-controller-manager reads to place Service load balancers.
+ELB_ROLE_TAG = "kubernetes.io/role/elb"
+INTERNAL_ELB_ROLE_TAG = "kubernetes.io/role/internal-elb"
+
 
 def owner_tag(cluster_name):
     """The tag key whose value ``owned`` marks a resource as the cluster's."""

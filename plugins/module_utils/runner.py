@@ -7,15 +7,40 @@
 bad input, make clients in the spec's region, and apply or only report the plan."""
 
 import os
+import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_availability_zones
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import is_ansible_aws_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from .plan import PlanApplyError
 from .spec import SpecError, resolve, select_zones, with_zones
 
 CLUSTER_OPTION = dict(type="dict", required=True)
+
+# What EC2 answers, for a short while, about an id it has just handed out (eventual consistency).
+NOT_YET_VISIBLE = (
+    "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidRouteTableID.NotFound",
+    "InvalidInternetGatewayID.NotFound", "InvalidGatewayID.NotFound", "InvalidNatGatewayID.NotFound",
+    "InvalidAllocationID.NotFound", "InvalidElasticIpID.NotFound", "InvalidGroup.NotFound",
+)
+EVENTUAL_DELAYS = (1, 2, 4, 8, 15, 15, 15)  # seconds; about a minute in all
+
+
+def cluster_module(argument_spec, **kwargs):
+    """An AnsibleAWSModule for a module taking the cluster spec.
+
+    It has amazon.aws's connection options but no ``region``: every call goes to the spec's
+    region, and a second, ignored region option would only mislead.
+    """
+    full = aws_argument_spec()
+    full.pop("region")
+    full.update(argument_spec)
+    full["cluster"] = CLUSTER_OPTION
+    return AnsibleAWSModule(argument_spec=full, default_args=False, supports_check_mode=True, **kwargs)
 
 
 def load_spec(module):
@@ -75,11 +100,27 @@ def finish(module, plan, header, **result):
             plan.apply()
         except PlanApplyError as error:
             detail = {"plan": plan.as_list(), "applied": error.applied}
+            failed = "%s %s %s failed" % (error.action.verb, error.action.kind, error.action.name)
             if isinstance(error.error, AnsibleAWSError) and error.error.exception is not None:
-                module.fail_json_aws(error.error.exception, msg=str(error), **detail)
+                # fail_json_aws appends the AWS error itself; the message says which step and why.
+                module.fail_json_aws(error.error.exception, msg="%s: %s" % (failed, error.error.message), **detail)
             module.fail_json(msg=str(error), **detail)
     out = dict((key, value() if callable(value) else value) for key, value in result.items())
     out.update(changed=plan.changed, plan=plan.as_list())
     if module._diff:
         out["diff"] = plan.diff(header)
     module.exit_json(**out)
+
+
+def eventually(call, *args, **kwargs):
+    """Run an amazon.aws call, again while EC2 does not yet know an id it has just created.
+
+    ``call`` is a wrapper such as ec2.create_route, which raises AnsibleAWSError; only the
+    NOT_YET_VISIBLE codes are retried, so a real error still fails at once.
+    """
+    for delay in EVENTUAL_DELAYS:
+        try:
+            return call(*args, **kwargs)
+        except is_ansible_aws_error_code(NOT_YET_VISIBLE):
+            time.sleep(delay)
+    return call(*args, **kwargs)

@@ -20,7 +20,7 @@ description:
     that cannot be built.
   - Playbooks run it first and pass its RV(cluster) to the other modules.
 author:
-  - kubecluster.aws developers
+  - kubecluster.aws developers (@kubecluster)
 options:
   check_account:
     description:
@@ -110,7 +110,6 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_addresses
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_key_pairs
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
@@ -158,10 +157,9 @@ def check_account(module, spec):
 
 def main():
     argument_spec = dict(
-        cluster=runner.CLUSTER_OPTION,
         check_account=dict(type="bool", default=True),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = runner.cluster_module(argument_spec)
     spec = runner.load_spec(module)
     if not module.params["check_account"]:
         module.exit_json(changed=False, cluster=spec)

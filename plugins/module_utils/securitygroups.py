@@ -1,0 +1,285 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the kubecluster.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The cluster's security groups and their ingress rules, as CAPA's securitygroup service makes them.
+
+Roles ``apiserver-lb``, ``lb``, ``controlplane``, ``node`` and, with a bastion, ``bastion``.
+The groups refer to each other, so every missing group is created before any rule; each
+group then gets its missing rules in one AuthorizeSecurityGroupIngress call and loses the
+rules the spec no longer has in one RevokeSecurityGroupIngress call. The ``lb`` group is
+the exception: the AWS cloud-controller-manager adds rules to it for Service load
+balancers, so, as CAPA, rules there are added but never revoked. Egress is left at AWS's
+default (allow all).
+
+Deletion revokes every ingress rule of every group first, because the groups reference
+each other and AWS refuses to delete a group another group's rule points at.
+"""
+
+import collections
+
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import authorize_security_group_ingress
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import create_security_group
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import delete_security_group
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_security_groups
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import revoke_security_group_ingress
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
+
+from . import naming
+from .plan import UNKNOWN
+from .runner import eventually
+
+# One ingress rule: ``source`` is ("cidr", "10.0.0.0/16") or ("group", <sg role>).
+Rule = collections.namedtuple("Rule", "protocol from_port to_port source description")
+
+CIDR = "cidr"
+GROUP = "group"
+IP_IN_IP = "4"
+# Port ranges only mean something for these; AWS ignores them for any other protocol.
+_PORTED = ("tcp", "udp", "icmp", "icmpv6")
+_PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
+_CNI_RULES = {
+    "calico": (("tcp", 179, 179, "bgp (calico)"), (IP_IN_IP, -1, -1, "IP-in-IP (calico)")),
+    "cilium": (("udp", 8472, 8472, "VXLAN (cilium)"), ("tcp", 4240, 4240, "health (cilium)")),
+}
+
+
+def group_ref(role):
+    """The plan.refs key of the group id of an sg role."""
+    return "security_group:" + role
+
+
+def wanted_roles(spec):
+    """The sg roles the cluster needs, in the order CAPA creates them."""
+    roles = [naming.SG_APISERVER_LB, naming.SG_LB, naming.SG_CONTROL_PLANE, naming.SG_NODE]
+    if spec["network"]["bastion"]["enabled"]:
+        roles.append(naming.SG_BASTION)
+    return roles
+
+
+def _from_groups(protocol, port, roles, description):
+    return [Rule(protocol, port, port, (GROUP, role), description) for role in roles]
+
+
+def _from_cidrs(protocol, from_port, to_port, cidrs, description):
+    return [Rule(protocol, from_port, to_port, (CIDR, cidr), description) for cidr in cidrs]
+
+
+def _cni_rules(spec):
+    members = (naming.SG_CONTROL_PLANE, naming.SG_NODE)
+    return [Rule(protocol, from_port, to_port, (GROUP, role), description)
+            for protocol, from_port, to_port, description in _CNI_RULES[spec["network"]["cni"]]
+            for role in members]
+
+
+def wanted_rules(spec, vpc_cidr):
+    """{sg role: [Rule]}: the ingress rules of CAPA's default security groups for this spec."""
+    network = spec["network"]
+    api_lb = network["api_load_balancer"]
+    bastion = network["bastion"]
+    ssh = _from_groups("tcp", 22, [naming.SG_BASTION], "SSH") if bastion["enabled"] else []
+    members = [naming.SG_CONTROL_PLANE, naming.SG_NODE]
+    api_sources = [vpc_cidr] if api_lb["scheme"] == "internal" else api_lb["allowed_cidrs"]
+    rules = {
+        naming.SG_APISERVER_LB: _from_cidrs("tcp", 6443, 6443, api_sources, "Kubernetes API"),
+        naming.SG_LB: [],
+        naming.SG_CONTROL_PLANE: (_from_groups("tcp", 6443, [naming.SG_APISERVER_LB] + members, "Kubernetes API")
+                                  + _from_groups("tcp", 2379, [naming.SG_CONTROL_PLANE], "etcd")
+                                  + _from_groups("tcp", 2380, [naming.SG_CONTROL_PLANE], "etcd peer")
+                                  + ssh + _cni_rules(spec)),
+        naming.SG_NODE: (_from_cidrs("tcp", 30000, 32767, network["node_port_cidrs"], "Node Port Services")
+                         + _from_groups("tcp", 10250, members, "Kubelet API")
+                         + ssh + _cni_rules(spec)),
+    }
+    if api_lb["type"] == "nlb":
+        # NLB targets see the load balancer's private address, which is in the VPC.
+        rules[naming.SG_LB] = _from_cidrs("tcp", 6443, 6443, [vpc_cidr], "Allow NLB traffic to the control plane instances.")
+    if bastion["enabled"]:
+        rules[naming.SG_BASTION] = _from_cidrs("tcp", 22, 22, bastion["allowed_cidrs"], "SSH")
+    return rules
+
+
+# --- comparing rules: one key per (protocol, ports, single source) ------------------------
+
+def _rule_key(protocol, from_port, to_port, kind, value):
+    protocol = _PROTOCOL_NAMES.get(str(protocol), str(protocol).lower())
+    if protocol not in _PORTED:
+        from_port = to_port = None
+    return (protocol, from_port, to_port, kind, value)
+
+
+def _permission(protocol, from_port, to_port, field, entry):
+    permission = {"IpProtocol": protocol, field: [entry]}
+    if from_port is not None:
+        permission["FromPort"] = from_port
+        permission["ToPort"] = to_port
+    return permission
+
+
+def existing_rules(group):
+    """{rule key: IpPermission for exactly that rule} of a described group's ingress."""
+    rules = {}
+    for perm in group.get("IpPermissions", []):
+        protocol, from_port, to_port = perm["IpProtocol"], perm.get("FromPort"), perm.get("ToPort")
+        sources = ([("IpRanges", CIDR, "CidrIp", r) for r in perm.get("IpRanges", [])]
+                   + [("Ipv6Ranges", "cidr6", "CidrIpv6", r) for r in perm.get("Ipv6Ranges", [])]
+                   + [("PrefixListIds", "prefix_list", "PrefixListId", r) for r in perm.get("PrefixListIds", [])]
+                   + [("UserIdGroupPairs", GROUP, "GroupId", r) for r in perm.get("UserIdGroupPairs", [])])
+        for field, kind, id_key, entry in sources:
+            # Described as AWS holds it, description included, so a revoke matches it exactly.
+            source = dict((k, v) for k, v in entry.items() if k in (id_key, "UserId", "Description"))
+            key = _rule_key(protocol, from_port, to_port, kind, entry[id_key])
+            rules[key] = _permission(protocol, from_port, to_port, field, source)
+    return rules
+
+
+def _wanted_permission(rule, group_ids):
+    kind, value = rule.source
+    if kind == CIDR:
+        return _permission(rule.protocol, rule.from_port, rule.to_port, "IpRanges",
+                           {"CidrIp": value, "Description": rule.description})
+    return _permission(rule.protocol, rule.from_port, rule.to_port, "UserIdGroupPairs",
+                       {"GroupId": group_ids[value], "Description": rule.description})
+
+
+def _render(key, names):
+    protocol, from_port, to_port, _kind, value = key
+    if from_port is None:
+        text = "protocol %s" % protocol
+    elif from_port == to_port:
+        text = "%s %s" % (protocol, from_port)
+    else:
+        text = "%s %s-%s" % (protocol, from_port, to_port)
+    return "%s from %s" % (text, names.get(value, value))
+
+
+# --- present ---------------------------------------------------------------------------------
+
+def _groups_by_role(ec2, spec, vpc_id):
+    """The cluster's owned groups in the VPC as {sg role: group}, read once."""
+    cluster = spec["name"]
+    filters = naming.owned_filters(cluster) + [{"Name": "vpc-id", "Values": [vpc_id]}]
+    groups = {}
+    for group in describe_security_groups(ec2, Filters=filters):
+        tags = naming.tags_to_dict(group.get("Tags"))
+        role = tags.get(naming.ROLE_TAG)
+        if not naming.is_owned(tags, cluster) or not role:
+            continue
+        # Two groups with one role: keep the one with CAPA's name.
+        if role not in groups or group["GroupName"] == naming.security_group_name(cluster, role):
+            groups[role] = group
+    return groups
+
+
+def _plan_create(ec2, spec, plan, role, vpc_id):
+    cluster = spec["name"]
+    name = naming.security_group_name(cluster, role)
+    tags = naming.resource_tags(cluster, name, role, spec["additional_tags"], cloud_provider=role == naming.SG_LB)
+
+    def create():
+        group = eventually(create_security_group, ec2, GroupName=name, VpcId=vpc_id(),
+                           Description=naming.security_group_description(cluster, role),
+                           TagSpecifications=boto3_tag_specifications(tags, ["security-group"]))
+        plan.refs[group_ref(role)] = group["GroupId"]
+
+    plan.create("security-group", name, create, role)
+
+
+def _plan_rules(ec2, spec, plan, role, group, rules, known_ids, names):
+    """Revoke what the spec no longer has (never on ``lb``), then authorize what is missing.
+
+    ``known_ids`` maps the roles of existing groups to their ids; ``names`` maps group ids
+    and roles to group names, for the plan's text.
+    """
+    name = naming.security_group_name(spec["name"], role)
+    have = existing_rules(group) if group else {}
+    wanted_keys = set()
+    missing = collections.OrderedDict()
+    for rule in rules:
+        kind, value = rule.source
+        now = known_ids.get(value) if kind == GROUP else value
+        key = _rule_key(rule.protocol, rule.from_port, rule.to_port, kind, now) if now else None
+        wanted_keys.add(key)
+        if key not in have:
+            # Keyed by source role or CIDR, so a source listed twice is authorized once.
+            missing.setdefault(_rule_key(rule.protocol, rule.from_port, rule.to_port, kind, value), rule)
+    extra = [] if role == naming.SG_LB else sorted((k for k in have if k not in wanted_keys), key=str)
+
+    def group_id():
+        return plan.refs[group_ref(role)]
+
+    if extra:
+        revoke = [have[key] for key in extra]
+        plan.update("security-group", name, lambda: revoke_security_group_ingress(ec2, GroupId=group_id(), IpPermissions=revoke),
+                    "revoke " + ", ".join(_render(key, names) for key in extra))
+    if missing:
+        def authorize():
+            ids = dict((r, plan.refs[group_ref(r)]) for r in wanted_roles(spec))
+            permissions = [_wanted_permission(rule, ids) for rule in missing.values()]
+            eventually(authorize_security_group_ingress, ec2, GroupId=group_id(), IpPermissions=permissions)
+
+        plan.update("security-group", name, authorize, "authorize " + ", ".join(_render(key, names) for key in missing))
+
+
+def plan_present(ec2, spec, plan, vpc_id, vpc_cidr):
+    """Add to ``plan`` what makes the cluster's security groups and rules match the spec.
+
+    ``vpc_id`` is a callable giving the VPC's id: plan.UNKNOWN while the VPC is still to be
+    created (then no group can exist yet), the real id when the actions run. ``vpc_cidr``
+    is the VPC's CIDR, the source of the internal API and NLB rules. Group ids go to
+    ``plan.refs[group_ref(role)]``.
+    """
+    current_vpc = vpc_id()
+    groups = _groups_by_role(ec2, spec, current_vpc) if current_vpc != UNKNOWN else {}
+    roles = wanted_roles(spec)
+    for role in roles:
+        if role in groups:
+            plan.refs[group_ref(role)] = groups[role]["GroupId"]
+        else:
+            _plan_create(ec2, spec, plan, role, vpc_id)
+    known_ids = dict((role, group["GroupId"]) for role, group in groups.items() if role in roles)
+    names = dict((group["GroupId"], group["GroupName"]) for group in groups.values())
+    names.update((role, naming.security_group_name(spec["name"], role)) for role in roles)
+    rules = wanted_rules(spec, vpc_cidr)
+    for role in roles:
+        _plan_rules(ec2, spec, plan, role, groups.get(role), rules[role], known_ids, names)
+    return plan
+
+
+def group_ids(plan, spec):
+    """{sg role: group id} once the plan ran (plan.UNKNOWN for a group check mode did not create)."""
+    return dict((role, plan.refs[group_ref(role)]) for role in wanted_roles(spec))
+
+
+# --- absent ----------------------------------------------------------------------------------
+
+def is_cluster_group(group, cluster):
+    """Owned by the cluster, or made for it by the cloud-controller-manager (as CAPA's GC counts them)."""
+    tags = naming.tags_to_dict(group.get("Tags"))
+    made_by_ccm = tags.get(naming.cloud_provider_tag(cluster)) == naming.OWNED
+    return group["GroupName"] != "default" and (naming.is_owned(tags, cluster) or made_by_ccm)
+
+
+def plan_absent(ec2, spec, plan, vpc_id):
+    """Add to ``plan`` the revoke of every ingress rule of the cluster's groups in the VPC, then their deletes."""
+    cluster = spec["name"]
+    groups = [g for g in describe_security_groups(ec2, Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
+              if is_cluster_group(g, cluster)]
+    groups.sort(key=lambda g: g["GroupName"])
+    for group in groups:
+        rules = list(existing_rules(group).values())
+        if rules:
+            plan.update("security-group", group["GroupName"],
+                        _revoke_all(ec2, group["GroupId"], rules), "revoke all %d ingress rule(s)" % len(rules))
+    for group in groups:
+        plan.delete("security-group", group["GroupName"], _delete(ec2, group["GroupId"]), group["GroupId"])
+    return plan
+
+
+def _revoke_all(ec2, group_id, rules):
+    return lambda: revoke_security_group_ingress(ec2, GroupId=group_id, IpPermissions=rules)
+
+
+def _delete(ec2, group_id):
+    return lambda: delete_security_group(ec2, group_id)

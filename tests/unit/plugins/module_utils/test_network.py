@@ -1,0 +1,306 @@
+"""network.py: CAPA's CIDR split and NAT layout (pure), then plans against moto in process.
+
+The module tests (tests/unit/plugins/modules/test_cluster_network.py) cover the user-visible
+behaviour; these cover what is easier to reach from the service: interrupted runs, layout
+changes, a subnet held by another route table, and the NotFound retries after a create.
+"""
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import AnsibleEC2Error
+from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from ansible_collections.kubecluster.aws.plugins.module_utils import network
+from ansible_collections.kubecluster.aws.plugins.module_utils import runner
+from ansible_collections.kubecluster.aws.plugins.module_utils.plan import UNKNOWN
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve, with_zones
+
+REGION = "ap-northeast-2"
+ZONES = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
+OWNER = naming.owner_tag("capi-example")
+
+
+def make_spec(zones=None, additional_tags=None, **network_fields):
+    zones = zones or ZONES
+    raw = {"name": "capi-example", "region": REGION, "kubernetes_version": "v1.31.4", "network": dict(network_fields),
+           "additional_tags": additional_tags or {}}
+    return with_zones(resolve(raw), zones)
+
+
+@pytest.fixture
+def ec2(aws_env):
+    with mock_aws():
+        yield boto3.client("ec2", region_name=REGION)
+
+
+def owned(items):
+    return [item for item in items if naming.is_owned(naming.tags_to_dict(item.get("Tags")), "capi-example")]
+
+
+def inventory(ec2):
+    """Counts of what the cluster owns, to prove a rerun made nothing twice."""
+    nats = [n for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] in ("pending", "available")]
+    return {
+        "vpcs": len(owned(ec2.describe_vpcs()["Vpcs"])),
+        "subnets": len(owned(ec2.describe_subnets()["Subnets"])),
+        "igws": len(owned(ec2.describe_internet_gateways()["InternetGateways"])),
+        "eips": len(owned(ec2.describe_addresses()["Addresses"])),
+        "nats": len(owned(nats)),
+        "route_tables": len(owned(ec2.describe_route_tables()["RouteTables"])),
+        "security_groups": len(owned(ec2.describe_security_groups()["SecurityGroups"])),
+    }
+
+
+FULL = {"vpcs": 1, "subnets": 6, "igws": 1, "eips": 3, "nats": 3, "route_tables": 6, "security_groups": 5}
+
+
+def default_route(ec2, name):
+    table = ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": [name]}])["RouteTables"][0]
+    return next((r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"), None)
+
+
+# --- CAPA's CIDR split --------------------------------------------------------------------
+
+@pytest.mark.parametrize("zones, public, private", [
+    (3, ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"], ["10.0.64.0/18", "10.0.128.0/18", "10.0.192.0/18"]),
+    (2, ["10.0.0.0/19", "10.0.32.0/19"], ["10.0.64.0/18", "10.0.128.0/18"]),
+    (1, ["10.0.0.0/17"], ["10.0.128.0/17"]),
+    (4, ["10.0.0.0/21", "10.0.8.0/21", "10.0.16.0/21", "10.0.24.0/21"],
+     ["10.0.32.0/19", "10.0.64.0/19", "10.0.96.0/19", "10.0.128.0/19"]),
+])
+def test_subnet_cidrs_match_capa(zones, public, private):
+    assert network.subnet_cidrs("10.0.0.0/16", zones) == (public, private)
+
+
+def test_subnet_cidrs_of_another_vpc_cidr_stay_inside_it():
+    public, private = network.subnet_cidrs("172.31.128.0/20", 3)
+    assert public == ["172.31.128.0/24", "172.31.129.0/24", "172.31.130.0/24"]
+    assert private == ["172.31.132.0/22", "172.31.136.0/22", "172.31.140.0/22"]
+
+
+@pytest.mark.parametrize("cidr, count, expected", [
+    ("10.0.0.0/16", 1, ["10.0.0.0/16"]),
+    ("10.0.0.0/16", 2, ["10.0.0.0/17", "10.0.128.0/17"]),
+    ("10.0.0.0/16", 3, ["10.0.0.0/18", "10.0.64.0/18", "10.0.128.0/18"]),
+    ("10.0.0.0/24", 5, ["10.0.0.0/27", "10.0.0.32/27", "10.0.0.64/27", "10.0.0.96/27", "10.0.0.128/27"]),
+])
+def test_split_cidr_rounds_the_block_count_up_to_a_power_of_two(cidr, count, expected):
+    assert network.split_cidr(cidr, count) == expected
+
+
+def test_wanted_subnets_carry_capa_names_and_tags():
+    subnets = network.wanted_subnets(make_spec(additional_tags={"team": "infra"}))
+    assert [(s["role"], s["zone"], s["cidr"]) for s in subnets] == [
+        ("public", "ap-northeast-2a", "10.0.0.0/20"), ("public", "ap-northeast-2b", "10.0.16.0/20"),
+        ("public", "ap-northeast-2c", "10.0.32.0/20"), ("private", "ap-northeast-2a", "10.0.64.0/18"),
+        ("private", "ap-northeast-2b", "10.0.128.0/18"), ("private", "ap-northeast-2c", "10.0.192.0/18")]
+    public, private = subnets[0], subnets[3]
+    assert public["tags"] == {"Name": "capi-example-subnet-public-ap-northeast-2a", OWNER: "owned", "team": "infra",
+                              naming.ROLE_TAG: "public", "kubernetes.io/cluster/capi-example": "owned",
+                              "kubernetes.io/role/elb": "1"}
+    assert private["tags"]["kubernetes.io/role/internal-elb"] == "1"
+    assert "kubernetes.io/role/elb" not in private["tags"]
+
+
+# --- NAT layout ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode, nat_zones, routes", [
+    ("per_az", ZONES, ZONES),
+    ("single", ZONES[:1], [ZONES[0]] * 3),
+    ("none", [], [None] * 3),
+])
+def test_nat_layout(mode, nat_zones, routes):
+    spec = make_spec(nat_gateways=mode)
+    assert network.nat_zones(spec) == nat_zones
+    assert [network.nat_zone_for(spec, zone) for zone in ZONES] == routes
+
+
+def test_nat_client_token_is_stable_short_and_specific():
+    token = network.nat_client_token("capi-example", "ap-northeast-2a", "subnet-1")
+    assert token == network.nat_client_token("capi-example", "ap-northeast-2a", "subnet-1")
+    assert len(token) <= 64
+    assert token != network.nat_client_token("capi-example", "ap-northeast-2b", "subnet-1")
+    assert token != network.nat_client_token("capi-example", "ap-northeast-2a", "subnet-2")
+    assert token != network.nat_client_token("other", "ap-northeast-2a", "subnet-1")
+
+
+# --- plans against moto --------------------------------------------------------------------
+
+def test_plan_on_an_empty_account_reads_little_and_knows_ids_only_after_apply(ec2, aws_calls):
+    plan = network.plan_present(ec2, make_spec())
+    assert aws_calls.writes() == []
+    # Without a VPC nothing VPC-scoped can exist: only the VPC and the reusable Elastic IPs are read.
+    assert aws_calls == [("ec2", "DescribeVpcs"), ("ec2", "DescribeAddresses")]
+    result = plan.result()
+    assert result["vpc_id"] == UNKNOWN and result["security_groups"]["node"] == UNKNOWN
+    assert [s["cidr"] for s in result["subnets"] if s["role"] == "private"] == ["10.0.64.0/18", "10.0.128.0/18", "10.0.192.0/18"]
+    plan.apply()
+    result = plan.result()
+    assert result["vpc_id"].startswith("vpc-")
+    assert all(n["id"].startswith("nat-") and n["public_ip"] for n in result["nat_gateways"])
+    assert inventory(ec2) == FULL
+
+
+def test_nat_gateways_are_all_created_then_waited_for_once(ec2):
+    plan = network.plan_present(ec2, make_spec())
+    verbs = [(a.verb, a.kind) for a in plan.actions]
+    nat_creates = [i for i, v in enumerate(verbs) if v == ("create", "nat-gateway")]
+    waits = [i for i, v in enumerate(verbs) if v[0] == "wait"]
+    assert len(nat_creates) == 3 and len(waits) == 1
+    assert waits[0] > max(nat_creates)
+    assert waits[0] < min(i for i, v in enumerate(verbs) if v == ("create", "route-table"))
+
+
+def test_without_wait_no_wait_action_is_planned(ec2):
+    plan = network.plan_present(ec2, make_spec(), wait=False)
+    assert not [a for a in plan.actions if a.verb == "wait"]
+
+
+@pytest.mark.parametrize("stop_after", ["vpc", "subnet", "internet-gateway", "elastic-ip", "nat-gateway", "route-table", "security-group"])
+def test_an_interrupted_run_converges_without_duplicates(ec2, stop_after):
+    spec = make_spec()
+    plan = network.plan_present(ec2, spec)
+    first = next(i for i, a in enumerate(plan.actions) if a.kind == stop_after)
+    for action in plan.actions[:first + 1]:
+        action.run()
+    network.plan_present(ec2, spec).apply()
+    assert inventory(ec2) == FULL
+    assert network.plan_present(ec2, spec).actions == []
+
+
+def test_free_owned_eips_are_reused_before_allocating(ec2, aws_calls):
+    tags = naming.resource_tags("capi-example", naming.eip_name("capi-example"), naming.ROLE_COMMON)
+    spare = ec2.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": [
+        {"Key": k, "Value": v} for k, v in tags.items()]}])
+    plan = network.plan_present(ec2, make_spec())
+    assert len([a for a in plan.actions if a.kind == "elastic-ip"]) == 2
+    plan.apply()
+    assert spare["AllocationId"] in [n["allocation_id"] for n in plan.result()["nat_gateways"]]
+    assert inventory(ec2)["eips"] == 3
+
+
+def test_per_az_to_single_repoints_routes_then_deletes_surplus_nats_and_releases_their_eips(ec2):
+    network.plan_present(ec2, make_spec()).apply()
+    plan = network.plan_present(ec2, make_spec(nat_gateways="single"))
+    rendered = plan.render()
+    assert rendered.index("point 0.0.0.0/0 at capi-example-nat in ap-northeast-2a") < rendered.index("- nat-gateway")
+    plan.apply()
+    result = plan.result()
+    (nat,) = result["nat_gateways"]
+    for zone in ZONES:
+        assert default_route(ec2, "capi-example-rt-private-" + zone)["NatGatewayId"] == nat["id"]
+    assert inventory(ec2)["nats"] == 1 and inventory(ec2)["eips"] == 1
+    assert network.plan_present(ec2, make_spec(nat_gateways="single")).actions == []
+
+
+def test_per_az_to_none_removes_private_default_routes(ec2):
+    network.plan_present(ec2, make_spec()).apply()
+    network.plan_present(ec2, make_spec(nat_gateways="none")).apply()
+    for zone in ZONES:
+        assert default_route(ec2, "capi-example-rt-private-" + zone) is None
+        assert default_route(ec2, "capi-example-rt-public-" + zone)["GatewayId"].startswith("igw-")
+    assert inventory(ec2)["nats"] == 0 and inventory(ec2)["eips"] == 0
+
+
+def test_dns_hostnames_turned_off_is_turned_on_again_and_only_it(ec2, aws_calls):
+    spec = make_spec()
+    plan = network.plan_present(ec2, spec)
+    plan.apply()
+    vpc_id = plan.result()["vpc_id"]
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": False})
+    del aws_calls[:]
+    network.plan_present(ec2, spec).apply()
+    assert aws_calls.writes() == [("ec2", "ModifyVpcAttribute")]
+    assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"] is True
+
+
+def test_a_subnet_taken_by_another_route_table_is_taken_back(ec2):
+    spec = make_spec()
+    plan = network.plan_present(ec2, spec)
+    plan.apply()
+    result = plan.result()
+    subnet = next(s for s in result["subnets"] if s["name"] == "capi-example-subnet-private-ap-northeast-2b")
+    stray = ec2.create_route_table(VpcId=result["vpc_id"])["RouteTable"]["RouteTableId"]
+    association = next(a for t in ec2.describe_route_tables()["RouteTables"] for a in t.get("Associations", [])
+                       if a.get("SubnetId") == subnet["id"])
+    ec2.replace_route_table_association(AssociationId=association["RouteTableAssociationId"], RouteTableId=stray)
+    repair = network.plan_present(ec2, spec)
+    assert [a.detail for a in repair.actions] == ["associate with capi-example-subnet-private-ap-northeast-2b"]
+    repair.apply()
+    table = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet["id"]]}])["RouteTables"][0]
+    assert naming.tags_to_dict(table["Tags"])["Name"] == "capi-example-rt-private-ap-northeast-2b"
+
+
+def test_absent_without_wait_stops_after_the_nat_gateway_deletes_and_a_rerun_finishes(ec2):
+    spec = make_spec()
+    network.plan_present(ec2, spec).apply()
+    first = network.plan_absent(ec2, boto3.client("elb", region_name=REGION), boto3.client("elbv2", region_name=REGION), spec, wait=False)
+    assert first.actions[-1].kind == "nat-gateway" and first.actions[-1].verb == "delete"
+    assert not [a for a in first.actions if a.kind in ("elastic-ip", "subnet", "vpc")]
+    first.apply()
+    second = network.plan_absent(ec2, boto3.client("elb", region_name=REGION), boto3.client("elbv2", region_name=REGION), spec, wait=False)
+    assert [a.kind for a in second.actions] == ["elastic-ip"] * 3 + ["internet-gateway"] + ["subnet"] * 6 + ["vpc"]
+    second.apply()
+    assert inventory(ec2) == dict((key, 0) for key in FULL)
+
+
+def test_byo_vpc_that_does_not_exist_fails_naming_the_field(ec2):
+    spec = make_spec(vpc_id="vpc-0123456789abcdef0", subnet_ids=["subnet-0123456789abcdef0"])
+    with pytest.raises(network.NetworkError) as caught:
+        network.plan_present(ec2, spec)
+    assert str(caught.value).startswith("cluster.network.vpc_id: vpc-0123456789abcdef0 does not exist in ap-northeast-2")
+
+
+def test_byo_subnets_of_another_vpc_are_refused(ec2):
+    mine = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    other = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    stranger = ec2.create_subnet(VpcId=other, CidrBlock="10.30.0.0/24", AvailabilityZone=ZONES[0])["Subnet"]["SubnetId"]
+    spec = make_spec(vpc_id=mine, subnet_ids=[stranger])
+    with pytest.raises(network.NetworkError) as caught:
+        network.plan_present(ec2, spec)
+    assert "cluster.network.subnet_ids: %s not in %s" % (stranger, mine) in str(caught.value)
+
+
+# --- runner.eventually: the retry network.py relies on right after a create ---------------------
+
+def _not_found(code):
+    return AnsibleEC2Error(message="Failed", exception=ClientError({"Error": {"Code": code, "Message": "not yet"}}, "CreateRoute"))
+
+
+def test_eventually_retries_only_ids_ec2_does_not_know_yet(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(runner.time, "sleep", sleeps.append)
+    answers = [_not_found("InvalidRouteTableID.NotFound"), _not_found("InvalidGatewayID.NotFound"), "done"]
+
+    def call(*args, **kwargs):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return (answer, args, kwargs)
+
+    assert runner.eventually(call, "client", RouteTableId="rtb-1") == ("done", ("client",), {"RouteTableId": "rtb-1"})
+    assert sleeps == [1, 2]
+
+
+def test_eventually_gives_up_and_does_not_retry_real_errors(monkeypatch):
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def missing(*args):
+        calls.append(args)
+        raise _not_found("InvalidVpcID.NotFound")
+
+    with pytest.raises(AnsibleEC2Error):
+        runner.eventually(missing)
+    assert len(calls) == len(runner.EVENTUAL_DELAYS) + 1
+
+    def denied():
+        calls.append("denied")
+        raise _not_found("UnauthorizedOperation")
+
+    del calls[:]
+    with pytest.raises(AnsibleEC2Error):
+        runner.eventually(denied)
+    assert calls == ["denied"]
