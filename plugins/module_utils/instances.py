@@ -1,0 +1,609 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the kubecluster.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Machine sets: the EC2 instances of one named set of a cluster, as CAPA's AWSMachine
+controller and Cluster API's MachineSet / KubeadmControlPlane scaling make them.
+
+A set is ``control-plane``, ``bastion`` or a machine deployment's name. ``plan_present``
+reads the set's instances once, resolves the AMI with one DescribeImages, and plans the
+writes that bring the set to its replicas: terminate (removed, then surplus machines,
+outdated first), fix IMDS options in place, launch the missing machines spread over the
+set's zones, and wait once for each batch. ``plan_absent`` terminates the whole set.
+
+A machine is outdated when its spec-hash tag differs from the hash of what the spec says a
+machine of the set is now; outdated machines are reported, never replaced implicitly: a
+rolling replace names them in ``remove_machines``.
+"""
+
+import hashlib
+import json
+import random
+import string
+
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import EC2InstanceErrorHandler
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_images
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_instances
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import modify_instance_metadata_options
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import run_instances
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import terminate_instances
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import is_ansible_aws_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
+
+from . import lookup
+from . import naming
+from .plan import UNKNOWN
+from .plan import Plan
+from .spec import machine_set_spec
+
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+# Read too, so that a rerun naming a machine it already removed is a no-op, not an error.
+GONE_STATES = ("shutting-down", "terminated")
+
+# CAPA's GetCoreSecurityGroups; the bastion has only its own group.
+CONTROL_PLANE_GROUPS = (naming.SG_NODE, naming.SG_LB, naming.SG_CONTROL_PLANE)
+WORKER_GROUPS = (naming.SG_NODE, naming.SG_LB)
+BASTION_GROUPS = (naming.SG_BASTION,)
+
+X86_64 = "x86_64"
+ARM64 = "arm64"
+# Without ec2:DescribeInstanceTypes CAPA assumes x86_64 rather than failing.
+DENIED_CODES = ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException")
+
+SUFFIX_LENGTH = 5
+WAIT_DELAY = 15
+HASH_LENGTH = 12
+
+
+class MachineSetError(Exception):
+    """The set cannot be reconciled as asked; the message names the cause and the fix."""
+
+
+# --- AWS calls amazon.aws has no wrapper for ---------------------------------------------
+
+@EC2InstanceErrorHandler.common_error_handler("describe instance types")
+@AWSRetry.jittered_backoff()
+def describe_instance_types(ec2, **params):
+    paginator = ec2.get_paginator("describe_instance_types")
+    return paginator.paginate(**params).build_full_result()["InstanceTypes"]
+
+
+@EC2InstanceErrorHandler.common_error_handler("wait for the instances")
+def wait_for_instances(ec2, waiter_name, instance_ids, timeout):
+    config = {"Delay": WAIT_DELAY, "MaxAttempts": max(1, timeout // WAIT_DELAY)}
+    ec2.get_waiter(waiter_name).wait(InstanceIds=instance_ids, WaiterConfig=config)
+
+
+# --- pure decisions -----------------------------------------------------------------------
+
+def security_group_roles(set_name):
+    if set_name == naming.SET_CONTROL_PLANE:
+        return CONTROL_PLANE_GROUPS
+    if set_name == naming.SET_BASTION:
+        return BASTION_GROUPS
+    return WORKER_GROUPS
+
+
+def set_kubernetes_version(set_name, set_spec):
+    # The bastion runs no Kubernetes: a version upgrade must not make it outdated.
+    return None if set_name == naming.SET_BASTION else set_spec["kubernetes_version"]
+
+
+def spec_hash(set_name, set_spec, image_id):
+    """A short stable hash of what defines a machine of the set; user data is not part of it."""
+    defining = {
+        "instance_type": set_spec["instance_type"],
+        "image_id": image_id,
+        "kubernetes_version": set_kubernetes_version(set_name, set_spec),
+        "root_volume": set_spec["root_volume"],
+        "iam_instance_profile": set_spec["iam_instance_profile"],
+        "instance_metadata": set_spec["instance_metadata"],
+        "ssh_key_name": set_spec["ssh_key_name"],
+    }
+    text = json.dumps(defining, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
+def client_token(cluster_name, set_name, machine):
+    """RunInstances' idempotency token: a retry of the same call returns the same instance."""
+    text = "%s/%s/%s" % (cluster_name, set_name, machine)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:64]
+
+
+def random_suffix(taken, rng=random):
+    while True:
+        suffix = "".join(rng.choice(string.ascii_lowercase) for dummy in range(SUFFIX_LENGTH))
+        if suffix not in taken:
+            return suffix
+
+
+def metadata_options(set_spec):
+    imds = set_spec["instance_metadata"]
+    return {
+        "HttpTokens": imds["http_tokens"],
+        "HttpPutResponseHopLimit": imds["http_put_response_hop_limit"],
+        "HttpEndpoint": "enabled",
+    }
+
+
+def metadata_drift(instance, wanted):
+    """The IMDS options of an instance that differ from ``wanted``, as {option: (have, want)}."""
+    have = dict(instance.get("MetadataOptions") or {})
+    # An answer without HttpEndpoint means AWS's default, which is enabled.
+    have.setdefault("HttpEndpoint", "enabled")
+    return dict((key, (have.get(key), value)) for key, value in wanted.items() if have.get(key) != value)
+
+
+def image_name_pattern(image_lookup, kubernetes_version):
+    """CAPA's lookup name: the format with the base OS and the version without its leading v filled in."""
+    version = (kubernetes_version or "").lstrip("v")
+    return image_lookup["name_format"].replace("{base_os}", image_lookup.get("base_os") or "").replace("{k8s_version}", version)
+
+
+def architecture_of(instance_types):
+    """CAPA's choice: arm64 for an Arm-only instance type, else x86_64."""
+    supported = instance_types[0]["ProcessorInfo"]["SupportedArchitectures"] if instance_types else []
+    if ARM64 in supported and X86_64 not in supported:
+        return ARM64
+    return X86_64
+
+
+def spread(zones, counts, count):
+    """Zones for ``count`` new machines: each to the zone with the fewest (ties -> zone order)."""
+    counts = dict((zone, counts.get(zone, 0)) for zone in zones)
+    chosen = []
+    for dummy in range(count):
+        zone = min(zones, key=lambda z: (counts[z], zones.index(z)))
+        counts[zone] += 1
+        chosen.append(zone)
+    return chosen
+
+
+def scale_down_choice(machines, count, zones):
+    """The ``count`` machines to terminate: outdated first, from the zone holding the most
+    machines (ties -> the later zone), newest launch first, as KubeadmControlPlane picks."""
+    remaining = list(machines)
+    chosen = []
+    for dummy in range(count):
+        pool = [m for m in remaining if m["outdated"]] or remaining
+        zone = fullest_zone(pool, remaining, zones)
+        victim = max((m for m in pool if m["availability_zone"] == zone), key=lambda m: (m["launch_time"], m["name"]))
+        remaining.remove(victim)
+        chosen.append(victim)
+    return chosen
+
+
+def fullest_zone(pool, machines, zones):
+    """The zone of a machine in ``pool`` that holds the most ``machines``; ties -> the later zone."""
+    per_zone = {}
+    for machine in machines:
+        per_zone[machine["availability_zone"]] = per_zone.get(machine["availability_zone"], 0) + 1
+
+    def rank(zone):
+        return per_zone[zone], zones.index(zone) if zone in zones else len(zones)
+
+    return max(set(m["availability_zone"] for m in pool), key=rank)
+
+
+def subnet_for(subnets, zone, public):
+    """The subnet and public-IP choice for a machine in ``zone``.
+
+    Private subnet unless the set is public (bastion); a cluster without private subnets
+    (CAPA's public-only layout) puts every machine in a public subnet with a public IP.
+    """
+    if subnets and not any(s["role"] == naming.ROLE_PRIVATE for s in subnets):
+        public = True
+    role = naming.ROLE_PUBLIC if public else naming.ROLE_PRIVATE
+    for subnet in subnets:
+        if subnet["role"] == role and subnet["availability_zone"] == zone:
+            return subnet, public
+    return None, public
+
+
+def deployment_path(spec, set_name):
+    names = [d["name"] for d in spec["machine_deployments"]]
+    return "cluster.machine_deployments[%d]" % names.index(set_name)
+
+
+def ami_field(spec, set_name):
+    """The spec path of the set's ami_id, for messages."""
+    if set_name == naming.SET_CONTROL_PLANE:
+        return "cluster.control_plane.ami_id"
+    if set_name == naming.SET_BASTION:
+        return "cluster.network.bastion.ami_id"
+    return deployment_path(spec, set_name) + ".ami_id"
+
+
+def zones_field(spec, set_name):
+    """The spec path the set's availability zones come from, for messages."""
+    if set_name in (naming.SET_CONTROL_PLANE, naming.SET_BASTION):
+        return "cluster.network.availability_zones"
+    return deployment_path(spec, set_name) + ".availability_zones"
+
+
+# --- reading what exists ------------------------------------------------------------------
+
+def tags_of(instance):
+    return naming.tags_to_dict(instance.get("Tags"))
+
+
+def read_set_instances(ec2, cluster_name, set_name):
+    """The set's owned instances in one paginated describe, split into (live, gone)."""
+    filters = naming.owned_filters(cluster_name, **{naming.MACHINE_SET_TAG: set_name})
+    filters.append({"Name": "instance-state-name", "Values": list(LIVE_STATES + GONE_STATES)})
+    live, gone = [], []
+    for reservation in describe_instances(ec2, Filters=filters):
+        for instance in reservation["Instances"]:
+            tags = tags_of(instance)
+            # The filters already select these; checked again because a write must never reach another's instance.
+            if not naming.is_owned(tags, cluster_name) or tags.get(naming.MACHINE_SET_TAG) != set_name:
+                continue
+            (live if instance["State"]["Name"] in LIVE_STATES else gone).append(instance)
+    return live, gone
+
+
+class Image(object):
+    def __init__(self, image_id, root_device_name, name=None):
+        self.id = image_id
+        self.root_device_name = root_device_name
+        self.name = name
+
+
+def instance_architecture(ec2, instance_type):
+    try:
+        return architecture_of(describe_instance_types(ec2, InstanceTypes=[instance_type]))
+    except is_ansible_aws_error_code(DENIED_CODES):
+        return X86_64
+
+
+def given_image(ec2, spec, set_name, ami_id):
+    try:
+        images = describe_images(ec2, ImageIds=[ami_id])
+    except is_ansible_aws_error_code(("InvalidAMIID.NotFound", "InvalidAMIID.Malformed")):
+        images = []
+    if not images:
+        raise MachineSetError("%s: %s does not exist in %s or this account may not use it; set an AMI id of that region, "
+                              "or remove the field to use the CAPA image lookup" % (ami_field(spec, set_name), ami_id, spec["region"]))
+    return Image(images[0]["ImageId"], images[0].get("RootDeviceName"), images[0].get("Name"))
+
+
+def looked_up_image(ec2, spec, set_name, set_spec):
+    image_lookup = set_spec["image_lookup"]
+    version = set_kubernetes_version(set_name, set_spec)
+    pattern = image_name_pattern(image_lookup, version)
+    arch = instance_architecture(ec2, set_spec["instance_type"])
+    images = describe_images(ec2, Owners=[image_lookup["owner"]], Filters=[
+        {"Name": "name", "Values": [pattern]},
+        {"Name": "architecture", "Values": [arch]},
+        {"Name": "state", "Values": ["available"]},
+        {"Name": "virtualization-type", "Values": ["hvm"]},
+    ])
+    if not images:
+        if set_name == naming.SET_BASTION:
+            fix = "set %s to an Ubuntu AMI of %s" % (ami_field(spec, set_name), spec["region"])
+        else:
+            fix = ("set %s to an AMI built for Kubernetes %s (clusterawsadm ami list --kubernetes-version %s --region %s, "
+                   "or build one with image-builder), or change cluster.image_lookup (owner, name_format, base_os) to images that exist"
+                   % (ami_field(spec, set_name), version, version, spec["region"]))
+        raise MachineSetError("failed to find AMI for machine set %s: found no AMIs with the name %r owned by %s for %s in %s; %s"
+                              % (set_name, pattern, image_lookup["owner"], arch, spec["region"], fix))
+    newest = max(images, key=lambda image: (image.get("CreationDate", ""), image["ImageId"]))
+    return Image(newest["ImageId"], newest.get("RootDeviceName"), newest.get("Name"))
+
+
+def resolve_image(ec2, spec, set_name, set_spec):
+    """The set's AMI (the spec's ami_id, else CAPA's lookup), with ONE DescribeImages."""
+    if set_spec["ami_id"]:
+        return given_image(ec2, spec, set_name, set_spec["ami_id"])
+    return looked_up_image(ec2, spec, set_name, set_spec)
+
+
+# --- views returned to the caller ---------------------------------------------------------
+
+def _iso(value):
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def machine_view(instance, current_hash):
+    tags = tags_of(instance)
+    return {
+        "instance_id": instance["InstanceId"],
+        "name": tags.get("Name", instance["InstanceId"]),
+        "set": tags.get(naming.MACHINE_SET_TAG),
+        "role": tags.get(naming.ROLE_TAG),
+        "state": instance["State"]["Name"],
+        "availability_zone": instance.get("Placement", {}).get("AvailabilityZone"),
+        "subnet_id": instance.get("SubnetId"),
+        "private_ip": instance.get("PrivateIpAddress"),
+        "private_dns_name": instance.get("PrivateDnsName"),
+        "public_ip": instance.get("PublicIpAddress"),
+        "image_id": instance.get("ImageId"),
+        "instance_type": instance.get("InstanceType"),
+        "outdated": current_hash is not None and tags.get(naming.SPEC_HASH_TAG) != current_hash,
+        "launch_time": _iso(instance.get("LaunchTime")),
+    }
+
+
+# --- the reconcile ------------------------------------------------------------------------
+
+class MachineSet(object):
+    """One reconcile of one machine set: what exists, the plan, and what the caller gets back."""
+
+    def __init__(self, ec2, spec, set_name, wait=True, wait_timeout=600, allow_missing_network=False):
+        self.ec2 = ec2
+        self.spec = spec
+        self.cluster = spec["name"]
+        self.set_name = set_name
+        self.wait = wait
+        self.wait_timeout = wait_timeout
+        self.allow_missing_network = allow_missing_network
+        self._set_spec = None
+        self.plan = Plan()
+        self.header = "machine set %s of cluster %s" % (set_name, self.cluster)
+        self.current_hash = None
+        self.survivors = []
+        self.to_terminate = []
+        self.to_launch = []
+        self.new_instances = {}
+
+    @property
+    def set_spec(self):
+        """The set's settings; read only when planning present, so that a set since dropped
+        from the spec can still be terminated."""
+        if self._set_spec is None:
+            self._set_spec = machine_set_spec(self.spec, self.set_name)
+        return self._set_spec
+
+    # what the caller gets back, computed after the apply
+
+    def machines(self):
+        views = [machine_view(i, self.current_hash) for i in self.survivors]
+        views += [self.new_view(planned) for planned in self.to_launch]
+        return sorted(views, key=lambda v: v["name"])
+
+    def outdated(self):
+        return sorted(v["name"] for v in (machine_view(i, self.current_hash) for i in self.survivors) if v["outdated"])
+
+    def launched(self):
+        return [planned["name"] for planned in self.to_launch]
+
+    def terminated(self):
+        return [i["InstanceId"] for i in self.to_terminate]
+
+    def result(self):
+        return dict(machines=self.machines, outdated=self.outdated, launched=self.launched, terminated=self.terminated)
+
+    def new_view(self, planned):
+        instance = self.new_instances.get(planned["name"])
+        if instance:
+            return machine_view(instance, self.current_hash)
+        return {
+            "instance_id": UNKNOWN, "name": planned["name"], "set": self.set_name, "role": naming.machine_role(self.set_name),
+            "state": "pending", "availability_zone": planned["zone"], "subnet_id": planned["subnet"]["id"],
+            "private_ip": UNKNOWN, "private_dns_name": UNKNOWN, "public_ip": UNKNOWN if planned["public_ip"] else None,
+            "image_id": planned["image"].id, "instance_type": self.set_spec["instance_type"], "outdated": False,
+            "launch_time": UNKNOWN,
+        }
+
+    # planning
+
+    def plan_absent(self):
+        live, dummy = read_set_instances(self.ec2, self.cluster, self.set_name)
+        self.plan_terminate(live, "state absent")
+        self.plan_waits()
+        return self
+
+    def plan_present(self, remove_machines=(), user_data=None):
+        live, gone = read_set_instances(self.ec2, self.cluster, self.set_name)
+        removed = self.match_removals(live, gone, remove_machines)
+        survivors = [i for i in live if i not in removed]
+        desired = self.set_spec["replicas"]
+        image = None
+        if desired:
+            # Needed to launch, and to tell which survivors are outdated.
+            image = resolve_image(self.ec2, self.spec, self.set_name, self.set_spec)
+            self.current_hash = spec_hash(self.set_name, self.set_spec, image.id)
+        surplus = []
+        if len(survivors) > desired:
+            views = dict((i["InstanceId"], i) for i in survivors)
+            chosen = scale_down_choice([machine_view(i, self.current_hash) for i in survivors], len(survivors) - desired,
+                                       self.set_spec["availability_zones"])
+            surplus = [views[v["instance_id"]] for v in chosen]
+            survivors = [i for i in survivors if i not in surplus]
+        self.survivors = survivors
+        self.plan_terminate(removed + surplus, self.termination_reason(removed, surplus))
+        self.plan_metadata_fixes()
+        if desired > len(survivors):
+            self.plan_launch(desired - len(survivors), image, user_data, live + gone)
+        self.plan_waits()
+        return self
+
+    @staticmethod
+    def termination_reason(removed, surplus):
+        reasons = []
+        if removed:
+            reasons.append("remove_machines")
+        if surplus:
+            reasons.append("scale down")
+        return ", ".join(reasons)
+
+    def match_removals(self, live, gone, names):
+        """The live instances ``remove_machines`` names; already-terminated ones are done already."""
+        by_key = {}
+        for instance in live:
+            by_key[instance["InstanceId"]] = instance
+            by_key[tags_of(instance).get("Name")] = instance
+        done = set()
+        for instance in gone:
+            done.update((instance["InstanceId"], tags_of(instance).get("Name")))
+        unknown = [name for name in names if name not in by_key and name not in done]
+        if unknown:
+            known = sorted(tags_of(i).get("Name", i["InstanceId"]) for i in live)
+            raise MachineSetError("remove_machines: %s %s not a machine of set %s of cluster %s; name machines of this set by "
+                                  "instance id or Name tag (it has: %s)"
+                                  % (", ".join(unknown), "is" if len(unknown) == 1 else "are", self.set_name, self.cluster,
+                                     ", ".join(known) or "none"))
+        removed = []
+        for name in names:
+            instance = by_key.get(name)
+            if instance is not None and instance not in removed:
+                removed.append(instance)
+        return removed
+
+    def plan_terminate(self, instances, reason):
+        self.to_terminate = list(instances)
+        if not instances:
+            return
+        ids = [i["InstanceId"] for i in instances]
+        names = [tags_of(i).get("Name", i["InstanceId"]) for i in instances]
+        self.plan.delete("ec2 instances", ", ".join(names), lambda: terminate_instances(self.ec2, ids),
+                         "%s: %s" % (reason, ", ".join(ids)))
+
+    def plan_metadata_fixes(self):
+        wanted = metadata_options(self.set_spec)
+        for instance in self.survivors:
+            drift = metadata_drift(instance, wanted)
+            if drift:
+                detail = ", ".join("%s %s -> %s" % (key, have, want) for key, (have, want) in sorted(drift.items()))
+                self.plan.update("ec2 instance metadata options", tags_of(instance).get("Name", instance["InstanceId"]),
+                                 self.metadata_fix(instance["InstanceId"], wanted), detail)
+
+    def metadata_fix(self, instance_id, wanted):
+        return lambda: modify_instance_metadata_options(self.ec2, instance_id, **wanted)
+
+    def plan_launch(self, count, image, user_data, known_instances):
+        subnets = lookup.cluster_subnets(self.ec2, self.spec)
+        if not subnets and not self.allow_missing_network:
+            raise MachineSetError("machine set %s: cluster %s has no subnets in %s; create its network first "
+                                  "(kubecluster.aws.cluster_network)" % (self.set_name, self.cluster, self.spec["region"]))
+        groups = self.security_group_ids()
+        zones = self.set_spec["availability_zones"]
+        counts = {}
+        for instance in self.survivors:
+            zone = instance.get("Placement", {}).get("AvailabilityZone")
+            counts[zone] = counts.get(zone, 0) + 1
+        taken = set(tags_of(i).get("Name", "").rsplit("-", 1)[-1] for i in known_instances)
+        for zone in spread(zones, counts, count):
+            subnet, public_ip = subnet_for(subnets, zone, self.set_spec["public"])
+            if subnet is None:
+                if not self.allow_missing_network:
+                    raise MachineSetError(self.missing_subnet_message(subnets, zone, public_ip))
+                subnet = {"id": UNKNOWN, "availability_zone": zone}
+            suffix = random_suffix(taken)
+            taken.add(suffix)
+            name = naming.machine_name(self.cluster, self.set_name, suffix)
+            self.to_launch.append({"name": name, "zone": zone, "subnet": subnet, "public_ip": public_ip, "image": image,
+                                   "request": self.run_request(name, image, subnet, public_ip, groups, user_data)})
+        self.plan.create("ec2 instances", ", ".join(p["name"] for p in self.to_launch), self.launch, self.launch_detail(image))
+
+    def missing_subnet_message(self, subnets, zone, public):
+        role = naming.ROLE_PUBLIC if public else naming.ROLE_PRIVATE
+        zones = sorted(set(s["availability_zone"] for s in subnets if s["role"] == role))
+        return ("%s: machine set %s needs a %s subnet in %s but cluster %s has %s subnets only in %s; list zones that have "
+                "them, or create the cluster network in %s (kubecluster.aws.cluster_network)"
+                % (zones_field(self.spec, self.set_name), self.set_name, role, zone, self.cluster, role,
+                   ", ".join(zones) or "no zone", zone))
+
+    def security_group_ids(self):
+        found = lookup.cluster_security_groups(self.ec2, self.spec)
+        roles = security_group_roles(self.set_name)
+        missing = [role for role in roles if role not in found]
+        if missing and self.allow_missing_network:
+            return [found.get(role, UNKNOWN) for role in roles]
+        if missing:
+            raise MachineSetError("machine set %s: cluster %s has no %s security group(s); create its network first "
+                                  "(kubecluster.aws.cluster_network%s)"
+                                  % (self.set_name, self.cluster, ", ".join(missing),
+                                     " with cluster.network.bastion.enabled: true" if naming.SG_BASTION in missing else ""))
+        return [found[role] for role in roles]
+
+    def launch_detail(self, image):
+        placed = ", ".join("%s/%s%s" % (p["zone"], p["subnet"]["id"], " public IP" if p["public_ip"] else "") for p in self.to_launch)
+        image_text = "%s (%s)" % (image.id, image.name) if image.name else image.id
+        return "%d x %s, %s, %s" % (len(self.to_launch), self.set_spec["instance_type"], image_text, placed)
+
+    def instance_tags(self, name):
+        tags = naming.resource_tags(self.cluster, name, naming.machine_role(self.set_name), self.set_spec["additional_tags"],
+                                    cloud_provider=True)
+        tags[naming.MACHINE_SET_TAG] = self.set_name
+        tags[naming.SPEC_HASH_TAG] = self.current_hash
+        return tags
+
+    def root_volume_mapping(self, image):
+        volume = self.set_spec["root_volume"]
+        ebs = {"VolumeSize": volume["size"], "VolumeType": volume["type"], "Encrypted": volume["encrypted"],
+               "DeleteOnTermination": True}
+        if volume["encrypted"] and volume["kms_key_id"]:
+            ebs["KmsKeyId"] = volume["kms_key_id"]
+        return {"DeviceName": image.root_device_name, "Ebs": ebs}
+
+    def run_request(self, name, image, subnet, public_ip, groups, user_data):
+        request = {
+            "ImageId": image.id,
+            "InstanceType": self.set_spec["instance_type"],
+            "MinCount": 1,
+            "MaxCount": 1,
+            "ClientToken": client_token(self.cluster, self.set_name, name),
+            # One interface carrying subnet, groups and the public-IP choice, as CAPA launches.
+            "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": subnet["id"], "Groups": groups,
+                                   "AssociatePublicIpAddress": public_ip, "DeleteOnTermination": True}],
+            "MetadataOptions": metadata_options(self.set_spec),
+            "BlockDeviceMappings": [self.root_volume_mapping(image)],
+            "TagSpecifications": boto3_tag_specifications(self.instance_tags(name), ["instance", "volume", "network-interface"]),
+        }
+        if self.set_spec["iam_instance_profile"]:
+            request["IamInstanceProfile"] = {"Name": self.set_spec["iam_instance_profile"]}
+        if self.set_spec["ssh_key_name"]:
+            request["KeyName"] = self.set_spec["ssh_key_name"]
+        if user_data:
+            request["UserData"] = user_data
+        return request
+
+    def plan_waits(self):
+        if not self.wait:
+            return
+        if self.to_launch:
+            self.plan.wait("ec2 instances running", ", ".join(p["name"] for p in self.to_launch), self.wait_running)
+        if self.to_terminate:
+            self.plan.wait("ec2 instances terminated", ", ".join(self.terminated()),
+                           lambda: wait_for_instances(self.ec2, "instance_terminated", self.terminated(), self.wait_timeout))
+
+    # applying
+
+    def launch(self):
+        for planned in self.to_launch:
+            instance = run_instances(self.ec2, **planned["request"])["Instances"][0]
+            self.plan.refs[planned["name"]] = instance["InstanceId"]
+            self.new_instances[planned["name"]] = instance
+
+    def wait_running(self):
+        ids = [self.plan.refs[p["name"]] for p in self.to_launch]
+        wait_for_instances(self.ec2, "instance_running", ids, self.wait_timeout)
+        # RunInstances answers before AWS assigns public IPs and DNS names; one describe of
+        # the new machines after the wait returns the addresses callers connect to.
+        for reservation in describe_instances(self.ec2, InstanceIds=ids):
+            for instance in reservation["Instances"]:
+                self.new_instances[tags_of(instance).get("Name")] = instance
+
+
+def plan_present(ec2, spec, set_name, remove_machines=(), user_data=None, wait=True, wait_timeout=600,
+                 allow_missing_network=False):
+    """Plan bringing the set to its replicas; returns the MachineSet (``plan``, ``header``, ``result()``).
+
+    ``spec`` is a resolved spec whose availability zones are names. Raises MachineSetError
+    (before any write) when the set cannot be built as asked. ``allow_missing_network``
+    (check mode) plans into subnets and security groups the same run would create, with
+    "(known after apply)" ids, instead of failing.
+    """
+    machine_set = MachineSet(ec2, spec, set_name, wait, wait_timeout, allow_missing_network)
+    return machine_set.plan_present(remove_machines, user_data)
+
+
+def plan_absent(ec2, spec, set_name, wait=True, wait_timeout=600):
+    """Plan terminating every owned machine of the set, with one call and one wait.
+
+    Any set name is accepted, so the machines of a set since dropped from the spec can go.
+    """
+    return MachineSet(ec2, spec, set_name, wait, wait_timeout).plan_absent()

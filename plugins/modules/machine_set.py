@@ -1,0 +1,287 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the kubecluster.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: machine_set
+version_added: 1.0.0
+short_description: Launch, scale, replace and terminate the EC2 instances of one machine set of a cluster
+description:
+  - A machine set is the EC2 instances of one named set of a cluster spec, C(control-plane), C(bastion),
+    or the name of one of the spec's C(machine_deployments), as Cluster API's KubeadmControlPlane and
+    MachineDeployments with CAPA's AWSMachines make them.
+  - The set is brought to its replicas (C(control_plane.replicas), a machine deployment's C(replicas),
+    or 1 for an enabled bastion). New machines are spread over the set's availability zones, each to the
+    zone with the fewest machines of the set, in that zone's private subnet (the bastion in the first zone's
+    public subnet with a public IP; every machine in a public subnet with a public IP when the cluster has no
+    private subnets). Surplus machines are terminated outdated first, then from the zone with the most
+    machines, newest first.
+  - The AMI is the set's C(ami_id) or, as CAPA looks it up, the newest image named after
+    C(cluster.image_lookup.name_format) for the Kubernetes version and the instance type's architecture.
+    The bastion uses the newest Canonical Ubuntu 24.04 image unless C(network.bastion.ami_id) is set.
+  - Machines carry CAPA's tags plus C(kubecluster.aws/machine-set) and C(kubecluster.aws/spec-hash), a hash of
+    instance type, AMI, Kubernetes version, root volume, instance profile, IMDS options and SSH key. A machine
+    whose hash differs from the spec's is reported as outdated and left running; replace it with O(remove_machines).
+  - Instance metadata options that drift from the spec are fixed in place.
+  - The subnets and security groups come from M(kubecluster.aws.cluster_network); only instances tagged as
+    owned by the cluster and of this set are ever modified or terminated. In check mode a missing network is
+    planned into with C((known after apply)) ids, as a create playbook's check mode would create it.
+author:
+  - kubecluster.aws developers (@kubecluster)
+options:
+  set:
+    description:
+      - The machine set, C(control-plane), C(bastion) or the name of a machine deployment of O(cluster).
+      - With O(state=present) a name the spec does not have fails before any AWS call. With O(state=absent)
+        any name is accepted, so the machines of a set since dropped from the spec can be terminated.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) brings the set to its replicas; V(absent) terminates every machine of the set.
+    type: str
+    choices: [present, absent]
+    default: present
+  remove_machines:
+    description:
+      - Machines of this set to terminate, by instance id or C(Name) tag. The set is then topped back up to its
+        replicas in the same run, so naming outdated machines here replaces them (a rolling replace).
+      - A name that is not a machine of this set fails before any write; a machine already terminated is skipped.
+      - Ignored when O(state=absent).
+    type: list
+    elements: str
+    default: []
+  user_data:
+    description:
+      - User data for the machines this run launches (for example the cloud-init that joins them to the cluster).
+      - It does not change existing machines and is not part of the spec hash. At most 16384 bytes.
+    type: str
+  wait:
+    description:
+      - Wait until launched machines are running and terminated machines are gone.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - How many seconds to wait for each batch of machines when O(wait=true).
+    type: int
+    default: 600
+attributes:
+  check_mode:
+    description: Can run in check_mode and return the planned machines and actions without changing anything.
+    support: full
+  diff_mode:
+    description: Returns the rendered plan under --diff.
+    support: full
+notes:
+  - One DescribeInstances and one DescribeImages per run (plus DescribeSubnets, DescribeSecurityGroups and
+    DescribeInstanceTypes when launching); every launch passes a ClientToken derived from the machine's name.
+extends_documentation_fragment:
+  - kubecluster.aws.cluster
+  - amazon.aws.common.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+# Note: These examples do not set authentication details, see the AWS Guide for details.
+
+- name: Bring the control plane to its replicas
+  kubecluster.aws.machine_set:
+    cluster: "{{ cluster }}"
+    set: control-plane
+    user_data: "{{ lookup('file', 'control-plane-cloud-init.yml') }}"
+  register: control_plane
+
+- name: Scale the workers of md-0 to the spec's replicas
+  kubecluster.aws.machine_set:
+    cluster: "{{ cluster }}"
+    set: md-0
+
+- name: Replace the outdated workers of md-0 (rolling replace)
+  kubecluster.aws.machine_set:
+    cluster: "{{ cluster }}"
+    set: md-0
+    remove_machines: "{{ workers.outdated }}"
+
+- name: Show what scaling md-0 would do, without doing it
+  kubecluster.aws.machine_set:
+    cluster: "{{ cluster }}"
+    set: md-0
+  check_mode: true
+  diff: true
+
+- name: Terminate the bastion
+  kubecluster.aws.machine_set:
+    cluster: "{{ cluster }}"
+    set: bastion
+    state: absent
+"""
+
+RETURN = r"""
+machines:
+  description:
+    - The machines of the set that exist after the run, sorted by name. In check mode, the planned ones, whose
+      ids and addresses read C((known after apply)).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    instance_id:
+      description: The EC2 instance id.
+      type: str
+      sample: i-0123456789abcdef0
+    name:
+      description: The C(Name) tag, C(<cluster>-<set>-<5 random letters>).
+      type: str
+      sample: capi-example-md-0-xkqzt
+    set:
+      description: The machine set.
+      type: str
+      sample: md-0
+    role:
+      description: CAPA's role tag, C(control-plane), C(node) or C(bastion).
+      type: str
+      sample: node
+    state:
+      description: The instance state.
+      type: str
+      sample: running
+    availability_zone:
+      description: The instance's availability zone.
+      type: str
+      sample: ap-northeast-2a
+    subnet_id:
+      description: The instance's subnet.
+      type: str
+      sample: subnet-0123456789abcdef0
+    private_ip:
+      description: The private IPv4 address.
+      type: str
+      sample: 10.0.64.12
+    private_dns_name:
+      description: The private DNS name, which kubeadm uses as the node name.
+      type: str
+      sample: ip-10-0-64-12.ap-northeast-2.compute.internal
+    public_ip:
+      description: The public IPv4 address, or null when the machine has none.
+      type: str
+      sample: 203.0.113.10
+    image_id:
+      description: The AMI the instance was launched from.
+      type: str
+      sample: ami-0123456789abcdef0
+    instance_type:
+      description: The instance type.
+      type: str
+      sample: t3.large
+    outdated:
+      description: Whether the machine was launched from settings the spec no longer has (its spec hash differs).
+      type: bool
+      sample: false
+    launch_time:
+      description: When the instance was launched, ISO 8601.
+      type: str
+      sample: "2025-01-31T08:15:00+00:00"
+outdated:
+  description: Names of the machines that remain and are outdated; pass them in O(remove_machines) to replace them.
+  returned: always
+  type: list
+  elements: str
+  sample: [capi-example-md-0-xkqzt]
+launched:
+  description: Names of the machines launched (in check mode, that would be launched).
+  returned: always
+  type: list
+  elements: str
+  sample: [capi-example-md-0-abcde]
+terminated:
+  description: Ids of the instances terminated (in check mode, that would be terminated).
+  returned: always
+  type: list
+  elements: str
+  sample: [i-0123456789abcdef0]
+plan:
+  description: The planned actions, in order; applied unless in check mode.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    action:
+      description: create, update, delete or wait.
+      type: str
+      sample: create
+    resource:
+      description: The kind of resource.
+      type: str
+      sample: ec2 instances
+    name:
+      description: The resources' names.
+      type: str
+      sample: capi-example-md-0-abcde, capi-example-md-0-fghij
+    detail:
+      description: What the action does.
+      type: str
+      sample: 2 x t3.large, ami-0123456789abcdef0 (capa-ami-ubuntu-24.04-v1.31.4-1736000000), ap-northeast-2a/subnet-0a1, ap-northeast-2b/subnet-0b2
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+
+from ansible_collections.kubecluster.aws.plugins.module_utils import instances
+from ansible_collections.kubecluster.aws.plugins.module_utils import runner
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import SpecError
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import machine_set_spec
+
+# EC2's limit on user data before base64 encoding.
+MAX_USER_DATA = 16384
+
+
+def check_options(module, spec):
+    """Fail, before any AWS call, on a set the spec does not have or options EC2 would refuse."""
+    params = module.params
+    if params["state"] == "present":
+        try:
+            machine_set_spec(spec, params["set"])
+        except SpecError as error:
+            module.fail_json(msg=error.message, errors=error.errors)
+    elif not params["set"]:
+        module.fail_json(msg="set: must name the machine set to terminate, e.g. md-0")
+    if params["user_data"] and len(params["user_data"].encode("utf-8")) > MAX_USER_DATA:
+        module.fail_json(msg="user_data: %d bytes is over EC2's limit of %d; gzip it or fetch the rest at boot"
+                         % (len(params["user_data"].encode("utf-8")), MAX_USER_DATA))
+    if params["wait_timeout"] < 1:
+        module.fail_json(msg="wait_timeout: must be a number of seconds of at least 1, not %d" % params["wait_timeout"])
+
+
+def main():
+    argument_spec = dict(
+        set=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        remove_machines=dict(type="list", elements="str", default=[]),
+        user_data=dict(type="str", no_log=True),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=600),
+    )
+    module = runner.cluster_module(argument_spec)
+    params = module.params
+    spec = runner.load_spec(module)
+    check_options(module, spec)
+    ec2 = runner.client(module, spec, "ec2")
+    spec = runner.resolve_zones(module, spec, ec2)
+    try:
+        if params["state"] == "absent":
+            machine_set = instances.plan_absent(ec2, spec, params["set"], params["wait"], params["wait_timeout"])
+        else:
+            machine_set = instances.plan_present(ec2, spec, params["set"], params["remove_machines"], params["user_data"],
+                                                 params["wait"], params["wait_timeout"], allow_missing_network=module.check_mode)
+    except instances.MachineSetError as error:
+        module.fail_json(msg=str(error))
+    except AnsibleAWSError as error:
+        runner.fail_aws(module, error)
+    runner.finish(module, machine_set.plan, machine_set.header, **machine_set.result())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""The machine-set service: its decisions (spread, scale-down order, spec hash, subnets, IMDS)
+and CAPA's AMI lookup against moto's images."""
+
+import datetime
+import string
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ec2.models import ec2_backends
+
+from ansible_collections.kubecluster.aws.plugins.module_utils import instances
+from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from ansible_collections.kubecluster.aws.plugins.module_utils import spec as spec_module
+
+REGION = "ap-northeast-2"
+ZONES = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
+BASE_AMI = "ami-03cf127a"
+
+
+def resolved_spec(**top):
+    raw = {"name": "capi-example", "region": REGION, "kubernetes_version": "v1.31.4",
+           "network": {"availability_zones": ZONES},
+           "machine_deployments": [{"name": "md-0", "replicas": 2}, {"name": "md-1", "replicas": 1}]}
+    raw.update(top)
+    resolved = spec_module.resolve(raw)
+    return spec_module.with_zones(resolved, resolved["network"]["availability_zones"])
+
+
+def view(name, zone, launched, outdated=False):
+    return {"name": name, "instance_id": "i-" + name, "availability_zone": zone, "outdated": outdated,
+            "launch_time": "2025-01-01T00:%02d:00+00:00" % launched}
+
+
+# --- spread and scale-down order ---------------------------------------------------------
+
+def test_spread_fills_the_emptiest_zone_in_zone_order():
+    assert instances.spread(ZONES, {}, 2) == ZONES[:2]
+    assert instances.spread(ZONES, {ZONES[0]: 1}, 3) == [ZONES[1], ZONES[2], ZONES[0]]
+    assert instances.spread(ZONES, {ZONES[0]: 2, ZONES[1]: 2}, 2) == [ZONES[2], ZONES[2]]
+
+
+def test_spread_ignores_machines_outside_the_sets_zones():
+    assert instances.spread(ZONES[:2], {"ap-northeast-2d": 5}, 1) == [ZONES[0]]
+
+
+def test_scale_down_takes_newest_from_the_fullest_zone():
+    machines = [view("a1", ZONES[0], 1), view("a2", ZONES[0], 5), view("b1", ZONES[1], 9), view("c1", ZONES[2], 7)]
+
+    chosen = instances.scale_down_choice(machines, 1, ZONES)
+
+    assert [m["name"] for m in chosen] == ["a2"]
+
+
+def test_scale_down_takes_outdated_first_even_when_older():
+    machines = [view("a1", ZONES[0], 1), view("a2", ZONES[0], 5), view("b1", ZONES[1], 2, outdated=True)]
+
+    chosen = instances.scale_down_choice(machines, 2, ZONES)
+
+    assert [m["name"] for m in chosen] == ["b1", "a2"]
+
+
+def test_scale_down_tie_between_zones_takes_the_later_zone():
+    machines = [view("a1", ZONES[0], 9), view("b1", ZONES[1], 1), view("c1", ZONES[2], 2)]
+
+    assert [m["name"] for m in instances.scale_down_choice(machines, 2, ZONES)] == ["c1", "b1"]
+
+
+# --- spec hash, names, tokens -----------------------------------------------------------
+
+def test_spec_hash_is_stable_and_short():
+    set_spec = spec_module.machine_set_spec(resolved_spec(), "md-0")
+
+    first = instances.spec_hash("md-0", set_spec, BASE_AMI)
+
+    assert first == instances.spec_hash("md-0", dict(set_spec), BASE_AMI)
+    assert len(first) == instances.HASH_LENGTH and all(c in string.hexdigits for c in first)
+
+
+@pytest.mark.parametrize("change", [
+    {"instance_type": "t3.xlarge"},
+    {"kubernetes_version": "v1.32.0"},
+    {"root_volume": {"size": 100, "type": "gp3", "encrypted": True, "kms_key_id": None}},
+    {"iam_instance_profile": "custom"},
+    {"instance_metadata": {"http_tokens": "optional", "http_put_response_hop_limit": 2}},
+    {"ssh_key_name": "other"},
+])
+def test_spec_hash_changes_with_what_defines_a_machine(change):
+    set_spec = spec_module.machine_set_spec(resolved_spec(), "md-0")
+
+    assert instances.spec_hash("md-0", dict(set_spec, **change), BASE_AMI) != instances.spec_hash("md-0", set_spec, BASE_AMI)
+    assert instances.spec_hash("md-0", set_spec, "ami-0123456789abcdef0") != instances.spec_hash("md-0", set_spec, BASE_AMI)
+
+
+def test_spec_hash_ignores_tags_and_replicas():
+    set_spec = spec_module.machine_set_spec(resolved_spec(), "md-0")
+    other = dict(set_spec, additional_tags={"team": "x"}, replicas=9, availability_zones=ZONES[:1])
+
+    assert instances.spec_hash("md-0", other, BASE_AMI) == instances.spec_hash("md-0", set_spec, BASE_AMI)
+
+
+def test_bastion_is_not_outdated_by_a_kubernetes_upgrade():
+    bastion = spec_module.machine_set_spec(resolved_spec(), "bastion")
+    upgraded = spec_module.machine_set_spec(resolved_spec(kubernetes_version="v1.32.1"), "bastion")
+
+    assert instances.spec_hash("bastion", bastion, BASE_AMI) == instances.spec_hash("bastion", upgraded, BASE_AMI)
+
+
+def test_client_token_is_stable_per_machine_and_fits_ec2():
+    token = instances.client_token("capi-example", "md-0", "capi-example-md-0-abcde")
+
+    assert token == instances.client_token("capi-example", "md-0", "capi-example-md-0-abcde")
+    assert token != instances.client_token("capi-example", "md-0", "capi-example-md-0-fghij")
+    assert len(token) <= 64
+
+
+def test_random_suffix_is_five_lowercase_letters_not_taken():
+    class Fixed(object):
+        def __init__(self):
+            self.letters = iter("aaaaa" + "bbbbb")
+
+        def choice(self, dummy):
+            return next(self.letters)
+
+    suffix = instances.random_suffix({"aaaaa"}, Fixed())
+
+    assert suffix == "bbbbb"
+    assert all(c in string.ascii_lowercase for c in instances.random_suffix(set()))
+
+
+# --- subnets, IMDS, fields ----------------------------------------------------------------
+
+SUBNETS = [
+    {"id": "subnet-pri-a", "role": "private", "availability_zone": ZONES[0]},
+    {"id": "subnet-pri-b", "role": "private", "availability_zone": ZONES[1]},
+    {"id": "subnet-pub-a", "role": "public", "availability_zone": ZONES[0]},
+]
+
+
+def test_subnet_for_private_public_and_public_only_clusters():
+    assert instances.subnet_for(SUBNETS, ZONES[1], False) == (SUBNETS[1], False)
+    assert instances.subnet_for(SUBNETS, ZONES[0], True) == (SUBNETS[2], True)
+    assert instances.subnet_for(SUBNETS[2:], ZONES[0], False) == (SUBNETS[2], True)
+    assert instances.subnet_for(SUBNETS, ZONES[2], False) == (None, False)
+    # No network yet (check mode): nothing to fall back to, the set's own choice stands.
+    assert instances.subnet_for([], ZONES[0], False) == (None, False)
+
+
+def test_metadata_drift_names_what_differs():
+    wanted = {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
+    instance = {"MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2}}
+
+    assert instances.metadata_drift(instance, wanted) == {"HttpTokens": ("optional", "required")}
+    assert instances.metadata_drift({"MetadataOptions": dict(wanted)}, wanted) == {}
+    assert instances.metadata_drift({"MetadataOptions": dict(wanted, HttpEndpoint="disabled")}, wanted) == {
+        "HttpEndpoint": ("disabled", "enabled")}
+
+
+def test_spec_fields_named_in_messages():
+    spec = resolved_spec()
+
+    assert instances.ami_field(spec, "md-1") == "cluster.machine_deployments[1].ami_id"
+    assert instances.ami_field(spec, "bastion") == "cluster.network.bastion.ami_id"
+    assert instances.zones_field(spec, "control-plane") == "cluster.network.availability_zones"
+    assert instances.zones_field(spec, "md-0") == "cluster.machine_deployments[0].availability_zones"
+
+
+def test_security_groups_per_set_as_capa_attaches_them():
+    assert set(instances.security_group_roles("control-plane")) == {"node", "lb", "controlplane"}
+    assert set(instances.security_group_roles("md-0")) == {"node", "lb"}
+    assert instances.security_group_roles("bastion") == ("bastion",)
+
+
+# --- the launch request ----------------------------------------------------------------
+
+def test_run_request_carries_kms_key_profile_key_and_user_data():
+    spec = resolved_spec(ssh_key_name="ops", control_plane={"root_volume": {"size": 120, "type": "io2", "kms_key_id": "alias/ebs"}})
+    machine_set = instances.MachineSet(None, spec, "control-plane")
+    machine_set.current_hash = "0123456789ab"
+    image = instances.Image("ami-0123456789abcdef0", "/dev/xvda")
+
+    request = machine_set.run_request("capi-example-control-plane-abcde", image, SUBNETS[0], False, ["sg-1"], "#!/bin/sh")
+
+    assert request["BlockDeviceMappings"] == [{"DeviceName": "/dev/xvda", "Ebs": {
+        "VolumeSize": 120, "VolumeType": "io2", "Encrypted": True, "KmsKeyId": "alias/ebs", "DeleteOnTermination": True}}]
+    assert request["IamInstanceProfile"] == {"Name": naming.CONTROL_PLANE_PROFILE}
+    assert request["KeyName"] == "ops" and request["UserData"] == "#!/bin/sh"
+    assert request["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
+    assert request["NetworkInterfaces"] == [{"DeviceIndex": 0, "SubnetId": "subnet-pri-a", "Groups": ["sg-1"],
+                                             "AssociatePublicIpAddress": False, "DeleteOnTermination": True}]
+    instance_tags = naming.tags_to_dict(request["TagSpecifications"][0]["Tags"])
+    assert instance_tags[naming.SPEC_HASH_TAG] == "0123456789ab"
+    assert instance_tags[naming.ROLE_TAG] == naming.ROLE_CONTROL_PLANE
+
+
+def test_bastion_request_has_no_profile_key_or_user_data():
+    machine_set = instances.MachineSet(None, resolved_spec(), "bastion")
+    machine_set.current_hash = "0123456789ab"
+
+    request = machine_set.run_request("capi-example-bastion-abcde", instances.Image(BASE_AMI, "/dev/sda1"), SUBNETS[2], True,
+                                      ["sg-b"], None)
+
+    assert "IamInstanceProfile" not in request and "KeyName" not in request and "UserData" not in request
+    assert request["InstanceType"] == "t3.micro"
+    assert request["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is True
+
+
+# --- CAPA's AMI lookup against moto ----------------------------------------------------------
+
+@pytest.fixture
+def ec2(aws_env):
+    with mock_aws():
+        yield boto3.client("ec2", region_name=REGION)
+
+
+def capa_image(ec2, name, created, architecture="x86_64"):
+    """An image with a CAPA-style name owned by moto's account; moto dates images 'now', so set it."""
+    source = ec2.run_instances(ImageId=BASE_AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    image_id = ec2.create_image(InstanceId=source, Name=name)["ImageId"]
+    ami = ec2_backends[DEFAULT_ACCOUNT_ID][REGION].amis[image_id]
+    ami.creation_date = created
+    ami.architecture = architecture
+    return image_id
+
+
+def lookup_spec(**top):
+    return resolved_spec(image_lookup={"owner": DEFAULT_ACCOUNT_ID}, **top)
+
+
+def resolve(ec2, spec, set_name):
+    return instances.resolve_image(ec2, spec, set_name, spec_module.machine_set_spec(spec, set_name))
+
+
+def test_lookup_picks_the_newest_matching_image(ec2):
+    day = datetime.datetime(2025, 1, 1)
+    capa_image(ec2, "capa-ami-ubuntu-24.04-v1.31.4-1735689600", day)
+    newest = capa_image(ec2, "capa-ami-ubuntu-24.04-v1.31.4-1736294400", day + datetime.timedelta(days=7))
+    capa_image(ec2, "capa-ami-ubuntu-24.04-v1.31.4-1735000000", day - datetime.timedelta(days=7))
+    capa_image(ec2, "capa-ami-ubuntu-24.04-v1.32.0-1799999999", day + datetime.timedelta(days=30))
+    capa_image(ec2, "capa-ami-ubuntu-22.04-v1.31.4-1799999999", day + datetime.timedelta(days=30))
+
+    image = resolve(ec2, lookup_spec(), "md-0")
+
+    assert image.id == newest and image.root_device_name == "/dev/sda1"
+    assert image.name == "capa-ami-ubuntu-24.04-v1.31.4-1736294400"
+
+
+def test_lookup_uses_the_instance_types_architecture(ec2):
+    day = datetime.datetime(2025, 1, 1)
+    arm = capa_image(ec2, "capa-ami-ubuntu-24.04-v1.31.4-arm", day, architecture="arm64")
+    x86 = capa_image(ec2, "capa-ami-ubuntu-24.04-v1.31.4-x86", day + datetime.timedelta(days=1))
+
+    assert resolve(ec2, lookup_spec(machine_deployments=[{"name": "md-0", "instance_type": "m6g.large"}]), "md-0").id == arm
+    assert resolve(ec2, lookup_spec(machine_deployments=[{"name": "md-0", "instance_type": "m5.large"}]), "md-0").id == x86
+
+
+class DeniedInstanceTypes(object):
+    """The EC2 client of a principal without ec2:DescribeInstanceTypes."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def get_paginator(self, operation):
+        if operation == "describe_instance_types":
+            raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "not authorized"}}, "DescribeInstanceTypes")
+        return self.client.get_paginator(operation)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_lookup_falls_back_to_x86_64_when_instance_types_are_denied(ec2):
+    day = datetime.datetime(2025, 1, 1)
+    capa_image(ec2, "capa-ami-ubuntu-24.04-v1.31.4-arm", day + datetime.timedelta(days=1), architecture="arm64")
+    x86 = capa_image(ec2, "capa-ami-ubuntu-24.04-v1.31.4-x86", day)
+    spec = lookup_spec(machine_deployments=[{"name": "md-0", "instance_type": "m6g.large"}])
+
+    assert instances.instance_architecture(DeniedInstanceTypes(ec2), "m6g.large") == "x86_64"
+    assert resolve(DeniedInstanceTypes(ec2), spec, "md-0").id == x86
+
+
+def test_lookup_without_match_fails_like_capa_naming_the_field(ec2):
+    capa_image(ec2, "capa-ami-ubuntu-24.04-v1.30.2-1735689600", datetime.datetime(2025, 1, 1))
+
+    with pytest.raises(instances.MachineSetError) as caught:
+        resolve(ec2, lookup_spec(), "control-plane")
+
+    message = str(caught.value)
+    assert "found no AMIs with the name 'capa-ami-ubuntu-24.04-?1.31.4-*'" in message
+    assert "cluster.control_plane.ami_id" in message and "cluster.image_lookup" in message
+    assert DEFAULT_ACCOUNT_ID in message and "x86_64" in message
+
+
+def test_bastion_lookup_uses_canonicals_ubuntu_and_names_its_field(ec2):
+    with pytest.raises(instances.MachineSetError) as caught:
+        resolve(ec2, lookup_spec(), "bastion")
+
+    message = str(caught.value)
+    assert spec_module.DEFAULT_BASTION_IMAGE_LOOKUP["owner"] in message
+    assert "ubuntu-noble-24.04-amd64-server-*" in message and "cluster.network.bastion.ami_id" in message
+
+
+def test_given_ami_id_is_described_for_its_root_device(ec2):
+    spec = resolved_spec(control_plane={"ami_id": BASE_AMI})
+
+    image = resolve(ec2, spec, "control-plane")
+
+    assert (image.id, image.root_device_name) == (BASE_AMI, "/dev/sda1")

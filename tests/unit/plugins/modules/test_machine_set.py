@@ -1,0 +1,582 @@
+"""kubecluster.aws.machine_set against moto in process.
+
+The cluster's network (VPC, subnets, security groups) and IAM instance profiles are made
+here directly with boto3, as cluster_network and iam_stack would make them; the module
+finds them only through their tags.
+"""
+
+import copy
+import datetime
+from unittest import mock
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ec2.models import ec2_backends
+
+from helpers.module_runner import run_module
+
+from ansible_collections.kubecluster.aws.plugins.module_utils import instances
+from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from ansible_collections.kubecluster.aws.plugins.module_utils.plan import UNKNOWN
+
+REGION = "ap-northeast-2"
+ZONES = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
+CLUSTER = "capi-example"
+AMI = "ami-03cf127a"  # launches in every moto region
+KEY = "jonnung"
+
+BASE_SPEC = {
+    "name": CLUSTER,
+    "region": REGION,
+    "kubernetes_version": "v1.31.4",
+    "ssh_key_name": KEY,
+    "additional_tags": {"team": "platform"},
+    "network": {"availability_zones": ZONES, "bastion": {"enabled": True, "ami_id": AMI}},
+    "control_plane": {"replicas": 1, "ami_id": AMI},
+    "machine_deployments": [
+        {"name": "md-0", "replicas": 2, "ami_id": AMI},
+        {"name": "md-1", "replicas": 1, "ami_id": AMI},
+    ],
+}
+
+
+def cluster_spec(**changes):
+    """BASE_SPEC with dotted-path changes, e.g. ``{"machine_deployments.0.replicas": 3}``."""
+    spec = copy.deepcopy(BASE_SPEC)
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        node = spec
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return spec
+
+
+def md0(replicas=2, instance_type="t3.large"):
+    return cluster_spec(**{"machine_deployments.0.replicas": replicas, "machine_deployments.0.instance_type": instance_type})
+
+
+class Calls(object):
+    """The AWS operations a test made (conftest's aws_calls), by name."""
+
+    def __init__(self, aws_calls):
+        self.aws_calls = aws_calls
+
+    def clear(self):
+        del self.aws_calls[:]
+
+    def names(self):
+        return [operation for dummy, operation in self.aws_calls]
+
+    def writes(self):
+        return [operation for dummy, operation in self.aws_calls.writes()]
+
+
+@pytest.fixture
+def calls(aws_calls):
+    return Calls(aws_calls)
+
+
+@pytest.fixture
+def run_requests():
+    """The parameters of every RunInstances the service sends (through amazon.aws' retrying wrapper)."""
+    sent = []
+    real = instances.run_instances
+
+    def recording(client, **params):
+        sent.append(copy.deepcopy(params))
+        return real(client, **params)
+
+    with mock.patch.object(instances, "run_instances", recording):
+        yield sent
+
+
+def owned_tags(name, role):
+    tags = naming.resource_tags(CLUSTER, name, role)
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def make_network(ec2, private=True):
+    """What cluster_network makes: an owned VPC, public (and private) subnets per zone, CAPA's groups."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[
+        {"ResourceType": "vpc", "Tags": owned_tags(naming.vpc_name(CLUSTER), naming.ROLE_COMMON)}])["Vpc"]["VpcId"]
+    subnets = {}
+    roles = (naming.ROLE_PUBLIC, naming.ROLE_PRIVATE) if private else (naming.ROLE_PUBLIC,)
+    for index, zone in enumerate(ZONES):
+        for offset, role in enumerate(roles):
+            name = naming.subnet_name(CLUSTER, role, zone)
+            subnets[(role, zone)] = ec2.create_subnet(
+                VpcId=vpc, CidrBlock="10.0.%d.0/24" % (index * 10 + offset), AvailabilityZone=zone,
+                TagSpecifications=[{"ResourceType": "subnet", "Tags": owned_tags(name, role)}])["Subnet"]["SubnetId"]
+    groups = {}
+    for role in (naming.SG_APISERVER_LB, naming.SG_LB, naming.SG_CONTROL_PLANE, naming.SG_NODE, naming.SG_BASTION):
+        name = naming.security_group_name(CLUSTER, role)
+        groups[role] = ec2.create_security_group(
+            GroupName=name, Description=naming.security_group_description(CLUSTER, role), VpcId=vpc,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": owned_tags(name, role)}])["GroupId"]
+    return {"vpc": vpc, "subnets": subnets, "groups": groups}
+
+
+@pytest.fixture
+def ec2(aws_env):
+    with mock_aws():
+        client = boto3.client("ec2", region_name=REGION)
+        iam = boto3.client("iam", region_name=REGION)
+        for profile in (naming.CONTROL_PLANE_PROFILE, naming.NODES_PROFILE):
+            iam.create_instance_profile(InstanceProfileName=profile)
+        client.create_key_pair(KeyName=KEY)
+        yield client
+
+
+@pytest.fixture
+def network(ec2):
+    return make_network(ec2)
+
+
+def machine_set(spec, set_name, check_mode=False, diff=False, **options):
+    return run_module("machine_set", dict(options, cluster=spec, set=set_name), check_mode=check_mode, diff=diff)
+
+
+def apply(spec, set_name, **options):
+    result, failed = machine_set(spec, set_name, **options)
+    assert not failed, result.get("msg")
+    return result
+
+
+def instances_of(ec2, set_name=None, states=("pending", "running")):
+    filters = [{"Name": "instance-state-name", "Values": list(states)}]
+    if set_name:
+        filters.append({"Name": "tag:" + naming.MACHINE_SET_TAG, "Values": [set_name]})
+    found = []
+    for reservation in ec2.describe_instances(Filters=filters)["Reservations"]:
+        found.extend(reservation["Instances"])
+    return found
+
+
+def tags(instance):
+    return naming.tags_to_dict(instance.get("Tags"))
+
+
+def state_of(ec2, instance_id):
+    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def launched_earlier(instance_ids, hours):
+    """moto stamps launches to the second; move some back so 'newest' is not a tie."""
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][REGION]
+    for instance_id in instance_ids:
+        moved = backend.get_instance(instance_id)
+        moved.launch_time = moved.launch_time - datetime.timedelta(hours=hours)
+
+
+def eni_groups(instance):
+    return set(g["GroupId"] for g in instance["NetworkInterfaces"][0]["Groups"])
+
+
+# --- create ----------------------------------------------------------------------------
+
+def test_launches_workers_spread_over_zones_in_private_subnets(ec2, network, calls, run_requests):
+    result = apply(md0(), "md-0", user_data="#cloud-config\n")
+
+    assert result["changed"] is True
+    made = instances_of(ec2, "md-0")
+    assert len(made) == 2 and len(result["launched"]) == 2 and result["terminated"] == []
+    zones = sorted(i["Placement"]["AvailabilityZone"] for i in made)
+    assert zones == ZONES[:2]
+    for instance in made:
+        zone = instance["Placement"]["AvailabilityZone"]
+        assert instance["SubnetId"] == network["subnets"][(naming.ROLE_PRIVATE, zone)]
+        assert instance.get("PublicIpAddress") is None
+        assert eni_groups(instance) == {network["groups"][naming.SG_NODE], network["groups"][naming.SG_LB]}
+        assert instance["IamInstanceProfile"]["Arn"].endswith("/" + naming.NODES_PROFILE)
+        assert instance["KeyName"] == KEY
+        assert instance["InstanceType"] == "t3.large" and instance["ImageId"] == AMI
+        assert instance["MetadataOptions"]["HttpTokens"] == "required"
+        assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
+        assert instance["MetadataOptions"]["HttpEndpoint"] == "enabled"
+        got = tags(instance)
+        assert got["Name"].startswith("capi-example-md-0-") and len(got["Name"]) == len("capi-example-md-0-") + 5
+        assert got[naming.owner_tag(CLUSTER)] == "owned"
+        assert got[naming.cloud_provider_tag(CLUSTER)] == "owned"
+        assert got[naming.ROLE_TAG] == naming.ROLE_NODE
+        assert got[naming.MACHINE_SET_TAG] == "md-0"
+        assert len(got[naming.SPEC_HASH_TAG]) == instances.HASH_LENGTH
+        assert got["team"] == "platform"
+        root = instance["BlockDeviceMappings"][0]
+        assert root["DeviceName"] == "/dev/sda1" and root["Ebs"]["DeleteOnTermination"] is True
+        volume = ec2.describe_volumes(VolumeIds=[root["Ebs"]["VolumeId"]])["Volumes"][0]
+        assert (volume["Encrypted"], volume["VolumeType"], volume["Size"]) == (True, "gp3", 80)
+        assert naming.tags_to_dict(volume["Tags"])[naming.MACHINE_SET_TAG] == "md-0"
+
+    runs = run_requests
+    assert len(runs) == 2
+    for params in runs:
+        name = naming.tags_to_dict(params["TagSpecifications"][0]["Tags"])["Name"]
+        assert params["ClientToken"] == instances.client_token(CLUSTER, "md-0", name)
+        assert (params["MinCount"], params["MaxCount"]) == (1, 1)
+        assert set(spec["ResourceType"] for spec in params["TagSpecifications"]) == {"instance", "volume", "network-interface"}
+        assert params["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
+        assert params["UserData"] == "#cloud-config\n"
+    assert len(set(p["ClientToken"] for p in runs)) == 2
+    assert calls.names().count("DescribeImages") == 1
+    # Launched together, waited for once.
+    assert calls.writes() == ["RunInstances", "RunInstances"]
+
+    machines = result["machines"]
+    assert [m["name"] for m in machines] == sorted(result["launched"])
+    for machine in machines:
+        assert machine["instance_id"].startswith("i-") and machine["state"] == "running"
+        assert machine["set"] == "md-0" and machine["role"] == "node" and machine["outdated"] is False
+        assert machine["private_ip"].startswith("10.0.") and machine["private_dns_name"]
+        assert machine["image_id"] == AMI and machine["instance_type"] == "t3.large" and machine["launch_time"]
+    assert result["outdated"] == []
+
+
+def test_control_plane_gets_control_plane_groups_and_profile(ec2, network):
+    result = apply(cluster_spec(), "control-plane")
+
+    (instance,) = instances_of(ec2, "control-plane")
+    assert eni_groups(instance) == set(network["groups"][r] for r in (naming.SG_NODE, naming.SG_LB, naming.SG_CONTROL_PLANE))
+    assert instance["IamInstanceProfile"]["Arn"].endswith("/" + naming.CONTROL_PLANE_PROFILE)
+    assert tags(instance)[naming.ROLE_TAG] == naming.ROLE_CONTROL_PLANE
+    assert instance["Placement"]["AvailabilityZone"] == ZONES[0]
+    assert result["machines"][0]["role"] == "control-plane"
+
+
+def test_bastion_goes_to_first_public_subnet_with_public_ip(ec2, network, run_requests):
+    result = apply(cluster_spec(), "bastion")
+
+    (instance,) = instances_of(ec2, "bastion")
+    assert instance["SubnetId"] == network["subnets"][(naming.ROLE_PUBLIC, ZONES[0])]
+    assert instance.get("PublicIpAddress")
+    assert eni_groups(instance) == {network["groups"][naming.SG_BASTION]}
+    assert "IamInstanceProfile" not in instance
+    assert instance["InstanceType"] == "t3.micro"
+    assert tags(instance)[naming.ROLE_TAG] == naming.ROLE_BASTION
+    assert run_requests[0]["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is True
+    (machine,) = result["machines"]
+    assert machine["public_ip"] == instance["PublicIpAddress"] and machine["role"] == "bastion"
+
+
+def test_disabled_bastion_is_terminated(ec2, network):
+    apply(cluster_spec(), "bastion")
+    result = apply(cluster_spec(**{"network.bastion.enabled": False}), "bastion")
+
+    assert len(result["terminated"]) == 1 and result["machines"] == []
+    assert instances_of(ec2, "bastion") == []
+
+
+def test_public_only_cluster_puts_machines_in_public_subnets_with_public_ip(ec2):
+    network = make_network(ec2, private=False)
+    result = apply(md0(1), "md-0")
+
+    (instance,) = instances_of(ec2, "md-0")
+    assert instance["SubnetId"] == network["subnets"][(naming.ROLE_PUBLIC, ZONES[0])]
+    assert instance.get("PublicIpAddress") and result["machines"][0]["public_ip"]
+
+
+# --- rerun, check mode, diff ------------------------------------------------------------
+
+def test_rerun_changes_nothing_and_writes_nothing(ec2, network, calls):
+    first = apply(md0(), "md-0", user_data="first")
+    calls.clear()
+
+    again = apply(md0(), "md-0", user_data="other user data is not part of the machine's definition")
+
+    assert again["changed"] is False and again["plan"] == []
+    assert calls.writes() == []
+    assert calls.names().count("DescribeInstances") == 1
+    assert calls.names().count("DescribeImages") == 1
+    assert "DescribeSubnets" not in calls.names()
+    assert [m["instance_id"] for m in again["machines"]] == [m["instance_id"] for m in first["machines"]]
+    assert again["launched"] == [] and again["terminated"] == [] and again["outdated"] == []
+
+
+def test_check_mode_plans_machines_and_creates_nothing(ec2, network, calls):
+    result, failed = machine_set(md0(), "md-0", check_mode=True)
+
+    assert not failed and result["changed"] is True
+    assert instances_of(ec2) == []
+    assert calls.writes() == []
+    assert [a["action"] for a in result["plan"]] == ["create", "wait"]
+    assert len(result["launched"]) == 2
+    for machine in result["machines"]:
+        assert machine["instance_id"] == UNKNOWN and machine["private_ip"] == UNKNOWN
+        assert machine["public_ip"] is None and machine["image_id"] == AMI
+    assert sorted(m["availability_zone"] for m in result["machines"]) == ZONES[:2]
+    assert set(m["subnet_id"] for m in result["machines"]) == set(
+        network["subnets"][(naming.ROLE_PRIVATE, z)] for z in ZONES[:2])
+
+
+def test_check_mode_plans_into_a_network_not_created_yet(ec2, calls):
+    # A create playbook's check mode: cluster_network only planned the subnets and groups.
+    result, failed = machine_set(cluster_spec(), "control-plane", check_mode=True)
+
+    assert not failed, result.get("msg")
+    (machine,) = result["machines"]
+    assert machine["subnet_id"] == UNKNOWN and machine["availability_zone"] == ZONES[0]
+    assert machine["public_ip"] is None
+    assert calls.writes() == []
+
+
+def test_diff_shows_the_rendered_plan(ec2, network):
+    result, failed = machine_set(md0(), "md-0", check_mode=True, diff=True)
+
+    assert not failed
+    text = result["diff"]["prepared"]
+    assert text.startswith("machine set md-0 of cluster capi-example")
+    assert "+ ec2 instances capi-example-md-0-" in text and "2 x t3.large" in text
+    assert ". ec2 instances running" in text
+
+
+def test_diff_of_a_rerun_says_no_changes(ec2, network):
+    apply(md0(), "md-0")
+    result, failed = machine_set(md0(), "md-0", diff=True)
+
+    assert not failed and "No changes" in result["diff"]["prepared"]
+
+
+def test_no_wait_plans_no_wait(ec2, network):
+    result = apply(md0(1), "md-0", wait=False)
+
+    assert [a["action"] for a in result["plan"]] == ["create"]
+    assert result["machines"][0]["instance_id"].startswith("i-")
+
+
+# --- scaling --------------------------------------------------------------------------
+
+def test_scale_up_fills_the_emptiest_zones(ec2, network):
+    apply(md0(2), "md-0")
+    result = apply(md0(4), "md-0")
+
+    assert len(result["launched"]) == 2
+    zones = sorted(m["availability_zone"] for m in result["machines"])
+    assert zones == sorted(ZONES + ZONES[:1])
+
+
+def test_scale_down_terminates_newest_in_the_fullest_zone(ec2, network):
+    first = apply(md0(3), "md-0")
+    launched_earlier([m["instance_id"] for m in first["machines"]], 1)
+    grown = apply(md0(4), "md-0")  # the 4th machine goes to the first zone, which then holds two
+    (newest,) = [m for m in grown["machines"] if m["name"] in grown["launched"]]
+    assert newest["availability_zone"] == ZONES[0]
+
+    result = apply(md0(3), "md-0")
+
+    assert result["terminated"] == [newest["instance_id"]]
+    assert state_of(ec2, newest["instance_id"]) == "terminated"
+    assert sorted(m["availability_zone"] for m in result["machines"]) == ZONES
+
+
+def test_spec_change_reports_outdated_without_writing(ec2, network, calls):
+    apply(md0(2), "md-0")
+    calls.clear()
+
+    result = apply(md0(2, instance_type="t3.xlarge"), "md-0")
+
+    assert result["changed"] is False and calls.writes() == []
+    assert len(result["outdated"]) == 2
+    assert all(m["outdated"] for m in result["machines"])
+    assert all(i["InstanceType"] == "t3.large" for i in instances_of(ec2, "md-0"))
+
+
+def test_scale_down_terminates_outdated_machines_first(ec2, network):
+    apply(md0(2), "md-0")
+    grown = apply(md0(3, instance_type="t3.xlarge"), "md-0")
+    (new_name,) = grown["launched"]
+    assert sorted(grown["outdated"]) == sorted(m["name"] for m in grown["machines"] if m["name"] != new_name)
+
+    result = apply(md0(2, instance_type="t3.xlarge"), "md-0")
+
+    # Newest-first alone would pick the new machine; the outdated ones go first.
+    assert len(result["terminated"]) == 1
+    names = [m["name"] for m in result["machines"]]
+    assert new_name in names and len(names) == 2
+    assert len(result["outdated"]) == 1
+
+
+def test_remove_machines_replaces_one_in_its_zone(ec2, network, calls):
+    first = apply(md0(2), "md-0")
+    victim = first["machines"][0]
+    calls.clear()
+
+    result = apply(md0(2), "md-0", remove_machines=[victim["name"]])
+
+    assert result["terminated"] == [victim["instance_id"]]
+    assert len(result["launched"]) == 1
+    assert state_of(ec2, victim["instance_id"]) == "terminated"
+    names = [m["name"] for m in result["machines"]]
+    assert victim["name"] not in names and len(names) == 2
+    replacement = [m for m in result["machines"] if m["name"] == result["launched"][0]][0]
+    assert replacement["availability_zone"] == victim["availability_zone"]
+    assert calls.writes() == ["TerminateInstances", "RunInstances"]
+
+    calls.clear()
+    again = apply(md0(2), "md-0", remove_machines=[victim["name"]])
+    assert again["changed"] is False and calls.writes() == []
+
+
+def test_remove_machines_by_instance_id(ec2, network):
+    first = apply(md0(2), "md-0")
+    victim = first["machines"][1]["instance_id"]
+
+    result = apply(md0(2), "md-0", remove_machines=[victim])
+
+    assert result["terminated"] == [victim] and len(result["launched"]) == 1
+
+
+def test_remove_machines_unknown_name_fails_before_any_write(ec2, network, calls):
+    apply(md0(1), "md-0")
+    (other,) = apply(cluster_spec(), "md-1")["machines"]
+    calls.clear()
+
+    result, failed = machine_set(md0(1), "md-0", remove_machines=["capi-example-md-0-nopes", other["name"]])
+
+    assert failed
+    assert "capi-example-md-0-nopes" in result["msg"] and other["name"] in result["msg"]
+    assert "not a machine of set md-0" in result["msg"]
+    assert calls.writes() == []
+    assert len(instances_of(ec2)) == 2
+
+
+def test_imds_drift_is_fixed_in_place(ec2, network, calls):
+    first = apply(md0(1), "md-0")
+    instance_id = first["machines"][0]["instance_id"]
+    ec2.modify_instance_metadata_options(InstanceId=instance_id, HttpTokens="optional", HttpPutResponseHopLimit=1)
+    calls.clear()
+
+    result = apply(md0(1), "md-0")
+
+    assert result["changed"] is True
+    assert [(a["action"], a["resource"]) for a in result["plan"]] == [("update", "ec2 instance metadata options")]
+    assert "HttpTokens optional -> required" in result["plan"][0]["detail"]
+    assert calls.writes() == ["ModifyInstanceMetadataOptions"]
+    options = instances_of(ec2, "md-0")[0]["MetadataOptions"]
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 2)
+    assert result["launched"] == [] and result["terminated"] == []
+
+    assert apply(md0(1), "md-0")["changed"] is False
+
+
+# --- absent and ownership ---------------------------------------------------------------
+
+def test_absent_terminates_only_this_sets_owned_machines(ec2, network, calls):
+    apply(md0(2), "md-0")
+    apply(cluster_spec(), "md-1")
+    look_alike_tags = {"Name": "capi-example-md-0-alike", naming.MACHINE_SET_TAG: "md-0",
+                       naming.ROLE_TAG: naming.ROLE_NODE, naming.cloud_provider_tag(CLUSTER): "owned"}
+    look_alike = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1,
+                                   SubnetId=network["subnets"][(naming.ROLE_PRIVATE, ZONES[0])],
+                                   TagSpecifications=[{"ResourceType": "instance",
+                                                       "Tags": [{"Key": k, "Value": v} for k, v in look_alike_tags.items()]}])
+    look_alike_id = look_alike["Instances"][0]["InstanceId"]
+    md0_ids = sorted(i["InstanceId"] for i in instances_of(ec2, "md-0") if i["InstanceId"] != look_alike_id)
+    calls.clear()
+
+    result = apply(md0(2), "md-0", state="absent")
+
+    assert sorted(result["terminated"]) == md0_ids and result["machines"] == []
+    assert calls.writes() == ["TerminateInstances"]
+    assert state_of(ec2, look_alike_id) == "running"
+    assert len(instances_of(ec2, "md-1")) == 1
+
+    calls.clear()
+    again = apply(md0(2), "md-0", state="absent")
+    assert again["changed"] is False and calls.writes() == []
+
+
+def test_present_ignores_unowned_look_alikes(ec2, network):
+    look_alike_tags = {"Name": "capi-example-md-0-alike", naming.MACHINE_SET_TAG: "md-0",
+                       naming.owner_tag("other-cluster"): "owned"}
+    ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in look_alike_tags.items()]}])
+
+    result = apply(md0(0), "md-0")
+
+    assert result["changed"] is False and result["machines"] == []
+    assert len(instances_of(ec2, "md-0")) == 1
+
+
+def test_absent_terminates_a_set_dropped_from_the_spec(ec2, network):
+    apply(cluster_spec(), "md-1")
+    dropped = cluster_spec(machine_deployments=[BASE_SPEC["machine_deployments"][0]])
+
+    result = apply(dropped, "md-1", state="absent")
+
+    assert len(result["terminated"]) == 1
+    assert instances_of(ec2, "md-1") == []
+
+
+def test_absent_check_mode_terminates_nothing(ec2, network):
+    apply(md0(1), "md-0")
+    result, failed = machine_set(md0(1), "md-0", check_mode=True, state="absent")
+
+    assert not failed and result["changed"] is True and len(result["terminated"]) == 1
+    assert len(instances_of(ec2, "md-0")) == 1
+
+
+# --- errors ---------------------------------------------------------------------------
+
+def test_unknown_set_fails_before_any_aws_call(ec2, calls):
+    result, failed = machine_set(cluster_spec(), "md-9")
+
+    assert failed
+    assert "'md-9' is not a machine set of cluster capi-example" in result["msg"]
+    assert "control-plane, bastion, md-0, md-1" in result["msg"]
+    assert calls.names() == []
+
+
+def test_invalid_spec_fails_before_any_aws_call(ec2, calls):
+    result, failed = machine_set(cluster_spec(**{"control_plane.replicas": 2}), "control-plane")
+
+    assert failed and "cluster.control_plane.replicas" in result["msg"]
+    assert calls.names() == []
+
+
+def test_oversized_user_data_fails_before_any_aws_call(ec2, calls):
+    result, failed = machine_set(md0(), "md-0", user_data="x" * 16385)
+
+    assert failed and "user_data" in result["msg"] and "16384" in result["msg"]
+    assert calls.names() == []
+
+
+def test_missing_network_fails_naming_cluster_network(ec2, calls):
+    result, failed = machine_set(md0(), "md-0")
+
+    assert failed and "no subnets" in result["msg"] and "cluster_network" in result["msg"]
+    assert calls.writes() == []
+
+
+def test_missing_security_group_fails_naming_it(ec2, network, calls):
+    ec2.delete_security_group(GroupId=network["groups"][naming.SG_LB])
+    calls.clear()
+
+    result, failed = machine_set(md0(), "md-0")
+
+    assert failed and "no lb security group" in result["msg"]
+    assert calls.writes() == []
+
+
+def test_unknown_ami_id_fails_naming_the_field(ec2, network, calls):
+    spec = cluster_spec(**{"machine_deployments.1.ami_id": "ami-0123456789abcdef0"})
+    result, failed = machine_set(spec, "md-1")
+
+    assert failed
+    assert "cluster.machine_deployments[1].ami_id: ami-0123456789abcdef0 does not exist" in result["msg"]
+    assert calls.writes() == []
+
+
+def test_zone_without_a_subnet_fails_naming_the_sets_zones_field(ec2, network, calls):
+    spec = cluster_spec(**{"machine_deployments.0.availability_zones": ["ap-northeast-2d"]})
+
+    result, failed = machine_set(spec, "md-0")
+
+    assert failed
+    assert result["msg"].startswith("cluster.machine_deployments[0].availability_zones: machine set md-0 needs a private subnet "
+                                    "in ap-northeast-2d")
+    assert calls.writes() == []
