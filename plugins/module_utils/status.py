@@ -1,0 +1,475 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the kubecluster.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""What a cluster owns in a region, and the phase Cluster API would give it.
+
+``survey`` reads each resource type once for the whole region - filtered on one
+cluster's ownership tag, or on the ownership tag key of any cluster - and groups what
+it finds by the cluster named in that tag, so listing every cluster costs the same
+reads as looking at one. It never writes.
+
+``cluster_phase`` is the pure decision of the phase from what exists (``kubectl get
+cluster`` shows the same words); ``waiting_for`` names what is not ready yet, which is
+what ``wait_until_ready`` polls on and what a timed-out wait reports.
+"""
+
+import collections
+import time
+
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_addresses
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_instances
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_internet_gateways
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_nat_gateways
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_route_tables
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_security_groups
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_subnets
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_vpcs
+from ansible_collections.amazon.aws.plugins.module_utils import elb_utils
+
+from . import instances as machine_sets
+from . import loadbalancer
+from . import lookup
+from . import naming
+
+PENDING = "Pending"
+PROVISIONING = "Provisioning"
+PROVISIONED = "Provisioned"
+DELETING = "Deleting"
+FAILED = "Failed"
+
+# Deleted NAT gateways stay visible for about an hour; they no longer belong to anything.
+LIVE_NAT_STATES = ["pending", "failed", "available", "deleting"]
+# Without the spec, only the groups every machine needs can be required.
+REQUIRED_SG_ROLES = (naming.SG_CONTROL_PLANE, naming.SG_NODE)
+# Scale-down, rollouts and deletes terminate through the API; any other reason is a failure.
+EXPECTED_TERMINATION = "Client.UserInitiatedShutdown"
+
+LB_TYPES = {"network": loadbalancer.NLB, "application": "alb", "gateway": "gwlb"}
+
+ClusterStatus = collections.namedtuple("ClusterStatus", "view waiting_for")
+
+
+# --- the phase: pure functions of the facts a survey gathered ----------------------------
+
+def cluster_phase(facts):
+    """Cluster API's phase for what a cluster owns: ``(phase, failure_message)``.
+
+    ``facts`` is the dict ``survey`` builds (the unit tests write it by hand):
+    name, managed_vpc, vpc_state (None when there is no VPC), subnets and
+    security_groups (lists of roles), internet_gateway_attached (None without an
+    internet gateway), other_resources (a count of owned Elastic IPs and route tables),
+    nat_gateways ([{id, state, failure_message}]), load_balancer (None or {name,
+    dns_name, state}) and machines ([{instance_id, name, role, state, state_reason}]).
+    """
+    if not _anything_exists(facts):
+        return PENDING, None
+    if _deleting(facts):
+        return DELETING, None
+    failures = failure_messages(facts)
+    if failures:
+        return FAILED, "; ".join(failures)
+    if infrastructure_waiting_for(facts):
+        return PROVISIONING, None
+    return PROVISIONED, None
+
+
+def _live_machines(facts):
+    return [m for m in facts["machines"] if m["state"] != "terminated"]
+
+
+def _anything_exists(facts):
+    return bool(facts["vpc_state"] or facts["subnets"] or facts["security_groups"]
+                or facts["internet_gateway_attached"] is not None or facts["nat_gateways"]
+                or facts["other_resources"] or facts["load_balancer"] or _live_machines(facts))
+
+
+def _deleting(facts):
+    """Something is going away and nothing is being kept up.
+
+    An instance shutting down next to running ones is a scale-down or a rollout, not a
+    delete; the cluster's delete terminates every machine at once.
+    """
+    if any(nat["state"] == "deleting" for nat in facts["nat_gateways"]):
+        return True
+    states = set(m["state"] for m in _live_machines(facts))
+    return "shutting-down" in states and not states & {"pending", "running", "stopping", "stopped"}
+
+
+def failure_messages(facts):
+    """Why the cluster cannot become ready without someone stepping in, one text each."""
+    failures = []
+    for nat in facts["nat_gateways"]:
+        if nat["state"] == "failed":
+            failures.append("NAT gateway %s failed: %s" % (nat["id"], nat["failure_message"] or "AWS gave no reason"))
+    balancer = facts["load_balancer"]
+    if balancer and balancer["state"] == "failed":
+        failures.append("API load balancer %s failed" % balancer["name"])
+    running_cp = [m["instance_id"] for m in facts["machines"] if m["role"] == naming.ROLE_CONTROL_PLANE and m["state"] == "running"]
+    if running_cp and not balancer:
+        failures.append("control-plane machines %s are running but the API load balancer %s does not exist"
+                        % (", ".join(running_cp), naming.load_balancer_name(facts["name"])))
+    for machine in facts["machines"]:
+        reason = machine["state_reason"] or {}
+        if machine["state"] == "terminated" and reason.get("code") != EXPECTED_TERMINATION:
+            failures.append("instance %s (%s) was terminated: %s"
+                            % (machine["instance_id"], machine["name"], reason.get("message") or "AWS gave no reason"))
+    return failures
+
+
+def infrastructure_waiting_for(facts):
+    """What keeps the cluster from Provisioned: its network and API load balancer, as CAPA's AWSCluster."""
+    waiting = []
+    if not facts["vpc_state"]:
+        waiting.append("VPC")
+    elif facts["vpc_state"] != "available":
+        waiting.append("VPC (%s)" % facts["vpc_state"])
+    if not facts["subnets"]:
+        waiting.append("subnets")
+    missing_groups = [role for role in REQUIRED_SG_ROLES if role not in facts["security_groups"]]
+    if missing_groups:
+        waiting.append("security groups %s" % ", ".join(missing_groups))
+    if facts["managed_vpc"] and not facts["internet_gateway_attached"]:
+        waiting.append("internet gateway" if facts["internet_gateway_attached"] is None else "internet gateway attachment")
+    for nat in facts["nat_gateways"]:
+        if nat["state"] != "available":
+            waiting.append("NAT gateway %s (%s)" % (nat["id"], nat["state"]))
+    balancer = facts["load_balancer"]
+    if not balancer:
+        waiting.append("API load balancer %s" % naming.load_balancer_name(facts["name"]))
+    elif not balancer["dns_name"]:
+        waiting.append("DNS name of API load balancer %s" % balancer["name"])
+    return waiting
+
+
+def waiting_for(facts):
+    """Everything not ready yet: the infrastructure, then every machine that is not running."""
+    waiting = infrastructure_waiting_for(facts)
+    for machine in _live_machines(facts):
+        if machine["state"] != "running":
+            waiting.append("machine %s (%s, %s)" % (machine["name"], machine["instance_id"], machine["state"]))
+    return waiting
+
+
+# --- reading the region ------------------------------------------------------------------
+
+def owner_filters(name=None):
+    """EC2 filters for one cluster's owned resources, or for those of any cluster."""
+    if name:
+        return naming.owned_filters(name)
+    return [{"Name": "tag-key", "Values": [naming.OWNER_TAG_PREFIX + "*"]}]
+
+
+def owners(tags):
+    """Names of the clusters whose ownership tag says ``owned`` in a tag dict."""
+    names = (naming.cluster_name_from_owner_tag(key) for key, value in tags.items() if value == naming.OWNED)
+    return [name for name in names if name]
+
+
+def group_by_owner(resources):
+    """{cluster name: [resource]} for boto3 resources carrying ``Tags`` lists."""
+    groups = collections.defaultdict(list)
+    for resource in resources:
+        for name in owners(naming.tags_to_dict(resource.get("Tags"))):
+            groups[name].append(resource)
+    return groups
+
+
+def _instances(ec2, filters):
+    return [instance for reservation in describe_instances(ec2, Filters=filters) for instance in reservation["Instances"]]
+
+
+def read_owned(ec2, name=None):
+    """Owned resources of every EC2 type, one describe each: {type: {cluster: [resource]}}.
+
+    Subnets and route tables are read by the VPCs found (owned VPCs and the VPCs of
+    owned security groups), so that a bring-your-own VPC's subnets can be shown too;
+    ``network`` holds them all, by id and by VPC.
+    """
+    filters = owner_filters(name)
+    raw = {
+        "vpcs": describe_vpcs(ec2, Filters=filters),
+        "security_groups": describe_security_groups(ec2, Filters=filters),
+        "internet_gateways": describe_internet_gateways(ec2, Filters=filters) or [],
+        "nat_gateways": describe_nat_gateways(ec2, Filter=filters + [{"Name": "state", "Values": LIVE_NAT_STATES}]),
+        "addresses": describe_addresses(ec2, Filters=filters),
+        "instances": _instances(ec2, filters),
+    }
+    vpc_ids = sorted(set(resource["VpcId"] for resource in raw["vpcs"] + raw["security_groups"]))
+    in_vpcs = [{"Name": "vpc-id", "Values": vpc_ids}]
+    raw["subnets"] = describe_subnets(ec2, Filters=in_vpcs) if vpc_ids else []
+    raw["route_tables"] = describe_route_tables(ec2, Filters=in_vpcs) if vpc_ids else []
+    network = {"subnets": dict((s["SubnetId"], s) for s in raw["subnets"]), "route_tables": collections.defaultdict(list)}
+    for table in raw["route_tables"]:
+        network["route_tables"][table["VpcId"]].append(table)
+    return dict((kind, group_by_owner(resources)) for kind, resources in raw.items()), network
+
+
+def _nlb_view(balancer):
+    return {
+        "name": balancer["LoadBalancerName"],
+        "type": LB_TYPES.get(balancer.get("Type"), balancer.get("Type")),
+        "dns_name": balancer.get("DNSName") or None,
+        "scheme": balancer.get("Scheme"),
+        "state": balancer.get("State", {}).get("Code"),
+        "subnet_ids": [zone["SubnetId"] for zone in balancer.get("AvailabilityZones", []) if zone.get("SubnetId")],
+    }
+
+
+def _classic_view(balancer):
+    return {
+        "name": balancer["LoadBalancerName"],
+        "type": loadbalancer.CLASSIC,
+        "dns_name": balancer.get("DNSName") or None,
+        "scheme": balancer.get("Scheme"),
+        # A classic ELB has no state: it serves from the moment it exists.
+        "state": "active",
+        "subnet_ids": list(balancer.get("Subnets", [])),
+    }
+
+
+def read_api_load_balancers(elbv2, elb, cluster_names):
+    """{cluster: API load balancer view} for the clusters whose balancer exists and is theirs.
+
+    The balancer is found by CAPA's name for it; one cluster's is asked for by name, many
+    clusters' by listing the region once (a name lookup fails as a whole when one name
+    is missing). Its tags then prove it is the cluster's, not a look-alike.
+    """
+    wanted = collections.defaultdict(list)
+    for name in cluster_names:
+        wanted[naming.load_balancer_name(name)].append(name)
+    if not wanted:
+        return {}
+    names = list(wanted) if len(wanted) == 1 else None
+    nlbs = [lb for lb in (elb_utils.describe_load_balancers(elbv2, names=names) or []) if lb["LoadBalancerName"] in wanted]
+    classics = [lb for lb in loadbalancer.describe_classic_balancers(elb, names=names) if lb["LoadBalancerName"] in wanted]
+    nlb_tags = loadbalancer.elbv2_tags(elbv2, [lb["LoadBalancerArn"] for lb in nlbs]) if nlbs else {}
+    classic_tags = loadbalancer.describe_classic_tags(elb, [lb["LoadBalancerName"] for lb in classics]) if classics else {}
+    candidates = [(nlb_tags.get(lb["LoadBalancerArn"], {}), _nlb_view(lb)) for lb in nlbs]
+    candidates += [(classic_tags.get(lb["LoadBalancerName"], {}), _classic_view(lb)) for lb in classics]
+    found = {}
+    for tags, view in candidates:
+        for name in wanted[view["name"]]:
+            if naming.is_owned(tags, name):
+                found.setdefault(name, []).append(view)
+    return found
+
+
+# --- one cluster's view --------------------------------------------------------------------
+
+def _tags(resource):
+    return naming.tags_to_dict(resource.get("Tags"))
+
+
+def _subnet_view(subnet, role):
+    return {
+        "id": subnet["SubnetId"],
+        "name": _tags(subnet).get("Name", subnet["SubnetId"]),
+        "role": role,
+        "availability_zone": subnet["AvailabilityZone"],
+        "cidr": subnet["CidrBlock"],
+    }
+
+
+def _subnet_views(owned, vpc_id, used_subnet_ids, network):
+    """Owned subnets by their role tag; in a bring-your-own VPC, the subnets the balancer and machines use.
+
+    A used subnet without a role tag is public when its route table leads to an internet
+    gateway, as CAPA decides it for subnets it does not manage.
+    """
+    views = [_subnet_view(s, _tags(s).get(naming.ROLE_TAG)) for s in owned["subnets"]]
+    seen = set(view["id"] for view in views)
+    used = [network["subnets"][sid] for sid in sorted(used_subnet_ids) if sid in network["subnets"] and sid not in seen]
+    public = lookup._public_subnet_ids(network["route_tables"].get(vpc_id, []), [s["SubnetId"] for s in used])  # pylint: disable=protected-access
+    views += [_subnet_view(s, naming.ROLE_PUBLIC if s["SubnetId"] in public else naming.ROLE_PRIVATE) for s in used]
+    return sorted(views, key=lambda view: (view["role"] or "", view["availability_zone"], view["id"]))
+
+
+def _nat_view(nat, network):
+    subnet = network["subnets"].get(nat.get("SubnetId"), {})
+    addresses = nat.get("NatGatewayAddresses") or [{}]
+    return {
+        "id": nat["NatGatewayId"],
+        "availability_zone": subnet.get("AvailabilityZone"),
+        "state": nat["State"],
+        "public_ip": addresses[0].get("PublicIp"),
+    }
+
+
+def _address_view(address):
+    return {
+        "allocation_id": address.get("AllocationId"),
+        "public_ip": address.get("PublicIp"),
+        "association_id": address.get("AssociationId"),
+    }
+
+
+def _machine_view(instance):
+    # Whether a machine is outdated takes the spec's hash, which an info module does not have.
+    view = machine_sets.machine_view(instance, None)
+    del view["outdated"]
+    return view
+
+
+def _machine_sets(machines):
+    sets = {}
+    for machine in machines:
+        if machine["set"] and machine["state"] != "terminated":
+            counts = sets.setdefault(machine["set"], {"replicas": 0, "running": 0})
+            counts["replicas"] += 1
+            counts["running"] += machine["state"] == "running"
+    return sets
+
+
+def _machine_order(instance):
+    tags = _tags(instance)
+    return (tags.get(naming.MACHINE_SET_TAG) or "", tags.get("Name") or "", instance["InstanceId"])
+
+
+def _igw_attached(igw, vpc_id):
+    # EC2 reports an attached internet gateway's attachment as "available".
+    return any(a.get("VpcId") == vpc_id and a.get("State") in ("available", "attached") for a in igw.get("Attachments", []))
+
+
+def _public_balancer_view(balancer):
+    # The subnet ids only serve to find a bring-your-own VPC's subnets.
+    return dict((key, value) for key, value in balancer.items() if key != "subnet_ids") if balancer else None
+
+
+def _state_reason(instance):
+    reason = instance.get("StateReason")
+    return {"code": reason.get("Code"), "message": reason.get("Message")} if reason else None
+
+
+def _first(resources):
+    return resources[0] if resources else None
+
+
+def _cluster_vpc_id(owned):
+    """The owned VPC's id, else the VPC of the cluster's security groups (a bring-your-own VPC)."""
+    vpc = _first(owned["vpcs"])
+    if vpc:
+        return vpc["VpcId"]
+    return _first(sorted(set(group["VpcId"] for group in owned["security_groups"])))
+
+
+def _used_subnet_ids(instances, balancer):
+    used = set(i["SubnetId"] for i in instances if i.get("SubnetId") and i["State"]["Name"] != "terminated")
+    return used | set(balancer["subnet_ids"] if balancer else [])
+
+
+def _security_group_roles(groups):
+    return dict((_tags(group)[naming.ROLE_TAG], group["GroupId"]) for group in groups if naming.ROLE_TAG in _tags(group))
+
+
+def _counts(owned, machines, balancers):
+    return {
+        "vpcs": len(owned["vpcs"]),
+        "subnets": len(owned["subnets"]),
+        "internet_gateways": len(owned["internet_gateways"]),
+        "nat_gateways": len(owned["nat_gateways"]),
+        "elastic_ips": len(owned["addresses"]),
+        "route_tables": len(owned["route_tables"]),
+        "security_groups": len(owned["security_groups"]),
+        "instances": len([m for m in machines if m["state"] != "terminated"]),
+        "load_balancers": len(balancers),
+    }
+
+
+def _cluster_view(name, region, owned, balancers, network):
+    """What the module returns for one cluster; the phase is filled in from the facts."""
+    vpc_id = _cluster_vpc_id(owned)
+    balancer = _first(balancers)
+    instances = sorted(owned["instances"], key=_machine_order)
+    machines = [_machine_view(instance) for instance in instances]
+    igw = _first(owned["internet_gateways"])
+    return {
+        "name": name,
+        "region": region,
+        "phase": None,
+        "failure_message": None,
+        "control_plane_endpoint": {"host": balancer["dns_name"], "port": loadbalancer.API_PORT} if balancer and balancer["dns_name"] else None,
+        "vpc_id": vpc_id,
+        "managed_vpc": bool(owned["vpcs"]),
+        "subnets": _subnet_views(owned, vpc_id, _used_subnet_ids(instances, balancer), network),
+        "nat_gateways": sorted((_nat_view(nat, network) for nat in owned["nat_gateways"]), key=lambda n: (n["availability_zone"] or "", n["id"])),
+        "elastic_ips": sorted((_address_view(a) for a in owned["addresses"]), key=lambda a: a["allocation_id"] or ""),
+        "internet_gateway_id": igw["InternetGatewayId"] if igw else None,
+        "security_groups": _security_group_roles(owned["security_groups"]),
+        "load_balancer": _public_balancer_view(balancer),
+        "machines": machines,
+        "machine_sets": _machine_sets(machines),
+        "counts": _counts(owned, machines, balancers),
+    }
+
+
+def _phase_facts(view, owned, balancer):
+    """The facts ``cluster_phase`` decides on, from the view and what only the raw reads hold."""
+    vpc = _first(owned["vpcs"])
+    igw = _first(owned["internet_gateways"])
+    reasons = dict((instance["InstanceId"], _state_reason(instance)) for instance in owned["instances"])
+    return {
+        "name": view["name"],
+        "managed_vpc": view["managed_vpc"],
+        # A bring-your-own VPC is used as it is; owned groups inside it prove it exists.
+        "vpc_state": vpc["State"] if vpc else ("available" if view["vpc_id"] else None),
+        "subnets": [subnet["role"] for subnet in view["subnets"]],
+        "security_groups": sorted(view["security_groups"]),
+        "internet_gateway_attached": _igw_attached(igw, view["vpc_id"]) if igw else None,
+        "other_resources": view["counts"]["elastic_ips"] + view["counts"]["route_tables"],
+        "nat_gateways": [{"id": nat["NatGatewayId"], "state": nat["State"], "failure_message": nat.get("FailureMessage")}
+                         for nat in owned["nat_gateways"]],
+        "load_balancer": balancer,
+        "machines": [dict(machine, state_reason=reasons[machine["instance_id"]]) for machine in view["machines"]],
+    }
+
+
+def cluster_status(name, region, owned, balancers, network):
+    """The view of one cluster (what the module returns) and what it is still waiting for."""
+    balancers = balancers or []
+    view = _cluster_view(name, region, owned, balancers, network)
+    facts = _phase_facts(view, owned, _first(balancers))
+    view["phase"], view["failure_message"] = cluster_phase(facts)
+    return ClusterStatus(view, waiting_for(facts))
+
+
+def survey(ec2, elbv2, elb, region, name=None):
+    """The status of cluster ``name``, or of every cluster owning something in the region, by name.
+
+    A named cluster is always reported (Pending when it owns nothing yet); without a
+    name, a cluster is any name found in an ownership tag with the value ``owned``.
+    """
+    owned, network = read_owned(ec2, name)
+    names = [name] if name else sorted(set(cluster for groups in owned.values() for cluster in groups))
+    balancers = read_api_load_balancers(elbv2, elb, names)
+    statuses = []
+    for cluster in names:
+        mine = dict((kind, groups.get(cluster, [])) for kind, groups in owned.items())
+        statuses.append(cluster_status(cluster, region, mine, balancers.get(cluster), network))
+    return statuses
+
+
+def is_ready(status):
+    """Provisioned and every machine running: what ``wait`` waits for."""
+    return status.view["phase"] == PROVISIONED and not status.waiting_for
+
+
+def wait_until_ready(read, timeout, delay, clock=None, sleep=None):
+    """Poll ``read()`` (a list of ClusterStatus) until all are ready, one failed, or time is up.
+
+    Returns the last statuses. A Failed cluster ends the wait at once: a failed NAT
+    gateway or a lost balancer does not heal by waiting. ``clock`` and ``sleep``
+    default to the time module's, looked up at call time.
+    """
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
+    deadline = clock() + timeout
+    while True:
+        statuses = read()
+        settled = all(is_ready(status) for status in statuses)
+        failed = any(status.view["phase"] == FAILED for status in statuses)
+        remaining = deadline - clock()
+        if settled or failed or remaining <= 0:
+            return statuses
+        sleep(min(delay, remaining))
