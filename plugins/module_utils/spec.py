@@ -38,10 +38,12 @@ HEALTH_CHECK_PROTOCOLS = ("TCP", "HTTPS")
 CNI_PLUGINS = ("calico", "cilium")
 VOLUME_TYPES = ("gp3", "gp2", "io1", "io2")
 HTTP_TOKENS = ("required", "optional")
+PACKAGE_SOURCES = ("pkgs.k8s.io", "mirror", "binaries")
 
 # kubeadm.k8s.io/v1beta3 is read from 1.22; CAPA publishes images for the newest three minors.
 MIN_KUBERNETES_MINOR = 28
 MAX_AZS = 6  # a /16 split into AZs+1 blocks keeps subnets usable up to here
+MAX_USER_TAGS = 44  # AWS's 50 tags per resource, less Name, ownership, role, cloud-provider, set and spec-hash
 
 # Safer than CAPA: IMDSv2 only, hop limit 2 so containers can still reach it.
 DEFAULT_INSTANCE_METADATA = {"http_tokens": "required", "http_put_response_hop_limit": 2}
@@ -69,6 +71,8 @@ _SUBNET = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
 _KEY_NAME = re.compile(r"^[\x20-\x7e]{1,255}$")
 _TAG_CHARS = re.compile(r"^[a-zA-Z0-9 _.:=+\-@/]*$")
 _ACCOUNT_OR_ALIAS = re.compile(r"^(\d{12}|self|amazon|aws-marketplace)$")
+_ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
 class SpecError(Exception):
@@ -148,6 +152,11 @@ def _cluster_name(value):
     return None
 
 
+def cluster_name_error(value):
+    """Why ``value`` cannot be a cluster name, or None when it can; for options that name clusters outside a spec."""
+    return _cluster_name(value)
+
+
 def _network(value, low=16, high=28):
     if not isinstance(value, str):
         return "must be an IPv4 CIDR such as 10.0.0.0/16, not %r" % (value,)
@@ -214,8 +223,8 @@ def _subnet_ids(value):
 def _tags(value):
     if not isinstance(value, dict):
         return "must be a mapping of tag keys to values"
-    if len(value) > 50:
-        return "may hold at most 50 tags"
+    if len(value) > MAX_USER_TAGS:
+        return "may hold at most %d tags (AWS allows 50 per resource; the collection sets up to 6 of its own)" % MAX_USER_TAGS
     for key, val in value.items():
         if not isinstance(key, str) or not 1 <= len(key) <= 128 or not _TAG_CHARS.match(key):
             return "tag key %r must be 1-128 characters of letters, digits, spaces and _.:=+-@/" % (key,)
@@ -289,6 +298,22 @@ SCHEMA = {
         "iam_instance_profile": _Field(CONTROL_PLANE_PROFILE, _string),
         "root_volume": _Field(children=_root_volume()),
     }),
+    # Node side (roles): where kubeadm/kubelet/kubectl come from, add-on versions, kubeconfig.
+    "kubernetes_packages": _Field(children={
+        "source": _Field("pkgs.k8s.io", _choice(PACKAGE_SOURCES)),
+        "repository_url": _Field(None, _pattern(_URL, "an http(s) URL of an apt repository laid out like pkgs.k8s.io"),
+                                 nullable=True),
+        "binaries_dir": _Field(None, _string, nullable=True),
+    }),
+    "addons": _Field(children={
+        # None: the version the addons role pins for the cluster's Kubernetes minor.
+        "cni_version": _Field(None, _pattern(_ADDON_VERSION, "a release tag such as v3.29.1"), nullable=True),
+        "aws_cloud_controller_manager_version": _Field(None, _pattern(_ADDON_VERSION, "a release tag such as v1.31.8"),
+                                                       nullable=True),
+        "ebs_csi_driver_version": _Field(None, _pattern(_ADDON_VERSION, "a release tag such as v1.43.0"), nullable=True),
+        "manifests_dir": _Field(None, _string, nullable=True),
+    }),
+    "kubeconfig_path": _Field(None, _string, nullable=True),
     "machine_deployments": _Field(None, items={
         "name": _Field(None, None),
         "replicas": _Field(None, _int_range(0, 1000), env=ENV_WORKER_COUNT),
@@ -431,6 +456,27 @@ def _check_network(spec, errors):
                           % (path, nets["vpc_cidr"], zones, 28 - bits - public_bits))
 
 
+def _check_kubernetes_packages(spec, errors):
+    packages = spec["kubernetes_packages"]
+    path = "cluster.kubernetes_packages"
+    source = packages["source"]
+    if source == "mirror" and not packages["repository_url"]:
+        errors.append("%s.repository_url: source mirror needs the URL of your apt repository "
+                      "(laid out like https://pkgs.k8s.io/core:/stable:/v1.31/deb/); set it" % path)
+    if packages["repository_url"] and source != "mirror":
+        errors.append("%s.repository_url: only used with source: mirror; set source: mirror or remove it" % path)
+    if source == "binaries" and not packages["binaries_dir"]:
+        errors.append("%s.binaries_dir: source binaries needs the directory on the controller holding kubeadm, "
+                      "kubelet and kubectl; set it" % path)
+    if packages["binaries_dir"] and source != "binaries":
+        errors.append("%s.binaries_dir: only used with source: binaries; set source: binaries or remove it" % path)
+
+
+def _default_kubeconfig_path(spec):
+    if spec["kubeconfig_path"] is None and isinstance(spec["name"], str) and not _cluster_name(spec["name"]):
+        spec["kubeconfig_path"] = "~/.kube/%s.kubeconfig" % spec["name"]
+
+
 def _check_required(spec, errors):
     if spec["name"] is None:
         errors.append("cluster.name: required; name the cluster, e.g. name: capi-example")
@@ -457,6 +503,8 @@ def resolve(raw, environ=None):
     _check_required(spec, errors)
     _check_control_plane(spec, errors)
     _check_network(spec, errors)
+    _check_kubernetes_packages(spec, errors)
+    _default_kubeconfig_path(spec)
     if spec["kubernetes_version"] and not _version(spec["kubernetes_version"]):
         if not spec["kubernetes_version"].startswith("v"):
             spec["kubernetes_version"] = "v" + spec["kubernetes_version"]
@@ -498,14 +546,27 @@ def select_zones(spec, region_zones):
     return available[:wanted]
 
 
-def check_against_account(spec, zones, eip_quota, eips_in_use, eips_owned, key_pairs=None):
+def instance_profiles(spec):
+    """The instance profiles the spec's machines use, as {field path: profile name}."""
+    profiles = {"cluster.control_plane.iam_instance_profile": spec["control_plane"]["iam_instance_profile"]}
+    for index, deployment in enumerate(spec["machine_deployments"]):
+        profiles["cluster.machine_deployments[%d].iam_instance_profile" % index] = deployment["iam_instance_profile"]
+    return profiles
+
+
+def check_against_account(spec, zones, eip_quota, eips_in_use, eips_owned, key_pairs=None, missing_profiles=None):
     """Checks that need facts only AWS has; raise SpecError naming the field and the fix.
 
     ``eips_in_use`` counts every Elastic IP allocated in the region, ``eips_owned`` the ones
     this cluster already holds (a rerun needs no new ones for them). ``key_pairs`` is the
-    set of key-pair names in the region, or None when it was not read.
+    set of key-pair names in the region, or None when it was not read; ``missing_profiles``
+    the field paths whose instance profile does not exist.
     """
     errors = []
+    for path in missing_profiles or []:
+        errors.append("%s: instance profile %r does not exist; create the IAM stack once per account "
+                      "(ansible-playbook kubecluster.aws.bootstrap_iam) or name an existing profile"
+                      % (path, instance_profiles(spec)[path]))
     needed = max(0, nat_gateway_count(spec, len(zones)) - eips_owned)
     free = eip_quota - eips_in_use
     if needed > free:

@@ -16,15 +16,16 @@ description:
     naming the field and the fix.
   - With O(check_account=true) it then reads (never writes) the account to check what only
     AWS knows - the region's availability zones, the Elastic IP quota left for the NAT
-    layout, and that the SSH key pair exists - so that nothing is created for a cluster
-    that cannot be built.
+    layout, that the SSH key pair exists and that the machines' IAM instance profiles
+    exist - so that nothing is created for a cluster that cannot be built.
   - Playbooks run it first and pass its RV(cluster) to the other modules.
 author:
   - kubecluster.aws developers (@kubecluster)
 options:
   check_account:
     description:
-      - Read the account to check the zones, the Elastic IP quota and the key pair.
+      - Read the account to check the zones, the Elastic IP quota, the key pair and the
+        instance profiles.
       - With V(false) no AWS call is made and an availability zone count stays a count.
     type: bool
     default: true
@@ -107,6 +108,7 @@ try:
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_addresses
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_key_pairs
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
@@ -116,6 +118,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import SpecError
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import check_against_account
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import instance_profiles
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import nat_gateway_count
 
 EIP_QUOTA_CODE = "L-0263D0A3"
@@ -143,6 +146,18 @@ def existing_key_pairs(ec2, key_name):
     return set(pair["KeyName"] for pair in describe_key_pairs(ec2, KeyNames=[key_name]))
 
 
+def missing_instance_profiles(module, spec):
+    """Field paths whose instance profile does not exist: machines could not launch with them."""
+    iam = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+    missing = set()
+    for name in set(instance_profiles(spec).values()):
+        try:
+            iam.get_instance_profile(InstanceProfileName=name, aws_retry=True)
+        except is_boto3_error_code("NoSuchEntity"):
+            missing.add(name)
+    return sorted(path for path, name in instance_profiles(spec).items() if name in missing)
+
+
 def check_account(module, spec):
     ec2 = runner.client(module, spec, "ec2")
     spec = runner.resolve_zones(module, spec, ec2)
@@ -150,7 +165,8 @@ def check_account(module, spec):
     addresses = describe_addresses(ec2)
     owned = [a for a in addresses if naming.is_owned(naming.tags_to_dict(a.get("Tags")), spec["name"])]
     quota = elastic_ip_quota(module, spec, ec2)
-    check_against_account(spec, zones, quota, len(addresses), len(owned), existing_key_pairs(ec2, spec["ssh_key_name"]))
+    check_against_account(spec, zones, quota, len(addresses), len(owned), existing_key_pairs(ec2, spec["ssh_key_name"]),
+                          missing_instance_profiles(module, spec))
     return dict(cluster=spec, nat_gateway_count=nat_gateway_count(spec, len(zones)),
                 elastic_ips=dict(quota=quota, in_use=len(addresses), owned=len(owned)))
 

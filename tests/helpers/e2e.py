@@ -18,7 +18,8 @@ COLLECTIONS_ROOT = os.path.join(REPO, ".ansible", "collections")
 REGION = "ap-northeast-2"
 KEY_NAME = "jonnung"
 # moto has no CNCF (CAPA) images: register one with CAPA's name format, owned by moto's account.
-CAPA_IMAGE_NAME = "capa-ami-ubuntu-24.04-1.31.4-1732500000"
+CAPA_IMAGE_NAME = "capa-ami-ubuntu-24.04-v1.31.4-1732500000"
+MOTO_BASE_IMAGE = "ami-03cf127a"  # an x86_64 HVM image moto serves in every region
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 
 
@@ -35,12 +36,18 @@ class Account(object):
         self.iam = boto3.client("iam", **kwargs)
         self.cloudformation = boto3.client("cloudformation", **kwargs)
 
-    def prepare(self):
-        """Import the spec's key pair and register a CAPA-named image, as a real account would have."""
+    def prepare(self, iam=True):
+        """Import the spec's key pair and register a CAPA-named image, as a real account would have;
+        with ``iam``, also the instance profiles bootstrap_iam.yml makes (tests of the IAM playbook pass False)."""
+        if iam:
+            for profile in ("control-plane.cluster-api-provider-aws.sigs.k8s.io", "nodes.cluster-api-provider-aws.sigs.k8s.io"):
+                self.iam.create_instance_profile(InstanceProfileName=profile)
         self.ec2.create_key_pair(KeyName=KEY_NAME)
-        image = self.ec2.register_image(
-            Name=CAPA_IMAGE_NAME, Architecture="x86_64", RootDeviceName="/dev/sda1", VirtualizationType="hvm",
-            BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}])
+        # moto's RegisterImage drops the architecture and virtualization type that CAPA's lookup
+        # filters on; an image made from an instance of one of moto's own AMIs keeps them.
+        builder = self.ec2.run_instances(ImageId=MOTO_BASE_IMAGE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        image = self.ec2.create_image(InstanceId=builder, Name=CAPA_IMAGE_NAME)
+        self.ec2.terminate_instances(InstanceIds=[builder])
         return image["ImageId"]
 
     def owned(self, cluster_name):
@@ -105,14 +112,19 @@ class PlaybookRun(object):
                 for host, result in task["hosts"].items():
                     if result.get("failed") or result.get("unreachable"):
                         failures.append("%s on %s: %s" % (task["task"]["name"], host, result.get("msg")))
+                        for item in result.get("results", []):
+                            if item.get("failed"):
+                                failures.append("  item %s: %s" % (item.get("item"), item.get("msg")))
         return "rc=%s\n%s\n%s" % (self.rc, "\n".join(failures), self.stderr[-3000:])
 
 
 def playbook_runner(moto_server, workdir):
     """A function that runs one of the collection's playbooks, from the checkout, against the moto server."""
 
-    def run(playbook, spec=None, extra_vars=None, check=False, diff=False):
+    def run(playbook, spec=None, extra_vars=None, check=False, diff=False, tags=None):
         args = [ANSIBLE_PLAYBOOK, os.path.join(REPO, "playbooks", playbook + ".yml")]
+        if tags:
+            args += ["--tags", ",".join(tags)]
         if spec is not None:
             spec_file = workdir / ("spec-%s.yml" % spec["cluster"]["name"])
             spec_file.write_text(yaml.safe_dump(spec))

@@ -34,7 +34,8 @@ def ingress(group):
 
 
 def create(run_playbook, spec, **kwargs):
-    done = run_playbook("create_cluster", spec, **kwargs)
+    # moto's machines are not hosts: only the AWS part (tag infra) runs here; tests/nodes covers the rest.
+    done = run_playbook("create_cluster", spec, tags=["infra"], **kwargs)
     assert done.rc == 0, done.explain()
     return done
 
@@ -52,10 +53,19 @@ def assert_nothing_owned_left(account, name=NAME):
 
 
 def test_create_rerun_delete_default_cluster(account, run_playbook, moto_server):
-    image_id = account.prepare()
+    image_id = account.prepare(iam=False)
     spec = example_spec(image_id)
 
-    preview = run_playbook("create_cluster", spec, check=True, diff=True)
+    missing_iam = run_playbook("create_cluster", spec, tags=["infra"])
+    assert missing_iam.rc != 0
+    assert "cluster.control_plane.iam_instance_profile: instance profile" in missing_iam.explain()
+    assert "kubecluster.aws.bootstrap_iam" in missing_iam.explain()
+    assert account.owned(NAME)["vpcs"] == []
+    # The seed flow: the IAM stack once per account, then the cluster.
+    iam = run_playbook("bootstrap_iam", spec)
+    assert iam.rc == 0, iam.explain()
+
+    preview = run_playbook("create_cluster", spec, check=True, diff=True, tags=["infra"])
     assert preview.rc == 0, preview.explain()
     planned = preview.result("Reconcile the network")["plan"]
     assert {"action": "create", "resource": "vpc"} in [dict(action=p["action"], resource=p["resource"]) for p in planned]
@@ -153,7 +163,7 @@ def test_create_rerun_delete_default_cluster(account, run_playbook, moto_server)
     assert again.changed == 0, again.stats
     assert moto_server.recorded_writes() == []
 
-    preview = run_playbook("create_cluster", spec, check=True, diff=True)
+    preview = run_playbook("create_cluster", spec, check=True, diff=True, tags=["infra"])
     assert preview.rc == 0 and preview.changed == 0, preview.explain()
 
     status = run_playbook("cluster_status", spec)
@@ -194,7 +204,7 @@ def test_eip_quota_is_checked_before_anything_is_created(account, run_playbook):
     image_id = account.prepare()
     for _ in range(3):
         account.ec2.allocate_address(Domain="vpc")
-    done = run_playbook("create_cluster", example_spec(image_id))
+    done = run_playbook("create_cluster", example_spec(image_id), tags=["infra"])
     assert done.rc != 0
     assert "cluster.network.nat_gateways: per_az needs 3 more Elastic IP(s)" in done.explain()
     assert account.owned(NAME)["vpcs"] == [] and account.owned(NAME)["security_groups"] == []
@@ -202,7 +212,7 @@ def test_eip_quota_is_checked_before_anything_is_created(account, run_playbook):
 
 def test_invalid_spec_fails_naming_the_field(account, run_playbook):
     image_id = account.prepare()
-    done = run_playbook("create_cluster", example_spec(image_id, control_plane={"replicas": 2}))
+    done = run_playbook("create_cluster", example_spec(image_id, control_plane={"replicas": 2}), tags=["infra"])
     assert done.rc != 0
     assert "cluster.control_plane.replicas: 2 is even" in done.explain()
     assert account.owned(NAME)["vpcs"] == []

@@ -11,10 +11,25 @@ from helpers.module_runner import run_module
 SPEC = {"name": "capi-example", "region": "ap-northeast-2", "kubernetes_version": "v1.31.4"}
 
 
+PROFILES = ("control-plane.cluster-api-provider-aws.sigs.k8s.io", "nodes.cluster-api-provider-aws.sigs.k8s.io")
+
+
 @pytest.fixture
 def aws(aws_env):
     with mock_aws():
+        iam = boto3.client("iam", region_name="ap-northeast-2")
+        for profile in PROFILES:
+            iam.create_instance_profile(InstanceProfileName=profile)
         yield boto3.client("ec2", region_name="ap-northeast-2")
+
+
+def test_missing_instance_profiles_name_the_iam_stack(aws):
+    boto3.client("iam", region_name="ap-northeast-2").delete_instance_profile(InstanceProfileName=PROFILES[1])
+    result, failed = run_module("cluster_spec", {"cluster": SPEC})
+    assert failed
+    assert ("cluster.machine_deployments[0].iam_instance_profile: instance profile 'nodes.cluster-api-provider-aws.sigs.k8s.io' "
+            "does not exist; create the IAM stack once per account (ansible-playbook kubecluster.aws.bootstrap_iam)") in result["msg"]
+    assert "cluster.control_plane.iam_instance_profile" not in result["msg"]
 
 
 def test_invalid_spec_fails_before_any_aws_call(aws_env):
