@@ -570,11 +570,11 @@ def check_against_account(spec, zones, eip_quota, eips_in_use, eips_owned, key_p
     needed = max(0, nat_gateway_count(spec, len(zones)) - eips_owned)
     free = eip_quota - eips_in_use
     if needed > free:
+        facts = (spec["network"]["nat_gateways"], needed, max(free, 0), eip_quota, spec["region"])
         errors.append(
             "cluster.network.nat_gateways: %s needs %d more Elastic IP(s) but only %d of the account's %d remain free "
             "in %s; use nat_gateways: single (1 EIP) or none, release unused EIPs, or raise the quota "
-            "(Service Quotas: ec2 L-0263D0A3)" % (spec["network"]["nat_gateways"], needed, max(free, 0), eip_quota,
-                                                   spec["region"]))
+            "(Service Quotas: ec2 L-0263D0A3)" % facts)
     key = spec["ssh_key_name"]
     if key and key_pairs is not None and key not in key_pairs:
         errors.append("cluster.ssh_key_name: key pair %r does not exist in %s; import it (ec2_key) or set another name"
