@@ -1,0 +1,94 @@
+# kubecluster.aws development entry points. The README documents two of them:
+#   make demo   create the example cluster against a local AWS (moto) and show its status
+#   make test   everything CI runs, stopping at the first failure
+# Everything runs from the venv in .venv (made by `make venv`, from requirements-dev.txt).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help venv collection-link test test-unit test-e2e test-nodes sanity lint docs-check demo demo-stop bench clean distclean
+
+help:
+	@echo "make demo        create the example cluster against a local AWS (moto) and show its status"
+	@echo "make demo-stop   stop the demo's local AWS"
+	@echo "make test        test-unit, test-e2e, sanity, lint and docs-check, stopping at the first failure"
+	@echo "make venv        create .venv with requirements-dev.txt (done by every target that needs it)"
+	@echo "make bench       count API calls and time each phase (bench/api_calls.py)"
+	@echo "make clean       remove build output and caches (make distclean also removes .venv)"
+
+venv: $(STAMP) collection-link
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --progress-bar off --upgrade pip
+	$(BIN)/python -m pip install --progress-bar off -r requirements-dev.txt
+	touch $@
+
+# ansible.cfg resolves kubecluster.aws through this link to the checkout.
+collection-link:
+	@hack/link-collection.sh
+
+test: venv
+	$(MAKE) test-unit
+	$(MAKE) test-e2e
+	$(MAKE) test-nodes
+	$(MAKE) sanity
+	$(MAKE) lint
+	$(MAKE) docs-check
+
+# One pytest worker per core; a test file stays in one worker, in order, as when run alone.
+UNIT_PARALLEL ?= -n auto --dist loadfile
+
+test-unit: venv
+	$(BIN)/python -m pytest $(UNIT_PARALLEL) tests/unit $(PYTEST_ARGS)
+
+# pytest exits 5 when it collects no test: that fails the target too (nothing was tested).
+test-e2e: venv
+	$(BIN)/python -m pytest -m e2e tests/integration $(PYTEST_ARGS) || { \
+	    status=$$?; \
+	    if [ $$status -eq 5 ]; then echo "test-e2e: pytest collected no e2e test in tests/integration" >&2; fi; \
+	    exit $$status; }
+
+# Node roles against Debian 12 hosts in Docker (needs root: hack/nodes-env.sh installs docker.io and
+# debootstrap and starts dockerd when missing). Zero collected tests fail the target, as for test-e2e.
+test-nodes: venv
+	$(BIN)/python -m pytest -m nodes tests/nodes $(PYTEST_ARGS) || { \
+	    status=$$?; \
+	    if [ $$status -eq 5 ]; then echo "test-nodes: pytest collected no node test in tests/nodes" >&2; fi; \
+	    exit $$status; }
+
+sanity: venv
+	PYTHON=$(BIN)/python hack/sanity.sh
+
+lint: venv
+	$(BIN)/ansible-lint
+	$(BIN)/shellcheck .ci/run hack/*.sh
+
+docs-check: venv
+	PYTHON=$(BIN)/python hack/docs-check.sh
+
+demo: venv
+	VENV_BIN=$(BIN) hack/demo.sh
+
+demo-stop:
+	hack/demo.sh stop
+
+bench: venv
+	$(BIN)/python bench/api_calls.py $(BENCH_ARGS)
+
+clean:
+	@if [ -f .cache/demo/moto_server.pid ]; then hack/demo.sh stop; fi
+	rm -rf build tests/output .cache .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .ansible
