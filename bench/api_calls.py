@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """AWS API calls and wall seconds for create, no-op rerun and delete of the example cluster.
 
 Runs the collection's real playbooks with ansible-playbook against a local moto server,

@@ -25,7 +25,9 @@ def ingress(group):
     """A group's rules as a set of (protocol, from, to, source) tuples."""
     rules = set()
     for perm in group["IpPermissions"]:
-        key = (perm["IpProtocol"], perm.get("FromPort"), perm.get("ToPort"))
+        # AWS leaves the ports out for protocols without ports (IP-in-IP); moto answers -1.
+        ports = tuple(None if perm.get(key) in (None, -1) else perm[key] for key in ("FromPort", "ToPort"))
+        key = (perm["IpProtocol"],) + ports
         for pair in perm.get("UserIdGroupPairs", []):
             rules.add(key + (pair["GroupId"],))
         for cidr in perm.get("IpRanges", []):
@@ -202,7 +204,7 @@ def test_nat_layouts(account, run_playbook, layout, nat_count):
 
 def test_eip_quota_is_checked_before_anything_is_created(account, run_playbook):
     image_id = account.prepare()
-    for _ in range(3):
+    for unused_index in range(3):
         account.ec2.allocate_address(Domain="vpc")
     done = run_playbook("create_cluster", example_spec(image_id), tags=["infra"])
     assert done.rc != 0

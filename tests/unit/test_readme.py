@@ -11,12 +11,10 @@ def field_paths(schema, path):
     for key, field in schema.items():
         here = "%s.%s" % (path, key)
         if field.children is not None:
-            for nested in field_paths(field.children, here):
-                yield nested
+            yield from field_paths(field.children, here)
         elif field.items is not None:
             yield here
-            for nested in field_paths(field.items, here + "[]"):
-                yield nested
+            yield from field_paths(field.items, here + "[]")
         else:
             yield here
 

@@ -60,7 +60,7 @@ def test_account_check_resolves_zones_and_reports_eips(aws):
 
 
 def test_eip_quota_exhausted_fails_naming_nat_layout(aws):
-    for _ in range(3):
+    for unused_index in range(3):
         aws.allocate_address(Domain="vpc")
     result, failed = run_module("cluster_spec", {"cluster": SPEC})
     assert failed
@@ -70,9 +70,9 @@ def test_eip_quota_exhausted_fails_naming_nat_layout(aws):
 
 
 def test_eips_the_cluster_already_owns_count_as_available(aws):
-    for _ in range(2):
+    for unused_index in range(2):
         aws.allocate_address(Domain="vpc")
-    for _ in range(3):
+    for unused_index in range(3):
         aws.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": [
             {"Key": "sigs.k8s.io/cluster-api-provider-aws/cluster/capi-example", "Value": "owned"}]}])
     result, failed = run_module("cluster_spec", {"cluster": SPEC})

@@ -11,8 +11,8 @@ import yaml
 from moto import mock_aws
 from moto.cloudformation.models import cloudformation_backends
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.iam.models import ManagedPolicy
 
+from helpers import moto_fixes
 from helpers.module_runner import run_module
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import iam
@@ -26,14 +26,6 @@ READ_PREFIXES = ("Describe", "Get", "List")
 OTHER_TEMPLATE = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
 
 
-def _delete_managed_policy(policy, account_id, region_name):  # pylint: disable=unused-argument
-    backend = policy.backend
-    for role in backend.roles.values():
-        if policy.arn in role.managed_policies:
-            policy.detach_from(role)
-    backend.delete_policy(policy.arn)
-
-
 @pytest.fixture
 def aws(aws_env, monkeypatch):
     """moto in process, with the one gap this module hits filled.
@@ -41,7 +33,7 @@ def aws(aws_env, monkeypatch):
     moto's CloudFormation cannot delete an AWS::IAM::ManagedPolicy (it has no delete for
     it), so a stack whose roles have policies attached never deletes; give it one.
     """
-    monkeypatch.setattr(ManagedPolicy, "delete", _delete_managed_policy, raising=False)
+    moto_fixes.apply(monkeypatch)
     with mock_aws():
         yield {"cfn": boto3.client("cloudformation", region_name=REGION), "iam": boto3.client("iam", region_name=REGION)}
 
