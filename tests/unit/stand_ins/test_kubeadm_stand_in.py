@@ -1,0 +1,412 @@
+"""The kubeadm stand-in run directly against an in-process API emulator: what it accepts, what it rejects
+(as kubeadm does, or stricter where the contract says so), what it leaves behind and records."""
+
+import datetime
+import textwrap
+
+import pytest
+
+INIT = """\
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+nodeRegistration:
+  name: cp-0
+  kubeletExtraArgs:
+    - name: cloud-provider
+      value: external
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.31.4
+controlPlaneEndpoint: "{endpoint}"
+networking:
+  podSubnet: 192.168.0.0/16
+  serviceSubnet: 10.96.0.0/12
+apiServer:
+  extraArgs:
+    - name: cloud-provider
+      value: external
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: systemd
+---
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+"""
+
+JOIN = """\
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+nodeRegistration:
+  name: {name}
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: "{endpoint}"
+    token: {token}
+    caCertHashes: ["{ca_hash}"]
+{control_plane}"""
+
+
+def init_cluster(host, endpoint, *extra):
+    result = host.run("kubeadm", "init", "--config", host.write("init.yaml", INIT.format(endpoint=endpoint)), "--upload-certs", *extra)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def join_parts(init_output):
+    """(token, ca hash, certificate key) from kubeadm init's printed join commands."""
+    words = init_output.replace("\\", " ").split()
+    return words[words.index("--token") + 1], words[words.index("--discovery-token-ca-cert-hash") + 1], words[words.index("--certificate-key") + 1]
+
+
+def validate(host, text):
+    return host.run("kubeadm", "config", "validate", "--config", host.write("config.yaml", textwrap.dedent(text)))
+
+
+# -- versions and records ------------------------------------------------------------------------
+def test_versions_and_call_records(make_host):
+    host = make_host(version="v1.30.7")
+
+    assert host.run("kubeadm", "version", "-o", "short").stdout == "v1.30.7\n"
+    assert host.run("kubelet", "--version").stdout == "Kubernetes v1.30.7\n"
+    assert host.run("kubectl", "version", "--client").stdout.startswith("Client Version: v1.30.7\n")
+    bad = host.run("kubeadm", "version", "--bogus")
+
+    assert bad.returncode == 1 and "unknown flag: --bogus" in bad.stderr
+    calls = host.calls()
+    assert [(call["binary"], call["argv"], call["exit_code"]) for call in calls] == [
+        ("kubeadm", ["version", "-o", "short"], 0), ("kubelet", ["--version"], 0), ("kubectl", ["version", "--client"], 0),
+        ("kubeadm", ["version", "--bogus"], 1)]
+    assert calls[0]["stdout"] == "v1.30.7\n" and "unknown flag" in calls[3]["stderr"]
+
+
+def test_a_version_baked_into_built_binaries_wins(make_host, tmp_path):
+    import stand_in_lib
+    binaries = stand_in_lib.build_binaries(str(tmp_path / "bin"), "1.32.1")
+    host = make_host(version="v1.31.4")
+    import os
+    import subprocess
+    env = dict(os.environ, KUBECLUSTER_STAND_IN_DIR=host.settings_dir)
+
+    out = subprocess.run([binaries + "/kubeadm", "version", "-o", "short"], capture_output=True, text=True, env=env, check=False)
+
+    assert out.stdout == "v1.32.1\n"
+    assert open(binaries + "/stand_in_version").read() == "v1.32.1\n"
+    assert sorted(os.listdir(binaries)) == ["crictl", "kubeadm", "kubectl", "kubelet", "stand_in_version"]
+
+
+# -- config validation ----------------------------------------------------------------------------
+GOOD_BETA4 = """\
+    apiVersion: kubeadm.k8s.io/v1beta4
+    kind: ClusterConfiguration
+    kubernetesVersion: v1.31.4
+    controlPlaneEndpoint: "lb.example.com:6443"
+    apiServer:
+      extraArgs:
+        - name: cloud-provider
+          value: external
+      certSANs: ["lb.example.com"]
+    encryptionAlgorithm: RSA-2048
+    ---
+    apiVersion: kubeadm.k8s.io/v1beta4
+    kind: InitConfiguration
+    timeouts:
+      controlPlaneComponentHealthCheck: 4m0s
+    nodeRegistration:
+      criSocket: unix:///var/run/containerd/containerd.sock
+      taints: []
+"""
+
+
+def test_config_validate_accepts_v1beta4_for_131(make_host):
+    result = validate(make_host(version="v1.31.4"), GOOD_BETA4)
+
+    assert (result.returncode, result.stdout) == (0, "ok\n")
+
+
+@pytest.mark.parametrize("version,text,message", [
+    ("v1.31.4", GOOD_BETA4.replace("    encryptionAlgorithm", "    networking:\n      podSubnets: 10.0.0.0/8\n    encryptionAlgorithm"),
+     'unknown field "networking.podSubnets"'),
+    ("v1.31.4", GOOD_BETA4.replace("    kubernetesVersion", "    kubernetesVersoin"), 'unknown field "kubernetesVersoin"'),
+    ("v1.31.4", GOOD_BETA4.replace("v1beta4", "v1beta3"), "deprecated API spec: \"kubeadm.k8s.io/v1beta3\""),
+    ("v1.30.7", GOOD_BETA4, 'experimental API spec: "kubeadm.k8s.io/v1beta4" is not allowed'),
+    ("v1.31.4", GOOD_BETA4.replace("        - name: cloud-provider\n          value: external", "        cloud-provider: external"),
+     "cannot unmarshal object into Go struct field ClusterConfiguration.apiServer.extraArgs of type []struct"),
+    ("v1.31.4", GOOD_BETA4.replace("kubernetesVersion: v1.31.4", "kubernetesVersion: 1.31"),
+     "cannot unmarshal number into Go struct field ClusterConfiguration.kubernetesVersion of type string"),
+    ("v1.31.4", GOOD_BETA4.replace("      value: external", "      value: off"),
+     "cannot unmarshal bool into Go struct field ClusterConfiguration.apiServer.extraArgs[0].value of type string"),
+    ("v1.31.4", GOOD_BETA4 + "    ---\n", "kind and apiVersion is mandatory information that must be specified"),
+    ("v1.31.4", GOOD_BETA4.replace("RSA-2048", "ECDSA-P384"), 'encryptionAlgorithm: Unsupported value: "ECDSA-P384"'),
+    ("v1.31.4", GOOD_BETA4.replace("      controlPlaneComponentHealthCheck: 4m0s", "      controlPlaneComponentHealthCheck: 4 minutes"),
+     'time: invalid duration "4 minutes"'),
+    ("v1.31.4", GOOD_BETA4.replace("    kubernetesVersion: v1.31.4", "    kubernetesVersion: v1.31.4\n    kubernetesVersion: v1.31.5"),
+     'key "kubernetesVersion" already set in map'),
+    ("v1.31.4", GOOD_BETA4 + "    ---\n    apiVersion: kubelet.config.k8s.io/v1beta1\n    kind: KubeletConfiguration\n    cgroupDrvier: systemd\n",
+     'unknown field "cgroupDrvier"'),
+    ("v1.31.4", GOOD_BETA4 + "    ---\n    apiVersion: kubeproxy.config.k8s.io/v1alpha1\n    kind: KubeProxyConfiguration\n"
+     "    mode: ipvs\n    ipvs:\n      strictArp: true\n",
+     'unknown field "ipvs.strictArp"'),
+    ("v1.31.4", GOOD_BETA4 + "    ---\n    apiVersion: kubeadm.k8s.io/v1beta4\n    kind: ClusterConfiguration\n",
+     'kind "ClusterConfiguration" is specified twice'),
+])
+def test_config_validate_rejects(make_host, version, text, message):
+    result = validate(make_host(version=version), text)
+
+    assert result.returncode == 1
+    assert message in result.stderr
+
+
+def test_version_dependent_fields(make_host):
+    algorithm = GOOD_BETA4.replace("RSA-2048", "ECDSA-P384")
+    http_endpoints = GOOD_BETA4.replace("    encryptionAlgorithm", "    etcd:\n      external:\n        endpoints: [https://e:2379]\n        caFile: a\n"
+                                        "        certFile: b\n        keyFile: c\n        httpEndpoints: [https://e:2381]\n    encryptionAlgorithm")
+
+    assert validate(make_host("a", version="v1.34.1"), algorithm).returncode == 0
+    assert validate(make_host("b", version="v1.35.0"), http_endpoints).returncode == 0
+    assert 'unknown field "etcd.external.httpEndpoints"' in validate(make_host("c", version="v1.34.1"), http_endpoints).stderr
+
+
+def test_v1beta3_maps_are_right_before_131(make_host):
+    text = """\
+        apiVersion: kubeadm.k8s.io/v1beta3
+        kind: ClusterConfiguration
+        kubernetesVersion: v1.30.7
+        controlPlaneEndpoint: lb.example.com:6443
+        apiServer:
+          timeoutForControlPlane: 4m0s
+          extraArgs:
+            cloud-provider: external
+    """
+
+    assert validate(make_host("a", version="v1.30.7"), text).returncode == 0
+    as_list = text.replace("            cloud-provider: external", "            - name: cloud-provider\n              value: external")
+    listed = validate(make_host("b", version="v1.30.7"), as_list)
+    assert "cannot unmarshal array into Go struct field ClusterConfiguration.apiServer.extraArgs of type map[string]string" in listed.stderr
+
+
+# -- init -------------------------------------------------------------------------------------------
+def test_init_leaves_kubeadms_files_and_objects_and_refuses_to_run_twice(make_host, endpoint, api):
+    host = make_host("cp-0")
+
+    result = init_cluster(host, endpoint)
+    again = host.run("kubeadm", "init", "--config", host.path("/tmp/init.yaml"), "--upload-certs")
+
+    for path in ("/etc/kubernetes/admin.conf", "/etc/kubernetes/super-admin.conf", "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/pki/ca.crt",
+                 "/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/sa.key", "/etc/kubernetes/manifests/kube-apiserver.yaml",
+                 "/var/lib/kubelet/config.yaml", "/var/lib/kubelet/kubeadm-flags.env"):
+        assert host.exists(path), path
+    assert "--cloud-provider=external" in host.read("/var/lib/kubelet/kubeadm-flags.env")
+    assert "cgroupDriver: systemd" in host.read("/var/lib/kubelet/config.yaml")
+    assert "--cloud-provider=external" in host.read("/etc/kubernetes/manifests/kube-apiserver.yaml")
+    node = api.object("Node", "cp-0")
+    assert node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == ""
+    assert {taint["key"] for taint in node["spec"]["taints"]} == {
+        "node-role.kubernetes.io/control-plane", "node.cloudprovider.kubernetes.io/uninitialized", "node.kubernetes.io/not-ready"}
+    assert "controlPlaneEndpoint: \"%s\"" % endpoint in api.object("ConfigMap", "kubeadm-config", "kube-system")["data"]["ClusterConfiguration"] or \
+        "controlPlaneEndpoint: %s" % endpoint in api.object("ConfigMap", "kubeadm-config", "kube-system")["data"]["ClusterConfiguration"]
+    assert api.object("Secret", "kubeadm-certs", "kube-system")["metadata"]["ownerReferences"][0]["kind"] == "Secret"
+    assert api.object("Deployment", "coredns", "kube-system") and api.object("DaemonSet", "kube-proxy", "kube-system")
+    assert "Your Kubernetes control-plane has initialized successfully!" in result.stdout
+    assert again.returncode == 1
+    assert "[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]: /etc/kubernetes/manifests/kube-apiserver.yaml already exists" in again.stderr
+    assert "[ERROR DirAvailable--var-lib-etcd]: /var/lib/etcd is not empty" in again.stderr
+    record = host.calls("kubeadm")[0]
+    assert record["exit_code"] == 0 and [doc["kind"] for doc in record["configs"][0]["documents"]] == [
+        "InitConfiguration", "ClusterConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"]
+
+
+def test_init_without_control_plane_endpoint_fails(make_host, endpoint):
+    host = make_host()
+    text = INIT.format(endpoint=endpoint).replace('controlPlaneEndpoint: "%s"\n' % endpoint, "")
+
+    result = host.run("kubeadm", "init", "--config", host.write("init.yaml", text))
+
+    assert result.returncode == 1
+    assert "controlPlaneEndpoint" in result.stderr and not host.exists("/etc/kubernetes/admin.conf")
+
+
+@pytest.mark.parametrize("flag", [["--token", "abcdef.0123456789abcdef"], ["--pod-network-cidr", "10.0.0.0/8"], ["--control-plane-endpoint", "x:6443"]])
+def test_init_config_does_not_mix_with_other_flags(make_host, endpoint, flag):
+    host = make_host()
+
+    result = host.run("kubeadm", "init", "--config", host.write("init.yaml", INIT.format(endpoint=endpoint)), *flag)
+
+    assert result.returncode == 1
+    assert "can not mix '--config' with arguments [%s]" % flag[0].lstrip("-") in result.stderr
+
+
+def test_preflight_finds_a_missing_container_runtime(make_host, endpoint):
+    host = make_host()
+    import os
+    os.remove(host.path("/var/run/containerd/containerd.sock"))
+
+    result = host.run("kubeadm", "init", "--config", host.write("init.yaml", INIT.format(endpoint=endpoint)))
+    ignored = host.run("kubeadm", "init", "--config", host.path("/tmp/init.yaml"), "--ignore-preflight-errors=CRI")
+
+    assert result.returncode == 1 and "[ERROR CRI]: container runtime is not running" in result.stderr
+    assert ignored.returncode == 0 and "[WARNING CRI]" in ignored.stderr
+
+
+# -- join -------------------------------------------------------------------------------------------
+def join_config(host, endpoint, token, ca_hash, name, certificate_key=None):
+    control_plane = 'controlPlane:\n  certificateKey: "%s"\n' % certificate_key if certificate_key is not None else ""
+    if certificate_key == "":
+        control_plane = "controlPlane: {}\n"
+    return host.write("join.yaml", JOIN.format(endpoint=endpoint, token=token, ca_hash=ca_hash, name=name, control_plane=control_plane))
+
+
+def test_workers_and_control_planes_join(make_host, endpoint, api):
+    token, ca_hash, key = join_parts(init_cluster(make_host("cp-0"), endpoint).stdout)
+    worker, second = make_host("worker"), make_host("cp-1")
+
+    by_flags = worker.run("kubeadm", "join", endpoint, "--token", token, "--discovery-token-ca-cert-hash", ca_hash, "--node-name", "worker")
+    by_config = second.run("kubeadm", "join", "--config", join_config(second, endpoint, token, ca_hash, "cp-1", key))
+
+    assert by_flags.returncode == 0, by_flags.stderr
+    assert by_config.returncode == 0, by_config.stderr
+    assert sorted(node["metadata"]["name"] for node in api.objects("Node")) == ["cp-0", "cp-1", "worker"]
+    assert api.object("Node", "cp-1")["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == ""
+    assert "node-role.kubernetes.io/control-plane" not in api.object("Node", "worker")["metadata"]["labels"]
+    with open(second.settings["ca_key"], encoding="utf-8") as handle:
+        assert second.read("/etc/kubernetes/pki/ca.key") == handle.read()  # downloaded from kubeadm-certs with the key
+    assert worker.exists("/etc/kubernetes/kubelet.conf") and not worker.exists("/etc/kubernetes/admin.conf")
+    registered_by = [entry["user"] for entry in api.requests() if entry["path"] == "/api/v1/nodes" and entry["method"] == "POST"]
+    assert registered_by == ["kubernetes-admin"] + ["system:bootstrap:" + token[:6]] * 2
+
+
+def test_join_flags_do_not_mix_with_config(make_host, endpoint):
+    token, ca_hash, _key = join_parts(init_cluster(make_host("cp-0"), endpoint).stdout)
+    host = make_host("worker")
+    path = join_config(host, endpoint, token, ca_hash, "worker")
+
+    for extra in (["--token", token], ["--certificate-key", "ab" * 32], ["--discovery-token-ca-cert-hash", ca_hash], ["--control-plane"]):
+        result = host.run("kubeadm", "join", "--config", path, *extra)
+        assert result.returncode == 1 and "can not mix '--config' with arguments" in result.stderr, extra
+
+
+def test_join_with_an_unknown_a_wrong_or_an_expired_token_fails(make_host, endpoint, api):
+    token, ca_hash, _key = join_parts(init_cluster(make_host("cp-0"), endpoint).stdout)
+    host = make_host("worker")
+
+    unknown = host.run("kubeadm", "join", endpoint, "--token", "zzzzzz.0123456789abcdef", "--discovery-token-ca-cert-hash", ca_hash)
+    wrong_secret = host.run("kubeadm", "join", endpoint, "--token", token[:7] + "0123456789abcdef", "--discovery-token-ca-cert-hash", ca_hash)
+    secret = api.store.objects[("", "secrets", "kube-system", "bootstrap-token-" + token[:6])]
+    secret["data"]["expiration"] = __import__("base64").b64encode(b"2020-01-01T00:00:00Z").decode()
+    expired = host.run("kubeadm", "join", endpoint, "--token", token, "--discovery-token-ca-cert-hash", ca_hash)
+
+    assert unknown.returncode == 1 and 'This token id "zzzzzz" is invalid for this cluster, or it has expired' in unknown.stderr
+    assert wrong_secret.returncode == 1 and "failed to verify JWS signature" in wrong_secret.stderr
+    assert expired.returncode == 1 and 'This token id "%s" is invalid for this cluster, or it has expired' % token[:6] in expired.stderr
+    assert api.object("Secret", "bootstrap-token-" + token[:6], "kube-system") is None  # the token cleaner removed it
+    assert not host.exists("/etc/kubernetes/kubelet.conf")
+
+
+def test_join_pins_the_ca(make_host, endpoint):
+    token, _hash, _key = join_parts(init_cluster(make_host("cp-0"), endpoint).stdout)
+    host = make_host("worker")
+
+    pinned = host.run("kubeadm", "join", endpoint, "--token", token, "--discovery-token-ca-cert-hash", "sha256:" + "0" * 64)
+    unpinned = host.run("kubeadm", "join", endpoint, "--token", token)
+
+    assert pinned.returncode == 1 and "none of the public keys" in pinned.stderr
+    assert unpinned.returncode == 1 and "using token-based discovery without caCertHashes can be unsafe" in unpinned.stderr
+
+
+def test_control_plane_join_needs_the_current_certificate_key(make_host, endpoint, api):
+    token, ca_hash, key = join_parts(init_cluster(make_host("cp-0"), endpoint).stdout)
+    host = make_host("cp-1")
+
+    without = host.run("kubeadm", "join", "--config", join_config(host, endpoint, token, ca_hash, "cp-1", ""))
+    wrong = host.run("kubeadm", "join", "--config", join_config(host, endpoint, token, ca_hash, "cp-1", "ab" * 32))
+    certs = api.store.objects[("", "secrets", "kube-system", "kubeadm-certs")]
+    created = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=2, minutes=1)
+    certs["metadata"]["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    too_old = host.run("kubeadm", "join", "--config", join_config(host, endpoint, token, ca_hash, "cp-1", key))
+
+    assert without.returncode == 1 and "failure loading certificate for CA" in without.stderr
+    assert wrong.returncode == 1 and "cipher: message authentication failed" in wrong.stderr
+    assert too_old.returncode == 1 and 'Secret "kubeadm-certs" was not found in the "kube-system" Namespace. This Secret might have expired' in too_old.stderr
+    assert api.object("Node", "cp-1") is None
+
+
+def test_uploaded_certs_go_with_their_two_hour_token(make_host, endpoint, api):
+    init_cluster(make_host("cp-0"), endpoint)
+    owner = api.object("Secret", "kubeadm-certs", "kube-system")["metadata"]["ownerReferences"][0]["name"]
+    expiry = __import__("base64").b64decode(api.object("Secret", owner, "kube-system")["data"]["expiration"]).decode()
+    remaining = datetime.datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc) - datetime.datetime.now(datetime.timezone.utc)
+
+    api.store.objects[("", "secrets", "kube-system", owner)]["data"]["expiration"] = __import__("base64").b64encode(b"2020-01-01T00:00:00Z").decode()
+
+    assert datetime.timedelta(hours=1, minutes=59) < remaining <= datetime.timedelta(hours=2)
+    assert api.object("Secret", "kubeadm-certs", "kube-system") is None
+
+
+def test_upload_certs_gives_a_key_that_a_control_plane_join_accepts(make_host, endpoint):
+    first = make_host("cp-0")
+    token, ca_hash, old_key = join_parts(init_cluster(first, endpoint).stdout)
+
+    upload = first.run("kubeadm", "init", "phase", "upload-certs", "--upload-certs", "--kubeconfig", first.path("/etc/kubernetes/admin.conf"))
+    new_key = upload.stdout.strip().splitlines()[-1]
+    host = make_host("cp-1")
+    stale = host.run("kubeadm", "join", "--config", join_config(host, endpoint, token, ca_hash, "cp-1", old_key))
+    fresh = host.run("kubeadm", "join", "--config", join_config(host, endpoint, token, ca_hash, "cp-1", new_key))
+
+    assert upload.returncode == 0 and len(new_key) == 64 and new_key != old_key
+    assert stale.returncode == 1 and "message authentication failed" in stale.stderr
+    assert fresh.returncode == 0, fresh.stderr
+
+
+def test_control_plane_join_needs_a_stable_endpoint_in_the_cluster(make_host, endpoint, api):
+    token, ca_hash, key = join_parts(init_cluster(make_host("cp-0"), endpoint).stdout)
+    config_map = api.store.objects[("", "configmaps", "kube-system", "kubeadm-config")]
+    lines = config_map["data"]["ClusterConfiguration"].splitlines()
+    config_map["data"]["ClusterConfiguration"] = "\n".join(line for line in lines if not line.startswith("controlPlaneEndpoint"))
+    host = make_host("cp-1")
+
+    result = host.run("kubeadm", "join", "--config", join_config(host, endpoint, token, ca_hash, "cp-1", key))
+
+    assert result.returncode == 1
+    assert "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address" in result.stderr
+
+
+def test_token_create_prints_a_join_command_that_works(make_host, endpoint, api):
+    first = make_host("cp-0")
+    init_cluster(first, endpoint)
+
+    created = first.run("kubeadm", "token", "create", "--print-join-command", "--ttl", "15m", "--kubeconfig", first.path("/etc/kubernetes/admin.conf"))
+    words = created.stdout.split()
+    joined = make_host("worker").run("kubeadm", *words[1:], "--node-name", "worker")
+
+    assert created.returncode == 0 and words[:3] == ["kubeadm", "join", endpoint]
+    assert joined.returncode == 0, joined.stderr
+    secret = api.object("Secret", "bootstrap-token-" + words[4][:6], "kube-system")
+    assert secret["type"] == "bootstrap.kubernetes.io/token"
+
+
+# -- reset ------------------------------------------------------------------------------------------
+def test_reset_removes_what_init_left_and_needs_force(make_host, endpoint):
+    host = make_host("cp-0")
+    init_cluster(host, endpoint)
+
+    asked = host.run("kubeadm", "reset", stdin="n\n")
+    kept = host.exists("/etc/kubernetes/admin.conf")
+    forced = host.run("kubeadm", "reset", "-f")
+
+    assert asked.returncode == 1 and "won't proceed" in asked.stderr and kept
+    assert forced.returncode == 0
+    for path in ("/etc/kubernetes/admin.conf", "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/manifests/etcd.yaml",
+                 "/var/lib/kubelet/config.yaml", "/var/lib/etcd/member"):
+        assert not host.exists(path), path
+    assert init_cluster(host, endpoint).returncode == 0  # init works again after a reset
+    assert [call["argv"][0] for call in host.calls("kubeadm")] == ["init", "reset", "reset", "init"]
+
+
+def test_unimplemented_commands_say_so(make_host):
+    result = make_host().run("kubeadm", "alpha", "kubeconfig")
+    phase = make_host("b").run("kubeadm", "init", "phase", "addon", "all")
+
+    assert result.returncode == 1 and 'unknown command "alpha"' in result.stderr
+    assert phase.returncode == 1 and "not implemented by the kubeadm stand-in" in phase.stderr
