@@ -54,6 +54,20 @@ CLOUD_PROVIDER_TAG_PREFIX = "kubernetes.io/cluster/"
 ELB_ROLE_TAG = "kubernetes.io/role/elb"
 INTERNAL_ELB_ROLE_TAG = "kubernetes.io/role/internal-elb"
 
+# The cloud provider's legacy single-cluster tag: its value names the cluster that owns the resource.
+LEGACY_CLUSTER_TAG = "KubernetesCluster"
+
+# Tag keys that decide who owns a resource or what it is for, read by this collection, CAPA and
+# the AWS cloud provider. A spec's additional_tags may not set them: a copied ownership tag would
+# let another cluster's delete take this cluster's resources.
+RESERVED_TAG_PREFIXES = (
+    "sigs.k8s.io/cluster-api-provider-aws/",
+    CLOUD_PROVIDER_TAG_PREFIX,
+    "kubernetes.io/role/",
+    "kubecluster.aws/",
+)
+RESERVED_TAG_KEYS = ("Name", LEGACY_CLUSTER_TAG)
+
 
 def owner_tag(cluster_name):
     """The tag key whose value ``owned`` marks a resource as the cluster's."""
@@ -70,6 +84,51 @@ def cluster_name_from_owner_tag(key):
     if key.startswith(OWNER_TAG_PREFIX):
         return key[len(OWNER_TAG_PREFIX):]
     return None
+
+
+def reserved_tag_key(key):
+    """True for a tag key only the collection may set (ownership, roles, its own bookkeeping)."""
+    return key in RESERVED_TAG_KEYS or key.startswith(RESERVED_TAG_PREFIXES)
+
+
+def claiming_clusters(tags):
+    """Every cluster whose ownership tag marks the resource ``owned``: CAPA's, or the cloud
+    provider's ``kubernetes.io/cluster/<name>`` (which the cloud-controller-manager puts on
+    what it makes for a cluster, and CAPA on subnets, route tables and instances)."""
+    names = set()
+    for key, value in (tags or {}).items():
+        if value != OWNED:
+            continue
+        for prefix in (OWNER_TAG_PREFIX, CLOUD_PROVIDER_TAG_PREFIX):
+            if key.startswith(prefix) and len(key) > len(prefix):
+                names.add(key[len(prefix):])
+    return names
+
+
+def is_claimed(tags, cluster_name):
+    """Owned by the cluster, or made for it by its cloud-controller-manager: what its delete removes."""
+    return cluster_name in claiming_clusters(tags)
+
+
+def other_claimants(tags, cluster_name):
+    """The other clusters a resource of this cluster is also tagged as owned by (sorted)."""
+    return sorted(claiming_clusters(tags) - {cluster_name})
+
+
+def double_claims(resources, cluster_name):
+    """Lines naming each resource that is the cluster's but also claims another cluster.
+
+    ``resources`` are ``(kind, id, tags)`` triples. Such a resource cannot be told apart from
+    the other cluster's, so no delete may touch it; the lines say what to fix.
+    """
+    lines = []
+    for kind, ident, tags in resources:
+        others = other_claimants(tags, cluster_name)
+        if is_claimed(tags, cluster_name) and others:
+            lines.append("%s %s is tagged as owned by cluster %s and by %s; remove the tag of the cluster it does not "
+                         "belong to (ec2 delete-tags / elbv2 remove-tags), then rerun"
+                         % (kind, ident, cluster_name, ", ".join(others)))
+    return lines
 
 
 def resource_tags(cluster_name, name, role, additional_tags=None, cloud_provider=False):

@@ -17,7 +17,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argu
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from .plan import PlanApplyError
-from .spec import SpecError, resolve, select_zones, with_zones
+from .spec import SpecError, resolve, resolve_identity, select_zones, with_zones
 
 CLUSTER_OPTION = dict(type="dict", required=True)
 
@@ -47,6 +47,15 @@ def load_spec(module):
     """Resolve the module's ``cluster`` option, failing the module (before any AWS call) if invalid."""
     try:
         return resolve(module.params["cluster"], os.environ)
+    except SpecError as error:
+        module.fail_json(msg=error.message, errors=error.errors)
+
+
+def load_identity(module):
+    """Only the name and region of the module's ``cluster`` option (for deleting, locking, reading),
+    failing the module before any AWS call when either is missing or invalid."""
+    try:
+        return resolve_identity(module.params["cluster"], os.environ)
     except SpecError as error:
         module.fail_json(msg=error.message, errors=error.errors)
 

@@ -20,7 +20,7 @@ import difflib
 import ipaddress
 import re
 
-from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE
+from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE, reserved_tag_key
 
 # Cluster API quick-start variables and the field each fills when the spec leaves it unset.
 ENV_REGION = "AWS_REGION"
@@ -225,6 +225,12 @@ def _tags(value):
         return "must be a mapping of tag keys to values"
     if len(value) > MAX_USER_TAGS:
         return "may hold at most %d tags (AWS allows 50 per resource; the collection sets up to 6 of its own)" % MAX_USER_TAGS
+    reserved = sorted(key for key in value if isinstance(key, str) and reserved_tag_key(key))
+    if reserved:
+        return ("%s %s set by kubecluster.aws itself: ownership, role and name tags decide which cluster a resource "
+                "belongs to and what deletes it; remove %s (the collection tags every resource with the cluster's own)"
+                % (", ".join(repr(key) for key in reserved), "is" if len(reserved) == 1 else "are",
+                   "it" if len(reserved) == 1 else "them"))
     for key, val in value.items():
         if not isinstance(key, str) or not 1 <= len(key) <= 128 or not _TAG_CHARS.match(key):
             return "tag key %r must be 1-128 characters of letters, digits, spaces and _.:=+-@/" % (key,)
@@ -511,6 +517,27 @@ def resolve(raw, environ=None):
     if errors:
         raise SpecError(errors)
     return spec
+
+
+def resolve_identity(raw, environ=None):
+    """Only the cluster's name and region, from a spec that need not validate as a whole.
+
+    Deleting, locking and reading a cluster need nothing else, so a spec written for an older
+    or newer version of the collection (an unknown key, an even replica count) can still be
+    deleted. Raises SpecError when the name or the region is missing or invalid.
+    """
+    environ = environ or {}
+    if not isinstance(raw, dict):
+        raise SpecError(["cluster: must be a mapping with at least a name, e.g. {name: capi-example}"])
+    errors = []
+    identity = {}
+    for key in ("name", "region"):
+        field = SCHEMA[key]
+        identity[key] = _resolve_field(raw.get(key), key in raw, field, "cluster." + key, environ, errors)
+    _check_required(dict(identity, kubernetes_version=True), errors)
+    if errors:
+        raise SpecError(errors)
+    return identity
 
 
 def nat_gateway_count(spec, zone_count):
