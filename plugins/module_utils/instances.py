@@ -58,7 +58,14 @@ HASH_LENGTH = 12
 
 
 class MachineSetError(Exception):
-    """The set cannot be reconciled as asked; the message names the cause and the fix."""
+    """The set cannot be reconciled as asked; the message names the cause and the fix.
+
+    ``problems`` holds one line per resource at fault when there are several.
+    """
+
+    def __init__(self, message, problems=()):
+        super(MachineSetError, self).__init__(message)
+        self.problems = list(problems)
 
 
 # --- AWS calls amazon.aws has no wrapper for ---------------------------------------------
@@ -453,6 +460,11 @@ class MachineSet(object):
         return removed
 
     def plan_terminate(self, instances, reason):
+        conflicts = naming.double_claims([("instance", "%s (%s)" % (i["InstanceId"], tags_of(i).get("Name")), tags_of(i))
+                                          for i in instances], self.cluster)
+        if conflicts:
+            raise MachineSetError("Not terminating machines of set %s of cluster %s; nothing was terminated: %s"
+                                  % (self.set_name, self.cluster, "; ".join(conflicts)), conflicts)
         self.to_terminate = list(instances)
         if not instances:
             return

@@ -67,7 +67,14 @@ TargetChanges = collections.namedtuple("TargetChanges", ["register", "deregister
 
 
 class LoadBalancerError(Exception):
-    """The balancer cannot be reconciled as asked; the message names the field and the fix."""
+    """The balancer cannot be reconciled as asked; the message names the field and the fix.
+
+    ``problems`` holds one line per resource at fault when there are several.
+    """
+
+    def __init__(self, message, problems=()):
+        super(LoadBalancerError, self).__init__(message)
+        self.problems = list(problems)
 
 
 # --- AWS calls amazon.aws has no wrapper for (clients carry AWSRetry; aws_retry=True) ---
@@ -242,11 +249,6 @@ def _describe(values):
 def _tag_drift(have, want):
     """Wanted tags missing or different on the resource; other tags (CCM's, users') stay."""
     return dict((key, value) for key, value in want.items() if have.get(key) != value)
-
-
-def _cluster_owns(tags, cluster):
-    """CAPA's ownership tag, or the cloud-controller-manager's for what it made for the cluster."""
-    return naming.is_owned(tags, cluster) or tags.get(naming.cloud_provider_tag(cluster)) == naming.OWNED
 
 
 def elbv2_tags(elbv2, arns):
@@ -792,7 +794,7 @@ def plan_absent(clients, spec, wait_timeout=600):
     """
     cluster = spec["name"]
     api_name = naming.load_balancer_name(cluster)
-    vpc = lookup.cluster_vpc(clients.ec2, spec)
+    vpc, dummy = lookup.deletion_vpc(clients.ec2, cluster)
     vpc_id = vpc["VpcId"] if vpc else None
     classics = [b for b in describe_classic_balancers(clients.elb) if _in_cluster(b, "VPCId", vpc_id, "LoadBalancerName", api_name)]
     nlbs = [b for b in (elb_utils.describe_load_balancers(clients.elbv2) or [])
@@ -802,11 +804,18 @@ def plan_absent(clients, spec, wait_timeout=600):
     classic_tags = describe_classic_tags(clients.elb, [b["LoadBalancerName"] for b in classics]) if classics else {}
     v2_tags = elbv2_tags(clients.elbv2, [b["LoadBalancerArn"] for b in nlbs] + [g["TargetGroupArn"] for g in groups])
     # CAPA's order: the API balancer first, then the Service balancers the CCM made.
-    classic_names = sorted((b["LoadBalancerName"] for b in classics if _cluster_owns(classic_tags.get(b["LoadBalancerName"], {}), cluster)),
+    claims = [("load balancer", b["LoadBalancerName"], classic_tags.get(b["LoadBalancerName"], {})) for b in classics]
+    claims += [("load balancer", b["LoadBalancerName"], v2_tags.get(b["LoadBalancerArn"], {})) for b in nlbs]
+    claims += [("target group", g["TargetGroupName"], v2_tags.get(g["TargetGroupArn"], {})) for g in groups]
+    conflicts = naming.double_claims(claims, cluster)
+    if conflicts:
+        raise LoadBalancerError("Not deleting the load balancers of cluster %s; nothing was deleted: %s" % (cluster, "; ".join(conflicts)),
+                                conflicts)
+    classic_names = sorted((b["LoadBalancerName"] for b in classics if naming.is_claimed(classic_tags.get(b["LoadBalancerName"], {}), cluster)),
                            key=lambda name: (name != api_name, name))
-    owned_nlbs = sorted((b for b in nlbs if _cluster_owns(v2_tags.get(b["LoadBalancerArn"], {}), cluster)),
+    owned_nlbs = sorted((b for b in nlbs if naming.is_claimed(v2_tags.get(b["LoadBalancerArn"], {}), cluster)),
                         key=lambda b: (b["LoadBalancerName"] != api_name, b["LoadBalancerName"]))
-    owned_groups = [g for g in groups if _cluster_owns(v2_tags.get(g["TargetGroupArn"], {}), cluster)]
+    owned_groups = [g for g in groups if naming.is_claimed(v2_tags.get(g["TargetGroupArn"], {}), cluster)]
 
     plan = Plan()
     for name in classic_names:

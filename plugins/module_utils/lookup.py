@@ -55,6 +55,31 @@ def cluster_vpc(ec2, spec):
     return vpcs[0] if vpcs else None
 
 
+def owned_vpc(ec2, cluster_name):
+    """The VPC the cluster owns (CAPA's Name tag and the owned tag, both checked), or None."""
+    filters = naming.owned_filters(cluster_name, Name=naming.vpc_name(cluster_name))
+    vpcs = [v for v in describe_vpcs(ec2, Filters=filters) if naming.is_owned(naming.tags_to_dict(v.get("Tags")), cluster_name)]
+    return vpcs[0] if vpcs else None
+
+
+def deletion_vpc(ec2, cluster_name):
+    """``(vpc, managed)``: the VPC a cluster's delete works in, found by ownership alone.
+
+    Deleting needs no spec: the VPC is the one the cluster owns (a managed network, deleted
+    with the cluster) or else the VPC its owned security groups are in (a bring-your-own VPC,
+    of which only those groups go). ``(None, False)`` when neither exists.
+    """
+    vpc = owned_vpc(ec2, cluster_name)
+    if vpc:
+        return vpc, True
+    groups = describe_security_groups(ec2, Filters=naming.owned_filters(cluster_name))
+    vpc_ids = sorted(set(g["VpcId"] for g in groups if naming.is_owned(naming.tags_to_dict(g.get("Tags")), cluster_name)))
+    if not vpc_ids:
+        return None, False
+    vpcs = describe_vpcs(ec2, VpcIds=vpc_ids[:1])
+    return (vpcs[0] if vpcs else None), False
+
+
 def cluster_subnets(ec2, spec, vpc_id=None):
     """The cluster's subnets as dicts with id, name, role (public|private), availability_zone, cidr, vpc_id.
 

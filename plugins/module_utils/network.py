@@ -34,6 +34,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.ec2 import create_subne
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import create_vpc
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import delete_internet_gateway
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import delete_nat_gateway
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import delete_network_interface
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import delete_route
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import delete_route_table
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import delete_subnet
@@ -42,6 +43,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_add
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_instances
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_internet_gateways
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_nat_gateways
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_network_interfaces
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_route_tables
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_subnets
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_vpc_attribute
@@ -593,20 +595,13 @@ def plan_present(ec2, spec, wait=True, wait_timeout=600):
 
 # --- state: absent ---------------------------------------------------------------------------
 
-def _claimed(tags, cluster):
-    """Owned by the cluster, or made for it by the cloud-controller-manager."""
-    return naming.is_owned(tags, cluster) or tags.get(naming.cloud_provider_tag(cluster)) == naming.OWNED
-
-
-def _instances_in(ec2, cluster, vpc_id):
+def _instances_in(ec2, vpc_id):
     filters = _in_vpc(vpc_id) + [{"Name": "instance-state-name", "Values": INSTANCE_LIVE_STATES}]
-    found = []
-    for reservation in describe_instances(ec2, Filters=filters):
-        for instance in reservation["Instances"]:
-            tags = naming.tags_to_dict(instance.get("Tags"))
-            if _claimed(tags, cluster):
-                found.append("instance %s (%s)" % (instance["InstanceId"], tags.get("Name", "no Name tag")))
-    return found
+    return [i for reservation in describe_instances(ec2, Filters=filters) for i in reservation["Instances"]]
+
+
+def instance_label(instance):
+    return "instance %s (%s)" % (instance["InstanceId"], naming.tags_to_dict(instance.get("Tags")).get("Name", "no Name tag"))
 
 
 @AWSRetry.jittered_backoff()
@@ -618,121 +613,239 @@ def _batches(items):
     return [items[i:i + TAG_BATCH] for i in range(0, len(items), TAG_BATCH)]
 
 
-def _load_balancers_in(elb, elbv2, cluster, vpc_id):
+def _load_balancers_in(elb, elbv2, vpc_id):
+    """Every load balancer of the VPC, of both APIs, as (label, name, tags)."""
     found = []
     arns = dict((lb["LoadBalancerArn"], lb["LoadBalancerName"]) for lb in describe_load_balancers(elbv2) or [] if lb.get("VpcId") == vpc_id)
     for batch in _batches(sorted(arns)):
         for description in describe_elbv2_tags(elbv2, batch):
-            if _claimed(naming.tags_to_dict(description.get("Tags")), cluster):
-                found.append("load balancer %s" % arns[description["ResourceArn"]])
+            name = arns[description["ResourceArn"]]
+            found.append(("load balancer " + name, name, naming.tags_to_dict(description.get("Tags"))))
     classic = paginated_query_with_retries(elb, "describe_load_balancers")["LoadBalancerDescriptions"]
     names = sorted(lb["LoadBalancerName"] for lb in classic if lb.get("VPCId") == vpc_id)
     for batch in _batches(names):
         for description in _classic_elb_tags(elb, batch):
-            if _claimed(naming.tags_to_dict(description.get("Tags")), cluster):
-                found.append("classic load balancer %s" % description["LoadBalancerName"])
+            name = description["LoadBalancerName"]
+            found.append(("classic load balancer " + name, name, naming.tags_to_dict(description.get("Tags"))))
     return found
 
 
-def _refuse_while_in_use(ec2, elb, elbv2, spec, vpc_id):
-    cluster = spec["name"]
-    users = _instances_in(ec2, cluster, vpc_id) + _load_balancers_in(elb, elbv2, cluster, vpc_id)
-    if users:
-        raise NetworkError(
-            "The network of cluster %s is still in use by %s. Delete the machines first (kubecluster.aws.machine_set "
-            "state=absent for every set, including the bastion), then the API load balancer (kubecluster.aws.apiserver_lb "
-            "state=absent) and any Service of type LoadBalancer, then run this again." % (cluster, "; ".join(sorted(users))))
+def _balancer_name_of_interface(interface):
+    """The load balancer an ENI serves, from the description AWS gives it ("ELB net/NAME/ID", "ELB NAME")."""
+    description = interface.get("Description") or ""
+    if not description.startswith("ELB "):
+        return None
+    parts = description[4:].split("/")
+    return parts[1] if len(parts) == 3 else parts[0]
 
 
-def _plan_route_tables_absent(ec2, cluster, plan, vpc_id):
-    filters = naming.owned_filters(cluster) + _in_vpc(vpc_id)
-    for table in sorted(_owned(describe_route_tables(ec2, Filters=filters), cluster), key=lambda t: _name_of(t, "")):
-        associations = [a["RouteTableAssociationId"] for a in table.get("Associations", []) if not a.get("Main")]
+class NetworkTeardown(object):
+    """What deleting a cluster's network finds, by ownership alone, before anything is planned.
 
-        def delete(table_id=table["RouteTableId"], associations=associations):
-            for association in associations:
-                disassociate_route_table(ec2, association)
-            delete_route_table(ec2, table_id)
-
-        detail = "%s, disassociated from %d subnet(s) first" % (table["RouteTableId"], len(associations))
-        plan.delete("route-table", _name_of(table, table["RouteTableId"]), delete, detail)
-
-
-def _plan_nat_gateways_absent(ec2, cluster, plan, vpc_id, wait, wait_timeout):
-    """Delete the NAT gateways and wait once for all; returns (those not gone yet, every one still listed).
-
-    Deleted NAT gateways stay listed for a while; they count for finding the Elastic IPs
-    they held, which an earlier run may have left allocated.
+    The VPC is the one the cluster owns (a managed network: everything the cluster owns in it
+    goes) or the one its security groups are in (a bring-your-own VPC: only the groups go).
+    Besides the resources to delete it finds what would stop the delete half-way on AWS:
+    ``cluster_users`` (the cluster's own machines and load balancers, which other steps delete
+    first), ``foreign_users`` (anything else using the network or the cluster's groups), and
+    ``double_claims`` (resources tagged as owned by another cluster too, which nothing deletes).
     """
-    states = NAT_LIVE_STATES + ["deleting", "deleted"]
-    filters = naming.owned_filters(cluster) + _in_vpc(vpc_id) + [{"Name": "state", "Values": states}]
-    listed = [n for n in _owned(describe_nat_gateways(ec2, Filters=filters), cluster) if n["State"] in states]
-    going = [n for n in listed if n["State"] != "deleted"]
-    for nat in going:
-        if nat["State"] != "deleting":
-            plan.delete("nat-gateway", _name_of(nat, nat["NatGatewayId"]), _call(delete_nat_gateway, ec2, nat["NatGatewayId"]),
-                        nat["NatGatewayId"])
-    if going and wait:
-        plan.wait("nat-gateway", naming.nat_name(cluster), _wait_deleted(ec2, [n["NatGatewayId"] for n in going], wait_timeout),
-                  "until %d deleted" % len(going))
-    return going, listed
+
+    def __init__(self, ec2, elb, elbv2, cluster):
+        self.ec2 = ec2
+        self.cluster = cluster
+        self.vpc, self.managed = lookup.deletion_vpc(ec2, cluster)
+        self.vpc_id = self.vpc["VpcId"] if self.vpc else None
+        self.groups = securitygroups.groups_in_vpc(ec2, self.vpc_id) if self.vpc_id else []
+        self.route_tables, self.nat_gateways, self.subnets = [], [], []
+        self.interfaces = []  # the cluster's own, left detached
+        owned = naming.owned_filters(cluster)
+        # Subnets and route tables are read wherever they are: one tagged as the cluster's in a VPC that
+        # is not the cluster's (``strays``) is not deleted, and is named so the delete does not look done.
+        self.strays = []
+        for kind, items, key in (("subnet", describe_subnets(ec2, Filters=owned), "SubnetId"),
+                                 ("route table", describe_route_tables(ec2, Filters=owned), "RouteTableId")):
+            for item in sorted(_owned(items, cluster), key=lambda i: _name_of(i, "")):
+                if self.managed and item["VpcId"] == self.vpc_id:
+                    (self.subnets if kind == "subnet" else self.route_tables).append(item)
+                else:
+                    self.strays.append((kind, item, key))
+        if self.managed:
+            states = NAT_LIVE_STATES + ["deleting", "deleted"]
+            nats = describe_nat_gateways(ec2, Filters=owned + _in_vpc(self.vpc_id) + [{"Name": "state", "Values": states}])
+            self.nat_gateways = [n for n in _owned(nats, cluster) if n["State"] in states]
+        self.addresses, self.internet_gateways = [], []
+        if self.managed or not self.vpc:
+            # Without any VPC these are what an interrupted delete left; a bring-your-own VPC has none.
+            self.addresses = _owned(describe_addresses(ec2, Filters=naming.owned_filters(cluster)), cluster)
+            gateways = _owned(describe_internet_gateways(ec2, Filters=naming.owned_filters(cluster)), cluster)
+            # One attached to a VPC that is not the cluster's is not ours to take away.
+            self.internet_gateways = [g for g in gateways if _attached_vpcs(g) in ([], [self.vpc_id])]
+        self.cluster_instances, self.cluster_balancers, self.foreign_users = [], [], []
+        if self.vpc_id:
+            self._find_users(elb, elbv2)
+
+    def _cluster_groups(self):
+        return [g for g in self.groups if securitygroups.is_cluster_group(g, self.cluster)]
+
+    def _find_users(self, elb, elbv2):
+        cluster = self.cluster
+        group_ids = [g["GroupId"] for g in self._cluster_groups()]
+        instances = _instances_in(self.ec2, self.vpc_id)
+        if self.managed:
+            interfaces = describe_network_interfaces(self.ec2, Filters=_in_vpc(self.vpc_id))
+        elif group_ids:
+            interfaces = describe_network_interfaces(self.ec2, Filters=[{"Name": "group-id", "Values": group_ids}])
+        else:
+            interfaces = []
+        by_instance = set(i["NetworkInterfaceId"] for i in interfaces if i.get("Attachment", {}).get("InstanceId"))
+        users_of_groups = set(i.get("Attachment", {}).get("InstanceId") for i in interfaces)
+        for instance in instances:
+            if naming.is_claimed(naming.tags_to_dict(instance.get("Tags")), cluster):
+                self.cluster_instances.append(instance)
+            elif self.managed or instance["InstanceId"] in users_of_groups:
+                self.foreign_users.append("%s in %s, not tagged as the cluster's; terminate it or move it out of the "
+                                          "cluster's network" % (instance_label(instance), instance.get("SubnetId")))
+        balancers = _load_balancers_in(elb, elbv2, self.vpc_id)
+        self.cluster_balancers = [label for label, dummy, tags in balancers if naming.is_claimed(tags, cluster)]
+        mine = set(name for dummy, name, tags in balancers if naming.is_claimed(tags, cluster))
+        nat_interfaces = set(a.get("NetworkInterfaceId") for n in self.nat_gateways for a in n.get("NatGatewayAddresses", []))
+        for interface in interfaces:
+            if interface["NetworkInterfaceId"] in by_instance:
+                continue  # reported with its instance
+            balancer = _balancer_name_of_interface(interface)
+            if balancer in mine or interface["NetworkInterfaceId"] in nat_interfaces:
+                continue
+            if naming.is_claimed(naming.tags_to_dict(interface.get("TagSet")), cluster):
+                if not interface.get("Attachment") and self.managed:
+                    self.interfaces.append(interface)  # left detached (CAPA#3810): deleted before the subnets
+                continue
+            what = balancer and "load balancer %s" % balancer or interface.get("Description") or interface.get("InterfaceType")
+            self.foreign_users.append("network interface %s (%s) in %s, not the cluster's; delete what made it, then rerun"
+                                      % (interface["NetworkInterfaceId"], what or "no description", interface.get("SubnetId")))
+        for group, referenced in securitygroups.referencing_groups(self.groups, cluster):
+            self.foreign_users.append("security group %s (%s), not the cluster's, has rules naming the cluster's group(s) %s; "
+                                      "revoke those rules or delete that group, then rerun"
+                                      % (group["GroupId"], group.get("GroupName"), ", ".join(referenced)))
+
+    @property
+    def cluster_users(self):
+        """The cluster's own machines and load balancers still in its network, as message labels."""
+        return [instance_label(i) for i in self.cluster_instances] + self.cluster_balancers
+
+    def double_claims(self):
+        resources = [("vpc", self.vpc_id, naming.tags_to_dict(self.vpc.get("Tags")))] if self.managed else []
+        for kind, items, key in (("security group", self._cluster_groups(), "GroupId"), ("subnet", self.subnets, "SubnetId"),
+                                 ("route table", self.route_tables, "RouteTableId"), ("NAT gateway", self.nat_gateways, "NatGatewayId"),
+                                 ("Elastic IP", self.addresses, "AllocationId"),
+                                 ("internet gateway", self.internet_gateways, "InternetGatewayId")):
+            resources += [(kind, item[key], naming.tags_to_dict(item.get("Tags"))) for item in items]
+        resources += [(kind, item[key], naming.tags_to_dict(item.get("Tags"))) for kind, item, key in self.strays]
+        return naming.double_claims(resources, self.cluster)
+
+    def stray_resources(self):
+        """Lines naming the cluster's subnets and route tables outside a VPC it owns (not double-claimed ones)."""
+        return ["%s %s (%s) is tagged as owned by cluster %s but is in %s, a VPC the cluster does not own; delete it or remove "
+                "the tag %s, then rerun" % (kind, item[key], _name_of(item, "no Name tag"), self.cluster, item["VpcId"],
+                                            naming.owner_tag(self.cluster))
+                for kind, item, key in self.strays if not naming.other_claimants(naming.tags_to_dict(item.get("Tags")), self.cluster)]
+
+    def plan(self, spec, wait=True, wait_timeout=600):
+        """The deletes in CAPA's order; without ``wait`` it stops after starting the NAT gateway deletes."""
+        plan = Plan()
+        if self.vpc_id:
+            securitygroups.plan_absent(self.ec2, spec, plan, self.vpc_id, self.groups)
+        if not self.managed and self.vpc:
+            return plan
+        self._plan_route_tables(plan)
+        going = [n for n in self.nat_gateways if n["State"] != "deleted"]
+        for nat in going:
+            if nat["State"] != "deleting":
+                plan.delete("nat-gateway", _name_of(nat, nat["NatGatewayId"]), _call(delete_nat_gateway, self.ec2, nat["NatGatewayId"]),
+                            nat["NatGatewayId"])
+        if going and not wait:
+            return plan  # the Elastic IPs, gateway, subnets and VPC can only go after them: a later run finishes
+        if going:
+            plan.wait("nat-gateway", naming.nat_name(self.cluster),
+                      _wait_deleted(self.ec2, [n["NatGatewayId"] for n in going], wait_timeout), "until %d deleted" % len(going))
+        self._plan_eips(plan)
+        self._plan_internet_gateways(plan)
+        if self.vpc:
+            for interface in self.interfaces:
+                plan.delete("network-interface", interface["NetworkInterfaceId"],
+                            _call(delete_network_interface, self.ec2, interface["NetworkInterfaceId"]), "left detached")
+            for subnet in self.subnets:
+                plan.delete("subnet", _name_of(subnet, subnet["SubnetId"]), _call(delete_subnet, self.ec2, subnet["SubnetId"]),
+                            subnet["SubnetId"])
+            plan.delete("vpc", _name_of(self.vpc, self.vpc_id), _call(delete_vpc, self.ec2, self.vpc_id), self.vpc_id)
+        return plan
+
+    def _plan_route_tables(self, plan):
+        for table in self.route_tables:
+            associations = [a["RouteTableAssociationId"] for a in table.get("Associations", []) if not a.get("Main")]
+
+            def delete(table_id=table["RouteTableId"], associations=associations):
+                for association in associations:
+                    disassociate_route_table(self.ec2, association)
+                delete_route_table(self.ec2, table_id)
+
+            detail = "%s, disassociated from %d subnet(s) first" % (table["RouteTableId"], len(associations))
+            plan.delete("route-table", _name_of(table, table["RouteTableId"]), delete, detail)
+
+    def _plan_eips(self, plan):
+        """Release the owned Elastic IPs that are free or held by the NAT gateways being deleted.
+
+        Deleted NAT gateways stay listed for a while; they count for finding the Elastic IPs
+        they held, which an earlier run may have left allocated.
+        """
+        nat_allocations = set(a.get("AllocationId") for n in self.nat_gateways for a in n.get("NatGatewayAddresses", []))
+        for address in self.addresses:
+            if not address.get("AssociationId") or address["AllocationId"] in nat_allocations:
+                plan.delete("elastic-ip", _name_of(address, address["AllocationId"]), _call(release_address, self.ec2, address["AllocationId"]),
+                            "%s (%s)" % (address["AllocationId"], address.get("PublicIp")))
+
+    def _plan_internet_gateways(self, plan):
+        for gateway in self.internet_gateways:
+            attached = _attached_vpcs(gateway)
+
+            def delete(gateway_id=gateway["InternetGatewayId"], attached=attached):
+                for vpc in attached:
+                    detach_internet_gateway(self.ec2, gateway_id, vpc)
+                delete_internet_gateway(self.ec2, gateway_id)
+
+            detail = gateway["InternetGatewayId"] + (", detached first" if attached else "")
+            plan.delete("internet-gateway", _name_of(gateway, gateway["InternetGatewayId"]), delete, detail)
 
 
-def _plan_eips_absent(ec2, cluster, plan, nats):
-    """Release the owned Elastic IPs that are free or held by the NAT gateways being deleted."""
-    nat_allocations = set(a.get("AllocationId") for n in nats for a in n.get("NatGatewayAddresses", []))
-    for address in _owned(describe_addresses(ec2, Filters=naming.owned_filters(cluster)), cluster):
-        if not address.get("AssociationId") or address["AllocationId"] in nat_allocations:
-            plan.delete("elastic-ip", _name_of(address, address["AllocationId"]), _call(release_address, ec2, address["AllocationId"]),
-                        "%s (%s)" % (address["AllocationId"], address.get("PublicIp")))
+def refusal(teardown, machines_gone=True):
+    """Why the network cannot be deleted now, as one message, or None.
 
-
-def _plan_internet_gateways_absent(ec2, cluster, plan, vpc_id):
-    for gateway in _owned(describe_internet_gateways(ec2, Filters=naming.owned_filters(cluster)), cluster):
-        attached = _attached_vpcs(gateway)
-        if attached and attached != [vpc_id]:
-            continue  # attached to a VPC that is not the cluster's: not ours to take away
-
-        def delete(gateway_id=gateway["InternetGatewayId"], attached=attached):
-            for vpc in attached:
-                detach_internet_gateway(ec2, gateway_id, vpc)
-            delete_internet_gateway(ec2, gateway_id)
-
-        detail = gateway["InternetGatewayId"] + (", detached first" if attached else "")
-        plan.delete("internet-gateway", _name_of(gateway, gateway["InternetGatewayId"]), delete, detail)
-
-
-def _plan_subnets_and_vpc_absent(ec2, cluster, plan, vpc):
-    filters = naming.owned_filters(cluster) + _in_vpc(vpc["VpcId"])
-    for subnet in sorted(_owned(describe_subnets(ec2, Filters=filters), cluster), key=lambda s: _name_of(s, "")):
-        plan.delete("subnet", _name_of(subnet, subnet["SubnetId"]), _call(delete_subnet, ec2, subnet["SubnetId"]), subnet["SubnetId"])
-    plan.delete("vpc", _name_of(vpc, vpc["VpcId"]), _call(delete_vpc, ec2, vpc["VpcId"]), vpc["VpcId"])
+    ``machines_gone`` says the cluster's machines and load balancers should be gone already
+    (the module deleting the network); the delete playbook's first look passes False.
+    """
+    lines = teardown.double_claims() + teardown.stray_resources() + teardown.foreign_users
+    if lines:
+        return ("Deleting the network of cluster %s would fail half-way on AWS or touch what is not the cluster's; "
+                "nothing was deleted. Found: %s" % (teardown.cluster, "; ".join(lines)))
+    if machines_gone and teardown.cluster_users:
+        return ("The network of cluster %s is still in use by %s. Delete the machines first (kubecluster.aws.machine_set "
+                "state=absent for every set, including the bastion), then the API load balancer (kubecluster.aws.apiserver_lb "
+                "state=absent) and any Service of type LoadBalancer, then run this again."
+                % (teardown.cluster, "; ".join(sorted(teardown.cluster_users))))
+    return None
 
 
 def plan_absent(ec2, elb, elbv2, spec, wait=True, wait_timeout=600):
-    """The plan that deletes the cluster's network in CAPA's order (only its security groups for a BYO VPC).
+    """The plan that deletes the cluster's network in CAPA's order (only its security groups in a VPC it does not own).
 
-    Raises NetworkError, before anything is planned, while the cluster's instances or load
-    balancers are still in the VPC. Without ``wait`` it stops after starting the NAT
-    gateway deletes: their Elastic IPs, the gateway, subnets and VPC can only go after
+    Only ``spec["name"]`` is read: what goes is found by ownership. Raises NetworkError,
+    before anything is planned, while the cluster's instances or load balancers are still in
+    the VPC, while anything not the cluster's uses its network or groups, or when a resource
+    is tagged as owned by another cluster too. Without ``wait`` it stops after starting the
+    NAT gateway deletes: their Elastic IPs, the gateway, subnets and VPC can only go after
     them, so a later run finishes the job.
     """
-    cluster = spec["name"]
-    plan = Plan()
-    vpc = lookup.cluster_vpc(ec2, spec)
-    if vpc:
-        _refuse_while_in_use(ec2, elb, elbv2, spec, vpc["VpcId"])
-        securitygroups.plan_absent(ec2, spec, plan, vpc["VpcId"])
-    if spec["network"]["vpc_id"]:
-        return plan
-    nats = []
-    if vpc:
-        _plan_route_tables_absent(ec2, cluster, plan, vpc["VpcId"])
-        going, nats = _plan_nat_gateways_absent(ec2, cluster, plan, vpc["VpcId"], wait, wait_timeout)
-        if going and not wait:
-            return plan
-    _plan_eips_absent(ec2, cluster, plan, nats)
-    _plan_internet_gateways_absent(ec2, cluster, plan, vpc["VpcId"] if vpc else None)
-    if vpc:
-        _plan_subnets_and_vpc_absent(ec2, cluster, plan, vpc)
-    return plan
+    teardown = NetworkTeardown(ec2, elb, elbv2, spec["name"])
+    problem = refusal(teardown)
+    if problem:
+        raise NetworkError(problem)
+    return teardown.plan(spec, wait, wait_timeout)

@@ -60,6 +60,17 @@ def load_identity(module):
         module.fail_json(msg=error.message, errors=error.errors)
 
 
+def load_for_state(module):
+    """The full spec for ``state: present``; only its name and region for ``state: absent``.
+
+    A delete finds what to remove by ownership tags, so a spec that no longer validates
+    (written for another version of the collection, or edited since) can still be deleted.
+    """
+    if module.params.get("state") == "absent":
+        return load_identity(module)
+    return load_spec(module)
+
+
 def client(module, spec, service):
     """A boto3 client for the spec's region.
 

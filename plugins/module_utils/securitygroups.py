@@ -256,17 +256,41 @@ def group_ids(plan, spec):
 
 def is_cluster_group(group, cluster):
     """Owned by the cluster, or made for it by the cloud-controller-manager (as CAPA's GC counts them)."""
-    tags = naming.tags_to_dict(group.get("Tags"))
-    made_by_ccm = tags.get(naming.cloud_provider_tag(cluster)) == naming.OWNED
-    return group["GroupName"] != "default" and (naming.is_owned(tags, cluster) or made_by_ccm)
+    return group["GroupName"] != "default" and naming.is_claimed(naming.tags_to_dict(group.get("Tags")), cluster)
 
 
-def plan_absent(ec2, spec, plan, vpc_id):
-    """Add to ``plan`` the revoke of every ingress rule of the cluster's groups in the VPC, then their deletes."""
+def groups_in_vpc(ec2, vpc_id):
+    """Every security group of the VPC, the cluster's and others' (one describe)."""
+    return describe_security_groups(ec2, Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
+
+
+def referencing_groups(groups, cluster):
+    """``(group, referenced cluster group ids)`` for the groups not of the cluster whose rules name one of its groups.
+
+    AWS refuses to delete a group another group's rule refers to, so such a rule stops a delete.
+    """
+    mine = set(g["GroupId"] for g in groups if is_cluster_group(g, cluster))
+    found = []
+    for group in groups:
+        if group["GroupId"] in mine:
+            continue
+        pairs = [p for perm in group.get("IpPermissions", []) + group.get("IpPermissionsEgress", [])
+                 for p in perm.get("UserIdGroupPairs", [])]
+        referenced = sorted(set(p["GroupId"] for p in pairs if p.get("GroupId") in mine))
+        if referenced:
+            found.append((group, referenced))
+    return found
+
+
+def plan_absent(ec2, spec, plan, vpc_id, groups=None):
+    """Add to ``plan`` the revoke of every ingress rule of the cluster's groups in the VPC, then their deletes.
+
+    ``groups`` are the VPC's groups when the caller read them already.
+    """
     cluster = spec["name"]
-    groups = [g for g in describe_security_groups(ec2, Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
-              if is_cluster_group(g, cluster)]
-    groups.sort(key=lambda g: g["GroupName"])
+    if groups is None:
+        groups = groups_in_vpc(ec2, vpc_id)
+    groups = sorted((g for g in groups if is_cluster_group(g, cluster)), key=lambda g: g["GroupName"])
     for group in groups:
         rules = list(existing_rules(group).values())
         if rules:

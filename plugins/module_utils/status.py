@@ -377,6 +377,19 @@ def _counts(owned, machines, balancers):
     }
 
 
+# (kind as a message names it, id key) of each type read_owned returns.
+_IDENTITIES = (("vpcs", "vpc", "VpcId"), ("subnets", "subnet", "SubnetId"), ("internet_gateways", "internet gateway", "InternetGatewayId"),
+               ("nat_gateways", "NAT gateway", "NatGatewayId"), ("addresses", "Elastic IP", "AllocationId"),
+               ("route_tables", "route table", "RouteTableId"), ("security_groups", "security group", "GroupId"),
+               ("instances", "instance", "InstanceId"))
+
+
+def ownership_conflicts(name, owned):
+    """Lines naming what the cluster owns that is tagged as another cluster's too (no delete touches it)."""
+    resources = [(label, item[key], _tags(item)) for kind, label, key in _IDENTITIES for item in owned.get(kind, [])]
+    return naming.double_claims(resources, name)
+
+
 def _cluster_view(name, region, owned, balancers, network):
     """What the module returns for one cluster; the phase is filled in from the facts."""
     vpc_id = _cluster_vpc_id(owned)
@@ -401,6 +414,7 @@ def _cluster_view(name, region, owned, balancers, network):
         "machines": machines,
         "machine_sets": _machine_sets(machines),
         "counts": _counts(owned, machines, balancers),
+        "ownership_conflicts": ownership_conflicts(name, owned),
     }
 
 

@@ -193,7 +193,7 @@ def main():
         wait_timeout=dict(type="int", default=600),
     )
     module = runner.cluster_module(argument_spec)
-    spec = runner.load_spec(module)
+    spec = runner.load_for_state(module)
     params = module.params
     if params["wait_timeout"] < 1:
         module.fail_json(msg="wait_timeout: %d is not a number of seconds; use 1 or more (default 600)" % params["wait_timeout"])

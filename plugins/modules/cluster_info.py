@@ -300,6 +300,13 @@ clusters:
       type: dict
       sample: {"vpcs": 1, "subnets": 6, "internet_gateways": 1, "nat_gateways": 3, "elastic_ips": 3, "route_tables": 6,
                "security_groups": 5, "instances": 3, "load_balancers": 1}
+    ownership_conflicts:
+      description:
+        - One line for each resource of the cluster that is tagged as owned by another cluster too. No delete touches
+          such a resource until the tag of the cluster it does not belong to is removed.
+      type: list
+      elements: str
+      sample: ["instance i-0123456789abcdef0 is tagged as owned by cluster staging and by prod; remove the tag ..."]
 cluster:
   description: The one cluster of RV(clusters) when O(name) is given, with the same keys.
   returned: when name is given

@@ -264,7 +264,7 @@ def main():
         wait_timeout=dict(type="int", default=600),
     )
     module = runner.cluster_module(argument_spec)
-    spec = runner.load_spec(module)
+    spec = runner.load_for_state(module)
     ec2 = runner.client(module, spec, "ec2")
     try:
         plan, result = plan_for(module, spec, ec2)

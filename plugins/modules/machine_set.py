@@ -266,10 +266,11 @@ def main():
     )
     module = runner.cluster_module(argument_spec)
     params = module.params
-    spec = runner.load_spec(module)
+    spec = runner.load_for_state(module)
     check_options(module, spec)
     ec2 = runner.client(module, spec, "ec2")
-    spec = runner.resolve_zones(module, spec, ec2)
+    if params["state"] == "present":
+        spec = runner.resolve_zones(module, spec, ec2)
     try:
         if params["state"] == "absent":
             machine_set = instances.plan_absent(ec2, spec, params["set"], params["wait"], params["wait_timeout"])
