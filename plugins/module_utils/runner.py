@@ -21,6 +21,12 @@ from .spec import SpecError, resolve, resolve_identity, select_zones, with_zones
 
 CLUSTER_OPTION = dict(type="dict", required=True)
 
+# amazon.aws's connection options that carry credentials. It declares access_key no_log=False
+# (an access key id names a key rather than proving it), so -vvv printed it in module_args and
+# the log file kept it; an access key id still tells whose account it is and, with a leaked
+# secret, is half the credential. All three are no_log here, aliases included.
+CREDENTIAL_OPTIONS = ("access_key", "secret_key", "session_token")
+
 # What EC2 answers, for a short while, about an id it has just handed out (eventual consistency).
 NOT_YET_VISIBLE = (
     "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidRouteTableID.NotFound",
@@ -30,13 +36,27 @@ NOT_YET_VISIBLE = (
 EVENTUAL_DELAYS = (1, 2, 4, 8, 15, 15, 15)  # seconds; about a minute in all
 
 
+def connection_argument_spec(argument_spec=None):
+    """amazon.aws's connection options (``region`` included) with every credential no_log, then
+    ``argument_spec``'s options: the one place a kubecluster.aws module gets its connection options.
+
+    Build the module with ``default_args=False`` so that AnsibleAWSModule does not merge its own
+    connection options, with access_key logged, back in.
+    """
+    full = aws_argument_spec()
+    for name in CREDENTIAL_OPTIONS:
+        full[name] = dict(full[name], no_log=True)
+    full.update(argument_spec or {})
+    return full
+
+
 def cluster_module(argument_spec, **kwargs):
     """An AnsibleAWSModule for a module taking the cluster spec.
 
-    It has amazon.aws's connection options but no ``region``: every call goes to the spec's
-    region, and a second, ignored region option would only mislead.
+    It has the connection options of connection_argument_spec() but no ``region``: every call
+    goes to the spec's region, and a second, ignored region option would only mislead.
     """
-    full = aws_argument_spec()
+    full = connection_argument_spec()
     full.pop("region")
     full.update(argument_spec)
     full["cluster"] = CLUSTER_OPTION

@@ -356,7 +356,7 @@ def main():
         wait_timeout=dict(type="int", default=600),
         wait_delay=dict(type="int", default=5),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=runner.connection_argument_spec(argument_spec), default_args=False, supports_check_mode=True)
     check_options(module)
     params = module.params
 

@@ -243,7 +243,7 @@ def main():
         tags=dict(type="dict"),
         wait_timeout=dict(type="int", default=900),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=runner.connection_argument_spec(argument_spec), default_args=False, supports_check_mode=True)
     params = module.params
     errors = iam.option_errors(params["stack_name"], params["tags"], params["wait_timeout"])
     if errors:

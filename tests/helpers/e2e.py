@@ -21,6 +21,7 @@ KEY_NAME = "jonnung"
 CAPA_IMAGE_NAME = "capa-ami-ubuntu-24.04-v1.31.4-1732500000"
 MOTO_BASE_IMAGE = "ami-03cf127a"  # an x86_64 HVM image moto serves in every region
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
 
 
 class Account(object):
@@ -121,8 +122,12 @@ class PlaybookRun(object):
 def playbook_runner(moto_server, workdir):
     """A function that runs one of the collection's playbooks, from the checkout, against the moto server."""
 
-    def run(playbook, spec=None, extra_vars=None, check=False, diff=False, tags=None):
-        args = [ANSIBLE_PLAYBOOK, os.path.join(REPO, "playbooks", playbook + ".yml")]
+    def run(playbook, spec=None, extra_vars=None, check=False, diff=False, tags=None, verbosity=0, env=None):
+        """``playbook`` names one of playbooks/ (without .yml) or is the absolute path of a playbook file;
+        ``verbosity`` adds that many -v; ``env`` overrides or, with a value of None, removes variables
+        of the environment ansible_env() gives."""
+        path = playbook if os.path.isabs(playbook) else os.path.join(REPO, "playbooks", playbook + ".yml")
+        args = [ANSIBLE_PLAYBOOK, path]
         if tags:
             args += ["--tags", ",".join(tags)]
         if spec is not None:
@@ -135,15 +140,29 @@ def playbook_runner(moto_server, workdir):
             args.append("--check")
         if diff:
             args.append("--diff")
-        env = moto_server.env()
-        env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT,
-                   ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="false",
-                   ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_NOCOLOR="1")
-        completed = subprocess.run(args, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=900,
-                                   check=False)
+        if verbosity:
+            args.append("-" + "v" * verbosity)
+        completed = subprocess.run(args, cwd=str(workdir), env=ansible_env(moto_server, env), capture_output=True,
+                                   text=True, timeout=900, check=False)
         return PlaybookRun(completed)
 
     return run
+
+
+def ansible_env(moto_server, changes=None):
+    """The environment of an Ansible command run from the checkout against the moto server: the
+    server's fake credentials and endpoint, the JSON stdout callback; then ``changes`` applied,
+    a value of None removing the variable."""
+    env = moto_server.env()
+    env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT,
+               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_NOCOLOR="1")
+    for name, value in (changes or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
 
 
 def example_spec(image_id, **changes):
