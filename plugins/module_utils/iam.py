@@ -41,6 +41,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
 from . import naming
+from .errors import KubeclusterError
 from .plan import Plan
 
 STACK_KIND = "cloudformation stack"
@@ -465,7 +466,7 @@ class CloudFormationErrorHandler(AWSErrorHandler):
         return is_boto3_error_message("does not exist")
 
 
-class StackStateError(Exception):
+class StackStateError(KubeclusterError):
     """The stack is in a state only a person can resolve; the message says how."""
 
 

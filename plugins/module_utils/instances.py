@@ -34,6 +34,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 
 from . import lookup
 from . import naming
+from .errors import KubeclusterError
 from .plan import UNKNOWN
 from .plan import Plan
 from .spec import machine_set_spec
@@ -57,15 +58,8 @@ WAIT_DELAY = 15
 HASH_LENGTH = 12
 
 
-class MachineSetError(Exception):
-    """The set cannot be reconciled as asked; the message names the cause and the fix.
-
-    ``problems`` holds one line per resource at fault when there are several.
-    """
-
-    def __init__(self, message, problems=()):
-        super(MachineSetError, self).__init__(message)
-        self.problems = list(problems)
+class MachineSetError(KubeclusterError):
+    """The set cannot be reconciled as asked; the message names the cause and the fix."""
 
 
 # --- AWS calls amazon.aws has no wrapper for ---------------------------------------------

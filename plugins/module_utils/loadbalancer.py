@@ -33,6 +33,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.waiters import get_wait
 
 from . import lookup
 from . import naming
+from .errors import KubeclusterError
 from .plan import UNKNOWN, Plan
 
 API_PORT = 6443
@@ -66,15 +67,8 @@ Clients = collections.namedtuple("Clients", ["ec2", "elb", "elbv2"])
 TargetChanges = collections.namedtuple("TargetChanges", ["register", "deregister", "wait", "after"])
 
 
-class LoadBalancerError(Exception):
-    """The balancer cannot be reconciled as asked; the message names the field and the fix.
-
-    ``problems`` holds one line per resource at fault when there are several.
-    """
-
-    def __init__(self, message, problems=()):
-        super(LoadBalancerError, self).__init__(message)
-        self.problems = list(problems)
+class LoadBalancerError(KubeclusterError):
+    """The balancer cannot be reconciled as asked; the message names the field and the fix."""
 
 
 # --- AWS calls amazon.aws has no wrapper for (clients carry AWSRetry; aws_retry=True) ---

@@ -60,6 +60,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 from ansible_collections.amazon.aws.plugins.module_utils.waiters import get_waiter
 
 from . import lookup
+from .errors import KubeclusterError
 from . import naming
 from . import securitygroups
 from .plan import Plan
@@ -76,7 +77,7 @@ DNS_ATTRIBUTES = (("enableDnsSupport", "EnableDnsSupport", "DNS support"),
 TAG_BATCH = 20  # DescribeTags of both load-balancer APIs takes at most 20 names or ARNs
 
 
-class NetworkError(Exception):
+class NetworkError(KubeclusterError):
     """The network cannot be reconciled as asked; the message names the cause and the fix."""
 
 

@@ -61,9 +61,17 @@ class Refs(dict):
 
 
 class Plan(object):
-    def __init__(self):
+    """The ordered actions of one reconcile.
+
+    ``header`` names what the plan is for (the first line of ``--diff``); ``returns`` holds the
+    module's return values, callables among them computed once the plan ran.
+    """
+
+    def __init__(self, header=""):
         self.actions = []
         self.refs = Refs()
+        self.header = header
+        self.returns = {}
 
     def add(self, verb, kind, name, run, detail=""):
         self.actions.append(Action(verb, kind, name, run, detail))

@@ -9,6 +9,11 @@ bad input, make clients in the spec's region, and apply or only report the plan.
 import os
 import time
 
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_availability_zones
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import is_ansible_aws_error_code
@@ -16,6 +21,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from .errors import KubeclusterError
 from .plan import PlanApplyError
 from .spec import SpecError, resolve, resolve_identity, select_zones, with_zones
 
@@ -126,6 +132,27 @@ def fail_aws(module, error):
     if isinstance(error, AnsibleAWSError):
         module.fail_json_aws_error(error)
     module.fail_json_aws(error)
+
+
+def fail(module, error):
+    """Fail the module with a service's error: its message, and its problems one by one when it has several."""
+    extra = {"errors": error.problems} if error.problems else {}
+    module.fail_json(msg=str(error), **extra)
+
+
+def reconcile(module, build):
+    """Run a service's planning (``build()`` returns its Plan), then apply it and exit.
+
+    The one place where a module fails on a service's KubeclusterError (before any write:
+    planning only reads) or on an AWS error.
+    """
+    try:
+        plan = build()
+    except KubeclusterError as error:
+        fail(module, error)
+    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        fail_aws(module, error)
+    finish(module, plan, plan.header, **plan.returns)
 
 
 def finish(module, plan, header, **result):

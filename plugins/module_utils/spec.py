@@ -20,6 +20,7 @@ import difflib
 import ipaddress
 import re
 
+from .errors import KubeclusterError
 from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE, reserved_tag_key
 
 # Cluster API quick-start variables and the field each fills when the spec leaves it unset.
@@ -75,16 +76,12 @@ _ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
-class SpecError(Exception):
+class SpecError(KubeclusterError):
     """A spec that cannot be used; ``errors`` holds one ``path: problem; fix`` line each."""
 
     def __init__(self, errors):
         self.errors = list(errors)
-        super(SpecError, self).__init__(self.message)
-
-    @property
-    def message(self):
-        return "Invalid cluster spec:\n- " + "\n- ".join(self.errors)
+        super(SpecError, self).__init__("Invalid cluster spec:\n- " + "\n- ".join(self.errors), self.errors)
 
 
 class _Field(object):

@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the kubecluster.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Context: what a service reaches AWS with, handed to every ``plan_present(ctx, spec)`` and
+``plan_absent(ctx, spec)``.
+
+It holds the clients of one region, each made on first use (a service that needs only EC2
+makes no other), and how long the plan's waits may take. A module builds it from its
+AnsibleAWSModule (runner.context); tests build it from plain boto3 clients.
+"""
+
+from typing import Any, Callable, Dict
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+ClientFactory = Callable[[str], Any]
+
+
+class Context:
+    """Clients of one region made on first use, and the wait settings of a reconcile."""
+
+    def __init__(self, client_factory: ClientFactory, region: str, wait: bool = True, wait_timeout: int = 600) -> None:
+        self._factory = client_factory
+        self._clients: Dict[str, Any] = {}
+        self.region = region
+        self.wait = wait
+        self.wait_timeout = wait_timeout
+
+    @classmethod
+    def from_module(cls, module: Any, region: str, wait: bool = True, wait_timeout: int = 600) -> "Context":
+        """Clients from an AnsibleAWSModule, with amazon.aws's throttling retries (``aws_retry=True`` on direct calls)."""
+
+        def factory(service: str) -> Any:
+            return module.client(service, region=region, retry_decorator=AWSRetry.jittered_backoff())
+
+        return cls(factory, region, wait, wait_timeout)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._factory(service)
+        return self._clients[service]
+
+    @property
+    def ec2(self) -> Any:
+        return self.client("ec2")
+
+    @property
+    def elb(self) -> Any:
+        return self.client("elb")
+
+    @property
+    def elbv2(self) -> Any:
+        return self.client("elbv2")
+
+    @property
+    def cloudformation(self) -> Any:
+        return self.client("cloudformation")
+
+    @property
+    def iam(self) -> Any:
+        return self.client("iam")
+
+    @property
+    def service_quotas(self) -> Any:
+        return self.client("service-quotas")
+
+    @property
+    def ssm(self) -> Any:
+        return self.client("ssm")
