@@ -596,12 +596,18 @@ def check_against_account(spec, zones, eip_quota, eips_in_use, eips_owned, key_p
                       % (path, instance_profiles(spec)[path]))
     needed = max(0, nat_gateway_count(spec, len(zones)) - eips_owned)
     free = eip_quota - eips_in_use
-    if needed > free:
-        facts = (spec["network"]["nat_gateways"], needed, max(free, 0), eip_quota, spec["region"])
+    # Nothing new needed (a rerun, or a layout without NAT gateways) is never a quota problem,
+    # even in an account that is already over its quota (raised, then lowered; or EIPs made elsewhere).
+    if needed and needed > free:
+        mode = spec["network"]["nat_gateways"]
+        if eips_in_use >= eip_quota:
+            have = ("the account already uses %d of its %d Elastic IPs in %s"
+                    % (eips_in_use, eip_quota, spec["region"]))
+        else:
+            have = "only %d of the account's %d remain free in %s" % (free, eip_quota, spec["region"])
         errors.append(
-            "cluster.network.nat_gateways: %s needs %d more Elastic IP(s) but only %d of the account's %d remain free "
-            "in %s; use nat_gateways: single (1 EIP) or none, release unused EIPs, or raise the quota "
-            "(Service Quotas: ec2 L-0263D0A3)" % facts)
+            "cluster.network.nat_gateways: %s needs %d more Elastic IP(s) but %s; use nat_gateways: single (1 EIP) "
+            "or none, release unused EIPs, or raise the quota (Service Quotas: ec2 L-0263D0A3)" % (mode, needed, have))
     key = spec["ssh_key_name"]
     if key and key_pairs is not None and key not in key_pairs:
         errors.append("cluster.ssh_key_name: key pair %r does not exist in %s; import it (ec2_key) or set another name"
