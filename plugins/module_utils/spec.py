@@ -43,7 +43,7 @@ PACKAGE_SOURCES = ("pkgs.k8s.io", "mirror", "binaries")
 # kubeadm.k8s.io/v1beta3 is read from 1.22; CAPA publishes images for the newest three minors.
 MIN_KUBERNETES_MINOR = 28
 MAX_AZS = 6  # a /16 split into AZs+1 blocks keeps subnets usable up to here
-MAX_USER_TAGS = 44  # AWS's 50 tags per resource, less Name, ownership, role, cloud-provider, set and spec-hash
+MAX_USER_TAGS = 43  # AWS's 50 tags per resource, less Name, ownership, role, cloud-provider, set, slot and spec-hash
 
 # Safer than CAPA: IMDSv2 only, hop limit 2 so containers can still reach it.
 DEFAULT_INSTANCE_METADATA = {"http_tokens": "required", "http_put_response_hop_limit": 2}
@@ -224,7 +224,7 @@ def _tags(value):
     if not isinstance(value, dict):
         return "must be a mapping of tag keys to values"
     if len(value) > MAX_USER_TAGS:
-        return "may hold at most %d tags (AWS allows 50 per resource; the collection sets up to 6 of its own)" % MAX_USER_TAGS
+        return "may hold at most %d tags (AWS allows 50 per resource; the collection sets up to 7 of its own)" % MAX_USER_TAGS
     reserved = sorted(key for key in value if isinstance(key, str) and reserved_tag_key(key))
     if reserved:
         return ("%s %s set by kubecluster.aws itself: ownership, role and name tags decide which cluster a resource "
