@@ -72,7 +72,7 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Reads the lease and returns what a real run would do (RV(action)); never writes. A lease another
+    description: Reads the lease and returns what a real run would do (RV(outcome)); never writes. A lease another
       run holds is reported with a warning rather than a failure.
     support: full
   diff_mode:
@@ -119,7 +119,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-action:
+outcome:
   description:
     - What the call did, V(acquired), V(renewed), V(taken_over), V(released), V(gone) (nothing to release) or
       V(not_ours) (another run holds the lease now).
@@ -157,7 +157,7 @@ expires:
   sample: "2025-01-31T08:30:00Z"
 previous_holder:
   description: The holder of the lease this call took over or broke, and since when.
-  returned: when RV(action) is V(taken_over) or V(would_take_over)
+  returned: when RV(outcome) is V(taken_over) or V(would_take_over)
   type: str
   sample: AWX job 17 since 2025-01-31T07:10:00Z
 """
@@ -194,7 +194,7 @@ def present(module, lease):
     params = module.params
     if module.check_mode:
         seen = lease.preview(params["token"], params["force"])
-        out = dict(visible(seen), action=seen["action"], token=params["token"] if seen["action"] == "would_renew" else None,
+        out = dict(visible(seen), outcome=seen["action"], token=params["token"] if seen["action"] == "would_renew" else None,
                    changed=seen["action"] != "held")
         if seen["action"] == "held":
             module.warn(str(lease_utils.LeaseHeld(lease.cluster, lease.region, seen)))
@@ -204,8 +204,8 @@ def present(module, lease):
     try:
         got = lease.acquire(params["token"], params["holder"], params["ttl"], params["force"])
     except lease_utils.LeaseHeld as held:
-        module.fail_json(msg=str(held), action="held", lease=lease.name, **visible(held.lease))
-    out = dict(visible(got), action=got["action"], token=got["token"], changed=True)
+        module.fail_json(msg=str(held), outcome="held", lease=lease.name, **visible(held.lease))
+    out = dict(visible(got), outcome=got["action"], token=got["token"], changed=True)
     if got.get("previous"):
         out["previous_holder"] = previous_text(got["previous"])
         module.warn("took over the lease of cluster %s in %s from %s" % (lease.cluster, lease.region, out["previous_holder"]))
@@ -218,13 +218,13 @@ def absent(module, lease):
         raw, current = lease.read()
         mine = raw is not None and current.get("token") == token
         action = "would_release" if mine else ("gone" if raw is None else "not_ours")
-        return dict(visible(current), action=action, token=None, changed=mine), {"before": visible(current), "after": {}}
+        return dict(visible(current), outcome=action, token=None, changed=mine), {"before": visible(current), "after": {}}
     done = lease.release(token)
     if done["action"] == "not_ours":
         module.warn("the lease of cluster %s in %s is held by %s since %s, not by this run: it was broken or taken over "
                     "while this run went on; left as it is" % (lease.cluster, lease.region, done.get("holder"), done.get("since")))
     released = done["action"] == "released"
-    return (dict(visible(done), action=done["action"], token=None, changed=released),
+    return (dict(visible(done), outcome=done["action"], token=None, changed=released),
             {"before": visible(done) if released else {}, "after": {}})
 
 

@@ -118,32 +118,62 @@ class PlaybookRun(object):
         return "rc=%s\n%s\n%s" % (self.rc, "\n".join(failures), self.stderr[-3000:])
 
 
+def playbook_command(moto_server, workdir, playbook, spec=None, extra_vars=None, check=False, diff=False, tags=None):
+    """The ansible-playbook command line and environment that run one of the collection's playbooks,
+    from the checkout, against the moto server."""
+    args = [ANSIBLE_PLAYBOOK, os.path.join(REPO, "playbooks", playbook + ".yml")]
+    if tags:
+        args += ["--tags", ",".join(tags)]
+    if spec is not None:
+        spec_file = workdir / ("spec-%s.yml" % spec["cluster"]["name"])
+        spec_file.write_text(yaml.safe_dump(spec))
+        args += ["-e", "@%s" % spec_file]
+    for key, value in (extra_vars or {}).items():
+        args += ["-e", json.dumps({key: value})]
+    if check:
+        args.append("--check")
+    if diff:
+        args.append("--diff")
+    env = moto_server.env()
+    env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT,
+               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_NOCOLOR="1")
+    return args, env
+
+
 def playbook_runner(moto_server, workdir):
     """A function that runs one of the collection's playbooks, from the checkout, against the moto server."""
 
     def run(playbook, spec=None, extra_vars=None, check=False, diff=False, tags=None):
-        args = [ANSIBLE_PLAYBOOK, os.path.join(REPO, "playbooks", playbook + ".yml")]
-        if tags:
-            args += ["--tags", ",".join(tags)]
-        if spec is not None:
-            spec_file = workdir / ("spec-%s.yml" % spec["cluster"]["name"])
-            spec_file.write_text(yaml.safe_dump(spec))
-            args += ["-e", "@%s" % spec_file]
-        for key, value in (extra_vars or {}).items():
-            args += ["-e", json.dumps({key: value})]
-        if check:
-            args.append("--check")
-        if diff:
-            args.append("--diff")
-        env = moto_server.env()
-        env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT,
-                   ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="false",
-                   ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_NOCOLOR="1")
+        args, env = playbook_command(moto_server, workdir, playbook, spec, extra_vars, check, diff, tags)
         completed = subprocess.run(args, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=900,
                                    check=False)
         return PlaybookRun(completed)
 
     return run
+
+
+class StartedRun(object):
+    """An ansible-playbook run started without waiting (in its own process group, so a test can kill it)."""
+
+    def __init__(self, args, env, workdir):
+        self.process = subprocess.Popen(  # pylint: disable=consider-using-with  # waited for in wait()
+            args, cwd=str(workdir), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def wait(self, timeout=900):
+        stdout, stderr = self.process.communicate(timeout=timeout)
+        return PlaybookRun(subprocess.CompletedProcess(self.process.args, self.process.returncode, stdout, stderr))
+
+
+def start_playbook(moto_server, workdir, playbook, **options):
+    """Start one of the collection's playbooks like playbook_runner's run, without waiting for it."""
+    args, env = playbook_command(moto_server, workdir, playbook, **options)
+    return StartedRun(args, env, workdir)
 
 
 def example_spec(image_id, **changes):

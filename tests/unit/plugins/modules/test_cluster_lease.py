@@ -36,19 +36,19 @@ def stored(ssm):
 def test_take_renew_release(ssm):
     taken = take(holder="AWX job 17")
 
-    assert taken["changed"] is True and taken["action"] == "acquired" and taken["lease"] == NAME
+    assert taken["changed"] is True and taken["outcome"] == "acquired" and taken["lease"] == NAME
     assert taken["holder"] == "AWX job 17" and taken["since"] and taken["expires"] > taken["since"]
     assert stored(ssm)["token"] == taken["token"]
 
     renewed = take(holder="AWX job 17", token=taken["token"])
-    assert renewed["action"] == "renewed" and renewed["token"] == taken["token"] and renewed["since"] == taken["since"]
+    assert renewed["outcome"] == "renewed" and renewed["token"] == taken["token"] and renewed["since"] == taken["since"]
 
     released = take(state="absent", token=taken["token"])
-    assert released["changed"] is True and released["action"] == "released" and released["token"] is None
+    assert released["changed"] is True and released["outcome"] == "released" and released["token"] is None
     assert ssm.describe_parameters()["Parameters"] == []
 
     again = take(state="absent", token=taken["token"])
-    assert again["changed"] is False and again["action"] == "gone"
+    assert again["changed"] is False and again["outcome"] == "gone"
 
 
 def test_a_second_run_fails_naming_the_holder(ssm):
@@ -56,7 +56,7 @@ def test_a_second_run_fails_naming_the_holder(ssm):
 
     result, failed = lease(holder="AWX job 18")
 
-    assert failed and result["action"] == "held"
+    assert failed and result["outcome"] == "held"
     assert result["msg"].startswith("cluster capi-example in ap-northeast-2 is being changed by root@ctl01 create_cluster.yml "
                                     "pid 4242 since %s (lease until %s)" % (first["since"], first["expires"]))
     assert "-e kubecluster_break_lease=true" in result["msg"]
@@ -68,7 +68,7 @@ def test_force_breaks_it_with_a_warning(ssm):
 
     broken = take(holder="alice", force=True)
 
-    assert broken["action"] == "taken_over" and broken["token"] != first["token"]
+    assert broken["outcome"] == "taken_over" and broken["token"] != first["token"]
     assert broken["previous_holder"] == "AWX job 17 since %s" % first["since"]
     assert any("AWX job 17" in w for w in broken["warnings"])
 
@@ -79,7 +79,7 @@ def test_releasing_a_lease_taken_over_warns_and_leaves_it(ssm):
 
     released = take(state="absent", token=first["token"])
 
-    assert released["changed"] is False and released["action"] == "not_ours"
+    assert released["changed"] is False and released["outcome"] == "not_ours"
     assert any("held by alice" in w for w in released["warnings"])
     assert stored(ssm)["holder"] == "alice"
 
@@ -87,17 +87,17 @@ def test_releasing_a_lease_taken_over_warns_and_leaves_it(ssm):
 def test_check_mode_writes_nothing(ssm, aws_calls):
     preview = take(check_mode=True, diff=True, holder="AWX job 17")
 
-    assert preview["action"] == "would_acquire" and preview["changed"] is True and preview["token"] is None
+    assert preview["outcome"] == "would_acquire" and preview["changed"] is True and preview["token"] is None
     assert preview["diff"]["after"] == {"holder": "AWX job 17"}
     assert ssm.describe_parameters()["Parameters"] == []
 
     first = take(holder="AWX job 17")
     del aws_calls[:]
     held = take(check_mode=True, holder="AWX job 18")
-    assert held["action"] == "held" and held["changed"] is False and held["holder"] == "AWX job 17"
+    assert held["outcome"] == "held" and held["changed"] is False and held["holder"] == "AWX job 17"
     assert any("being changed by AWX job 17" in w for w in held["warnings"])
-    assert take(check_mode=True, token=first["token"], holder="AWX job 17")["action"] == "would_renew"
-    assert take(check_mode=True, state="absent", token=first["token"])["action"] == "would_release"
+    assert take(check_mode=True, token=first["token"], holder="AWX job 17")["outcome"] == "would_renew"
+    assert take(check_mode=True, state="absent", token=first["token"])["outcome"] == "would_release"
     assert aws_calls.writes() == []
     assert stored(ssm)["token"] == first["token"]
 
@@ -108,7 +108,7 @@ def test_a_spec_that_no_longer_validates_can_still_be_locked(ssm):
     result, failed = run_module("cluster_lease", {"cluster": spec, "holder": "delete"})
 
     assert not failed, result.get("msg")
-    assert result["action"] == "acquired"
+    assert result["outcome"] == "acquired"
 
 
 def test_bad_options_fail_before_any_aws_call(ssm, aws_calls):
