@@ -15,12 +15,23 @@ set's zones, and wait once for each batch. ``plan_absent`` terminates the whole 
 A machine is outdated when its spec-hash tag differs from the hash of what the spec says a
 machine of the set is now; outdated machines are reported, never replaced implicitly: a
 rolling replace names them in ``remove_machines``.
+
+Launches are deterministic. Every machine holds a slot (tag ``kubecluster.aws/slot``, 0 ..
+replicas-1; machines from before slots existed get the lowest free slots in name order, in
+memory only). A missing slot ``s`` is launched at attempt ``k`` with the name suffix and the
+ClientToken of sha256(``<cluster>/<set>/<s>/<k>``), so two runs racing to fill the same slot
+send the same RunInstances and EC2 hands both the same instance. ``k`` starts at the first
+attempt whose name no machine the run read has, and moves on while EC2 answers with a machine
+the run already knew, one not pending or running, or one launched well before the run's read
+that the read did not list (the token of a machine since terminated), or with
+IdempotentParameterMismatch (the token was used with other settings); racing runs walk the
+same sequence, so they still meet on one instance.
 """
 
+import datetime
 import hashlib
+import itertools
 import json
-import random
-import string
 
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import EC2InstanceErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_images
@@ -53,8 +64,21 @@ ARM64 = "arm64"
 # Without ec2:DescribeInstanceTypes CAPA assumes x86_64 rather than failing.
 DENIED_CODES = ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException")
 
-SUFFIX_LENGTH = 5
 WAIT_DELAY = 15
+# States of an instance RunInstances may hand back for a new launch; any other (shutting-down,
+# terminated, stopped...) means the ClientToken was spent on a machine since gone.
+LAUNCHED_STATES = ("pending", "running")
+# Attempts per slot before giving up: each one skips a machine of that slot that once existed.
+MAX_LAUNCH_ATTEMPTS = 10
+# EC2 answers a repeated ClientToken with the first call's answer, state "pending" included, even
+# for a machine terminated since. Such a machine is older than the run's read yet was not in it
+# (EC2 lists terminated machines for about an hour); a machine a racing run launched is younger.
+# The margin covers EC2's read-after-launch delay and clock skew.
+STALE_LAUNCH = datetime.timedelta(minutes=10)
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
 HASH_LENGTH = 12
 
 
@@ -107,17 +131,41 @@ def spec_hash(set_name, set_spec, image_id):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
-def client_token(cluster_name, set_name, machine):
-    """RunInstances' idempotency token: a retry of the same call returns the same instance."""
-    text = "%s/%s/%s" % (cluster_name, set_name, machine)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:64]
+def client_token(cluster_name, set_name, slot, attempt):
+    """RunInstances' idempotency token for the machine of ``slot`` at ``attempt``: a retry, or another
+    run racing to fill the same slot, gets the instance the first call made (at most 64 characters)."""
+    return naming.machine_digest(cluster_name, set_name, slot, attempt)[:64]
 
 
-def random_suffix(taken, rng=random):
-    while True:
-        suffix = "".join(rng.choice(string.ascii_lowercase) for dummy in range(SUFFIX_LENGTH))
-        if suffix not in taken:
-            return suffix
+def slot_of(instance):
+    """The slot tag of an instance as a number, or None when it has none (launched before slots) or a bad one."""
+    value = naming.tags_to_dict(instance.get("Tags")).get(naming.SLOT_TAG)
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
+
+
+def assign_slots(instances):
+    """{instance id: slot} for live machines: their slot tag, else (no tag, or a slot another machine
+    already holds) the lowest free slot, in name order. Nothing is retagged."""
+    ordered = sorted(instances, key=lambda i: (naming.tags_to_dict(i.get("Tags")).get("Name", ""), i["InstanceId"]))
+    slots = {}
+    untagged = []
+    for instance in ordered:
+        slot = slot_of(instance)
+        if slot is None or slot in slots.values():
+            untagged.append(instance)
+        else:
+            slots[instance["InstanceId"]] = slot
+    free = (slot for slot in itertools.count() if slot not in set(slots.values()))
+    for instance in untagged:
+        slots[instance["InstanceId"]] = next(free)
+    return slots
+
+
+def missing_slots(held, desired):
+    """The slots of 0 .. desired-1 no live machine holds, lowest first."""
+    return [slot for slot in range(desired) if slot not in set(held)]
 
 
 def metadata_options(set_spec):
@@ -348,6 +396,9 @@ class MachineSet(object):
         self.to_terminate = []
         self.to_launch = []
         self.new_instances = {}
+        self.known_names = set()
+        self.known_ids = set()
+        self.read_at = None
 
     @property
     def set_spec(self):
@@ -397,6 +448,7 @@ class MachineSet(object):
         return self
 
     def plan_present(self, remove_machines=(), user_data=None):
+        self.read_at = utc_now()
         live, gone = read_set_instances(self.ec2, self.cluster, self.set_name)
         removed = self.match_removals(live, gone, remove_machines)
         survivors = [i for i in live if i not in removed]
@@ -490,19 +542,30 @@ class MachineSet(object):
         for instance in self.survivors:
             zone = instance.get("Placement", {}).get("AvailabilityZone")
             counts[zone] = counts.get(zone, 0) + 1
-        taken = set(tags_of(i).get("Name", "").rsplit("-", 1)[-1] for i in known_instances)
-        for zone in spread(zones, counts, count):
+        self.known_names = set(tags_of(i).get("Name") for i in known_instances)
+        self.known_ids = set(i["InstanceId"] for i in known_instances)
+        slots = missing_slots(assign_slots(self.survivors).values(), self.set_spec["replicas"])[:count]
+        for slot, zone in zip(slots, spread(zones, counts, count)):
             subnet, public_ip = subnet_for(subnets, zone, self.set_spec["public"])
             if subnet is None:
                 if not self.allow_missing_network:
                     raise MachineSetError(self.missing_subnet_message(subnets, zone, public_ip))
                 subnet = {"id": UNKNOWN, "availability_zone": zone}
-            suffix = random_suffix(taken)
-            taken.add(suffix)
-            name = naming.machine_name(self.cluster, self.set_name, suffix)
-            self.to_launch.append({"name": name, "zone": zone, "subnet": subnet, "public_ip": public_ip, "image": image,
-                                   "request": self.run_request(name, image, subnet, public_ip, groups, user_data)})
+            attempt = self.first_attempt(slot, 0)
+            name = self.slot_machine_name(slot, attempt)
+            self.to_launch.append({"name": name, "slot": slot, "attempt": attempt, "zone": zone, "subnet": subnet,
+                                   "public_ip": public_ip, "image": image, "groups": groups, "user_data": user_data})
         self.plan.create("ec2 instances", ", ".join(p["name"] for p in self.to_launch), self.launch, self.launch_detail(image))
+
+    def slot_machine_name(self, slot, attempt):
+        return naming.machine_name(self.cluster, self.set_name, naming.machine_suffix(self.cluster, self.set_name, slot, attempt))
+
+    def first_attempt(self, slot, start):
+        """The first attempt from ``start`` whose machine name no machine this run read has."""
+        attempt = start
+        while attempt < MAX_LAUNCH_ATTEMPTS and self.slot_machine_name(slot, attempt) in self.known_names:
+            attempt += 1
+        return attempt
 
     def missing_subnet_message(self, subnets, zone, public):
         role = naming.ROLE_PUBLIC if public else naming.ROLE_PRIVATE
@@ -530,10 +593,11 @@ class MachineSet(object):
         image_text = "%s (%s)" % (image.id, image.name) if image.name else image.id
         return "%d x %s, %s, %s" % (len(self.to_launch), self.set_spec["instance_type"], image_text, placed)
 
-    def instance_tags(self, name):
+    def instance_tags(self, name, slot):
         tags = naming.resource_tags(self.cluster, name, naming.machine_role(self.set_name), self.set_spec["additional_tags"],
                                     cloud_provider=True)
         tags[naming.MACHINE_SET_TAG] = self.set_name
+        tags[naming.SLOT_TAG] = str(slot)
         tags[naming.SPEC_HASH_TAG] = self.current_hash
         return tags
 
@@ -545,19 +609,23 @@ class MachineSet(object):
             ebs["KmsKeyId"] = volume["kms_key_id"]
         return {"DeviceName": image.root_device_name, "Ebs": ebs}
 
-    def run_request(self, name, image, subnet, public_ip, groups, user_data):
+    def run_request(self, slot, attempt, image, subnet, public_ip, groups, user_data):
+        """The RunInstances parameters of the machine of ``slot`` at ``attempt``; the same for every run
+        with the same spec, or EC2 would answer IdempotentParameterMismatch to the token."""
+        name = self.slot_machine_name(slot, attempt)
         request = {
             "ImageId": image.id,
             "InstanceType": self.set_spec["instance_type"],
             "MinCount": 1,
             "MaxCount": 1,
-            "ClientToken": client_token(self.cluster, self.set_name, name),
+            "ClientToken": client_token(self.cluster, self.set_name, slot, attempt),
             # One interface carrying subnet, groups and the public-IP choice, as CAPA launches.
             "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": subnet["id"], "Groups": groups,
                                    "AssociatePublicIpAddress": public_ip, "DeleteOnTermination": True}],
             "MetadataOptions": metadata_options(self.set_spec),
             "BlockDeviceMappings": [self.root_volume_mapping(image)],
-            "TagSpecifications": boto3_tag_specifications(self.instance_tags(name), ["instance", "volume", "network-interface"]),
+            "TagSpecifications": boto3_tag_specifications(self.instance_tags(name, slot),
+                                                          ["instance", "volume", "network-interface"]),
         }
         if self.set_spec["iam_instance_profile"]:
             request["IamInstanceProfile"] = {"Name": self.set_spec["iam_instance_profile"]}
@@ -580,9 +648,48 @@ class MachineSet(object):
 
     def launch(self):
         for planned in self.to_launch:
-            instance = run_instances(self.ec2, **planned["request"])["Instances"][0]
+            instance = self.launch_slot(planned)
             self.plan.refs[planned["name"]] = instance["InstanceId"]
             self.new_instances[planned["name"]] = instance
+
+    def launch_slot(self, planned):
+        """Launch the machine of a missing slot, one RunInstances per attempt, and record its final name.
+
+        EC2 answering with an instance this run read (live or gone), or with one that is not pending
+        or running, means the attempt's token was spent on an earlier machine of the slot; an
+        IdempotentParameterMismatch, that it was spent with other settings. Both move to the next
+        attempt, as a racing run does, so the two still end on the same instance.
+        """
+        slot, attempt = planned["slot"], planned["attempt"]
+        while attempt < MAX_LAUNCH_ATTEMPTS:
+            request = self.run_request(slot, attempt, planned["image"], planned["subnet"], planned["public_ip"],
+                                       planned["groups"], planned["user_data"])
+            try:
+                instance = run_instances(self.ec2, **request)["Instances"][0]
+            except is_ansible_aws_error_code("IdempotentParameterMismatch"):
+                attempt = self.first_attempt(slot, attempt + 1)
+                continue
+            if self.spent_token(instance):
+                attempt = self.first_attempt(slot, attempt + 1)
+                continue
+            planned.update(name=self.slot_machine_name(slot, attempt), attempt=attempt)
+            return instance
+        raise MachineSetError("machine set %s of cluster %s: slot %d could not be launched in %d attempts: each launch token "
+                              "already belongs to a machine of that slot; terminate or untag stray machines of the set"
+                              % (self.set_name, self.cluster, slot, MAX_LAUNCH_ATTEMPTS))
+
+    def spent_token(self, instance):
+        """Whether RunInstances handed back a machine an earlier launch with this token made, not a new
+        one (nor one a racing run made moments ago): one this run read, one not pending or running,
+        or one launched well before the read yet not in it."""
+        if instance["InstanceId"] in self.known_ids or instance.get("State", {}).get("Name") not in LAUNCHED_STATES:
+            return True
+        launched = instance.get("LaunchTime")
+        if isinstance(launched, datetime.datetime) and self.read_at is not None:
+            if launched.tzinfo is None:
+                launched = launched.replace(tzinfo=datetime.timezone.utc)
+            return launched < self.read_at - STALE_LAUNCH
+        return False
 
     def wait_running(self):
         ids = [self.plan.refs[p["name"]] for p in self.to_launch]

@@ -20,6 +20,9 @@ SHARED = "shared"
 ROLE_TAG = "sigs.k8s.io/cluster-api-provider-aws/role"
 SPEC_HASH_TAG = "kubecluster.aws/spec-hash"
 MACHINE_SET_TAG = "kubecluster.aws/machine-set"
+# A machine's place in its set (0 .. replicas-1). Name suffix and launch ClientToken derive from
+# it, so two runs launching the same missing machine send the same request and get one instance.
+SLOT_TAG = "kubecluster.aws/slot"
 
 # Values of ROLE_TAG, as CAPA sets them.
 ROLE_COMMON = "common"
@@ -228,6 +231,23 @@ def target_group_name(cluster_name):
     """The API target group's name: ``apiserver-target-`` plus a stable hash of the cluster."""
     digest = hashlib.sha256(cluster_name.encode("utf-8")).hexdigest()
     return "apiserver-target-" + _base36(int(digest, 16))[:15]
+
+
+MACHINE_SUFFIX_LENGTH = 5
+
+
+def machine_digest(cluster_name, set_name, slot, attempt):
+    """The sha256 hex digest of ``<cluster>/<set>/<slot>/<attempt>``, from which a machine's name
+    suffix and its launch ClientToken come: the same for every run that launches that machine."""
+    text = "%s/%s/%d/%d" % (cluster_name, set_name, slot, attempt)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def machine_suffix(cluster_name, set_name, slot, attempt):
+    """5 base36 characters naming the machine of ``slot`` launched at ``attempt`` (0, then 1 for its
+    replacement, ...); stable, so racing runs name (and tag) the same machine alike."""
+    digest = machine_digest(cluster_name, set_name, slot, attempt)
+    return _base36(int(digest, 16)).rjust(MACHINE_SUFFIX_LENGTH, "0")[-MACHINE_SUFFIX_LENGTH:]
 
 
 def machine_name(cluster_name, set_name, suffix):

@@ -44,7 +44,7 @@ PACKAGE_SOURCES = ("pkgs.k8s.io", "mirror", "binaries")
 # kubeadm.k8s.io/v1beta3 is read from 1.22; CAPA publishes images for the newest three minors.
 MIN_KUBERNETES_MINOR = 28
 MAX_AZS = 6  # a /16 split into AZs+1 blocks keeps subnets usable up to here
-MAX_USER_TAGS = 44  # AWS's 50 tags per resource, less Name, ownership, role, cloud-provider, set and spec-hash
+MAX_USER_TAGS = 43  # AWS's 50 tags per resource, less Name, ownership, role, cloud-provider, set, slot and spec-hash
 
 # Safer than CAPA: IMDSv2 only, hop limit 2 so containers can still reach it.
 DEFAULT_INSTANCE_METADATA = {"http_tokens": "required", "http_put_response_hop_limit": 2}
@@ -221,7 +221,7 @@ def _tags(value):
     if not isinstance(value, dict):
         return "must be a mapping of tag keys to values"
     if len(value) > MAX_USER_TAGS:
-        return "may hold at most %d tags (AWS allows 50 per resource; the collection sets up to 6 of its own)" % MAX_USER_TAGS
+        return "may hold at most %d tags (AWS allows 50 per resource; the collection sets up to 7 of its own)" % MAX_USER_TAGS
     reserved = sorted(key for key in value if isinstance(key, str) and reserved_tag_key(key))
     if reserved:
         return ("%s %s set by kubecluster.aws itself: ownership, role and name tags decide which cluster a resource "
@@ -593,12 +593,18 @@ def check_against_account(spec, zones, eip_quota, eips_in_use, eips_owned, key_p
                       % (path, instance_profiles(spec)[path]))
     needed = max(0, nat_gateway_count(spec, len(zones)) - eips_owned)
     free = eip_quota - eips_in_use
-    if needed > free:
-        facts = (spec["network"]["nat_gateways"], needed, max(free, 0), eip_quota, spec["region"])
+    # Nothing new needed (a rerun, or a layout without NAT gateways) is never a quota problem,
+    # even in an account that is already over its quota (raised, then lowered; or EIPs made elsewhere).
+    if needed and needed > free:
+        mode = spec["network"]["nat_gateways"]
+        if eips_in_use >= eip_quota:
+            have = ("the account already uses %d of its %d Elastic IPs in %s"
+                    % (eips_in_use, eip_quota, spec["region"]))
+        else:
+            have = "only %d of the account's %d remain free in %s" % (free, eip_quota, spec["region"])
         errors.append(
-            "cluster.network.nat_gateways: %s needs %d more Elastic IP(s) but only %d of the account's %d remain free "
-            "in %s; use nat_gateways: single (1 EIP) or none, release unused EIPs, or raise the quota "
-            "(Service Quotas: ec2 L-0263D0A3)" % facts)
+            "cluster.network.nat_gateways: %s needs %d more Elastic IP(s) but %s; use nat_gateways: single (1 EIP) "
+            "or none, release unused EIPs, or raise the quota (Service Quotas: ec2 L-0263D0A3)" % (mode, needed, have))
     key = spec["ssh_key_name"]
     if key and key_pairs is not None and key not in key_pairs:
         errors.append("cluster.ssh_key_name: key pair %r does not exist in %s; import it (ec2_key) or set another name"

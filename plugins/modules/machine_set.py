@@ -25,6 +25,16 @@ description:
   - Machines carry CAPA's tags plus C(kubecluster.aws/machine-set) and C(kubecluster.aws/spec-hash), a hash of
     instance type, AMI, Kubernetes version, root volume, instance profile, IMDS options and SSH key. A machine
     whose hash differs from the spec's is reported as outdated and left running; replace it with O(remove_machines).
+  - Each machine holds a slot of its set, 0 to replicas-1, in the tag C(kubecluster.aws/slot); missing slots are
+    launched lowest first. Machines launched before slots existed keep running and are counted in the lowest free
+    slots, in name order, without being retagged.
+  - Launches are deterministic, so a retry or a second run racing this one cannot add machines. The machine of slot
+    C(s) is named C(<cluster>-<set>-<suffix>), where the suffix (5 base36 characters) and the RunInstances
+    C(ClientToken) come from sha256(C(<cluster>/<set>/<s>/<k>)) for attempt C(k). Attempt 0 is tried first;
+    the next attempt is used when a machine the run read already has that name, or EC2 answers the token with a
+    machine of an earlier launch (known to the run, no longer pending or running, or launched well before the
+    run's read) or with C(IdempotentParameterMismatch). A replaced machine so gets a new name and a new instance,
+    and two runs filling the same slot get the same one.
   - Instance metadata options that drift from the spec are fixed in place.
   - The subnets and security groups come from M(kubecluster.aws.cluster_network); only instances tagged as
     owned by the cluster and of this set are ever modified or terminated. In check mode a missing network is
@@ -78,7 +88,10 @@ attributes:
     support: full
 notes:
   - One DescribeInstances and one DescribeImages per run (plus DescribeSubnets, DescribeSecurityGroups and
-    DescribeInstanceTypes when launching); every launch passes a ClientToken derived from the machine's name.
+    DescribeInstanceTypes when launching); every launch passes a ClientToken derived from cluster, set, slot and
+    attempt, one RunInstances per machine.
+  - Use M(kubecluster.aws.cluster_lease) (the create and delete playbooks do) so that only one run changes a cluster
+    at a time; the deterministic tokens are the second line of defence.
 extends_documentation_fragment:
   - kubecluster.aws.cluster
   - amazon.aws.common.modules
@@ -134,9 +147,9 @@ machines:
       type: str
       sample: i-0123456789abcdef0
     name:
-      description: The C(Name) tag, C(<cluster>-<set>-<5 random letters>).
+      description: The C(Name) tag, C(<cluster>-<set>-<5 base36 characters from the slot and attempt>).
       type: str
-      sample: capi-example-md-0-xkqzt
+      sample: capi-example-md-0-x7kq2
     set:
       description: The machine set.
       type: str

@@ -119,31 +119,40 @@ class PlaybookRun(object):
         return "rc=%s\n%s\n%s" % (self.rc, "\n".join(failures), self.stderr[-3000:])
 
 
+def playbook_command(moto_server, workdir, playbook, spec=None, extra_vars=None, check=False, diff=False, tags=None,
+                     verbosity=0, env=None):
+    """The ansible-playbook command line and environment that run a playbook, from the checkout, against the moto server.
+
+    ``playbook`` names one of playbooks/ (without .yml) or is the absolute path of a playbook file;
+    ``verbosity`` adds that many -v; ``env`` overrides or, with a value of None, removes variables
+    of the environment ansible_env() gives.
+    """
+    path = playbook if os.path.isabs(playbook) else os.path.join(REPO, "playbooks", playbook + ".yml")
+    args = [ANSIBLE_PLAYBOOK, path]
+    if tags:
+        args += ["--tags", ",".join(tags)]
+    if spec is not None:
+        spec_file = workdir / ("spec-%s.yml" % spec["cluster"]["name"])
+        spec_file.write_text(yaml.safe_dump(spec))
+        args += ["-e", "@%s" % spec_file]
+    for key, value in (extra_vars or {}).items():
+        args += ["-e", json.dumps({key: value})]
+    if check:
+        args.append("--check")
+    if diff:
+        args.append("--diff")
+    if verbosity:
+        args.append("-" + "v" * verbosity)
+    return args, ansible_env(moto_server, env)
+
+
 def playbook_runner(moto_server, workdir):
     """A function that runs one of the collection's playbooks, from the checkout, against the moto server."""
 
-    def run(playbook, spec=None, extra_vars=None, check=False, diff=False, tags=None, verbosity=0, env=None):
-        """``playbook`` names one of playbooks/ (without .yml) or is the absolute path of a playbook file;
-        ``verbosity`` adds that many -v; ``env`` overrides or, with a value of None, removes variables
-        of the environment ansible_env() gives."""
-        path = playbook if os.path.isabs(playbook) else os.path.join(REPO, "playbooks", playbook + ".yml")
-        args = [ANSIBLE_PLAYBOOK, path]
-        if tags:
-            args += ["--tags", ",".join(tags)]
-        if spec is not None:
-            spec_file = workdir / ("spec-%s.yml" % spec["cluster"]["name"])
-            spec_file.write_text(yaml.safe_dump(spec))
-            args += ["-e", "@%s" % spec_file]
-        for key, value in (extra_vars or {}).items():
-            args += ["-e", json.dumps({key: value})]
-        if check:
-            args.append("--check")
-        if diff:
-            args.append("--diff")
-        if verbosity:
-            args.append("-" + "v" * verbosity)
-        completed = subprocess.run(args, cwd=str(workdir), env=ansible_env(moto_server, env), capture_output=True,
-                                   text=True, timeout=900, check=False)
+    def run(playbook, **options):
+        args, env = playbook_command(moto_server, workdir, playbook, **options)
+        completed = subprocess.run(args, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=900,
+                                   check=False)
         return PlaybookRun(completed)
 
     return run
@@ -163,6 +172,29 @@ def ansible_env(moto_server, changes=None):
         else:
             env[name] = value
     return env
+
+
+class StartedRun(object):
+    """An ansible-playbook run started without waiting (in its own process group, so a test can kill it)."""
+
+    def __init__(self, args, env, workdir):
+        self.process = subprocess.Popen(  # pylint: disable=consider-using-with  # waited for in wait()
+            args, cwd=str(workdir), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def wait(self, timeout=900):
+        stdout, stderr = self.process.communicate(timeout=timeout)
+        return PlaybookRun(subprocess.CompletedProcess(self.process.args, self.process.returncode, stdout, stderr))
+
+
+def start_playbook(moto_server, workdir, playbook, **options):
+    """Start one of the collection's playbooks like playbook_runner's run, without waiting for it."""
+    args, env = playbook_command(moto_server, workdir, playbook, **options)
+    return StartedRun(args, env, workdir)
 
 
 def example_spec(image_id, **changes):

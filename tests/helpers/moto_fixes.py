@@ -1,10 +1,21 @@
 """Gaps in moto that this project's tests hit, filled for tests only (never in plugins/).
 
-moto's CloudFormation cannot delete an AWS::IAM::ManagedPolicy (the model has no delete),
-so deleting the IAM stack fails with DeleteConflict where AWS succeeds.
+- moto's CloudFormation cannot delete an AWS::IAM::ManagedPolicy (the model has no delete),
+  so deleting the IAM stack fails with DeleteConflict where AWS succeeds.
+- moto's RunInstances ignores ClientToken: every call launches. EC2 answers a repeated token
+  with the instances the first call made (whatever their state now), or with
+  IdempotentParameterMismatch when the other parameters differ; machine_set's deterministic
+  launches rely on that, so the tests need it.
 """
 
+import json
+
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.responses.instances import InstanceResponse
 from moto.iam.models import ManagedPolicy
+
+_real_run_instances = InstanceResponse.run_instances
 
 
 def _delete_managed_policy(policy, account_id, region_name):  # pylint: disable=unused-argument
@@ -15,9 +26,32 @@ def _delete_managed_policy(policy, account_id, region_name):  # pylint: disable=
     backend.delete_policy(policy.arn)
 
 
+def _run_instances_with_client_token(response):
+    token = response._get_param("ClientToken")  # pylint: disable=protected-access
+    if not token:
+        return _real_run_instances(response)
+    backend = response.ec2_backend
+    # Kept on the backend, so moto's reset forgets them with the instances.
+    known = backend.__dict__.setdefault("_kubecluster_client_tokens", {})
+    params = json.dumps(dict((key, value) for key, value in response.querystring.items() if key != "ClientToken"),
+                        sort_keys=True, default=str)
+    if token in known:
+        reservation_id, first_params = known[token]
+        if params != first_params:
+            raise EC2ClientError("IdempotentParameterMismatch",
+                                 "Arguments on this idempotent request are inconsistent with arguments used in previous "
+                                 "request(s).")
+        return ActionResult(backend.reservations[reservation_id])
+    result = _real_run_instances(response)
+    known[token] = (result.result.id, params)
+    return result
+
+
 def apply(monkeypatch=None):
     """Fill the gaps: through a pytest monkeypatch (undone after the test) or for the process."""
     if monkeypatch is not None:
         monkeypatch.setattr(ManagedPolicy, "delete", _delete_managed_policy, raising=False)
+        monkeypatch.setattr(InstanceResponse, "run_instances", _run_instances_with_client_token)
     else:
         ManagedPolicy.delete = _delete_managed_policy
+        InstanceResponse.run_instances = _run_instances_with_client_token

@@ -108,26 +108,45 @@ def test_bastion_is_not_outdated_by_a_kubernetes_upgrade():
     assert instances.spec_hash("bastion", bastion, BASE_AMI) == instances.spec_hash("bastion", upgraded, BASE_AMI)
 
 
-def test_client_token_is_stable_per_machine_and_fits_ec2():
-    token = instances.client_token("capi-example", "md-0", "capi-example-md-0-abcde")
+def test_client_token_is_stable_per_slot_and_attempt_and_fits_ec2():
+    token = instances.client_token("capi-example", "md-0", 0, 0)
 
-    assert token == instances.client_token("capi-example", "md-0", "capi-example-md-0-abcde")
-    assert token != instances.client_token("capi-example", "md-0", "capi-example-md-0-fghij")
+    assert token == instances.client_token("capi-example", "md-0", 0, 0)
+    assert len({token, instances.client_token("capi-example", "md-0", 1, 0), instances.client_token("capi-example", "md-0", 0, 1),
+                instances.client_token("capi-example", "md-1", 0, 0), instances.client_token("other", "md-0", 0, 0)}) == 5
     assert len(token) <= 64
 
 
-def test_random_suffix_is_five_lowercase_letters_not_taken():
-    class Fixed(object):
-        def __init__(self):
-            self.letters = iter("aaaaa" + "bbbbb")
+def test_machine_suffix_is_five_base36_characters_stable_per_slot_and_attempt():
+    suffix = naming.machine_suffix("capi-example", "md-0", 0, 0)
 
-        def choice(self, dummy):
-            return next(self.letters)
+    assert suffix == naming.machine_suffix("capi-example", "md-0", 0, 0)
+    assert len(suffix) == 5 and all(c in string.digits + string.ascii_lowercase for c in suffix)
+    assert suffix != naming.machine_suffix("capi-example", "md-0", 0, 1)
+    assert suffix != naming.machine_suffix("capi-example", "md-0", 1, 0)
 
-    suffix = instances.random_suffix({"aaaaa"}, Fixed())
 
-    assert suffix == "bbbbb"
-    assert all(c in string.ascii_lowercase for c in instances.random_suffix(set()))
+def tagged(instance_id, name, slot=None):
+    tags = [{"Key": "Name", "Value": name}]
+    if slot is not None:
+        tags.append({"Key": naming.SLOT_TAG, "Value": str(slot)})
+    return {"InstanceId": instance_id, "Tags": tags}
+
+
+def test_slots_come_from_the_tag_and_untagged_machines_get_the_lowest_free_in_name_order():
+    machines = [tagged("i-1", "capi-example-md-0-zzzzz", 1), tagged("i-2", "capi-example-md-0-bbbbb"),
+                tagged("i-3", "capi-example-md-0-aaaaa"), tagged("i-4", "capi-example-md-0-ccccc", 4)]
+
+    assert instances.assign_slots(machines) == {"i-1": 1, "i-4": 4, "i-3": 0, "i-2": 2}
+    assert instances.missing_slots([1, 4, 0, 2], 5) == [3]
+    assert instances.missing_slots([], 2) == [0, 1]
+
+
+def test_a_slot_held_twice_or_a_bad_slot_tag_is_treated_as_untagged():
+    machines = [tagged("i-1", "capi-example-md-0-aaaaa", 0), tagged("i-2", "capi-example-md-0-bbbbb", 0),
+                tagged("i-3", "capi-example-md-0-ccccc", "x")]
+
+    assert instances.assign_slots(machines) == {"i-1": 0, "i-2": 1, "i-3": 2}
 
 
 # --- subnets, IMDS, fields ----------------------------------------------------------------
@@ -181,7 +200,7 @@ def test_run_request_carries_kms_key_profile_key_and_user_data():
     machine_set.current_hash = "0123456789ab"
     image = instances.Image("ami-0123456789abcdef0", "/dev/xvda")
 
-    request = machine_set.run_request("capi-example-control-plane-abcde", image, SUBNETS[0], False, ["sg-1"], "#!/bin/sh")
+    request = machine_set.run_request(0, 0, image, SUBNETS[0], False, ["sg-1"], "#!/bin/sh")
 
     assert request["BlockDeviceMappings"] == [{"DeviceName": "/dev/xvda", "Ebs": {
         "VolumeSize": 120, "VolumeType": "io2", "Encrypted": True, "KmsKeyId": "alias/ebs", "DeleteOnTermination": True}}]
@@ -193,14 +212,16 @@ def test_run_request_carries_kms_key_profile_key_and_user_data():
     instance_tags = naming.tags_to_dict(request["TagSpecifications"][0]["Tags"])
     assert instance_tags[naming.SPEC_HASH_TAG] == "0123456789ab"
     assert instance_tags[naming.ROLE_TAG] == naming.ROLE_CONTROL_PLANE
+    assert instance_tags[naming.SLOT_TAG] == "0"
+    assert instance_tags["Name"] == "capi-example-control-plane-" + naming.machine_suffix("capi-example", "control-plane", 0, 0)
+    assert request["ClientToken"] == instances.client_token("capi-example", "control-plane", 0, 0)
 
 
 def test_bastion_request_has_no_profile_key_or_user_data():
     machine_set = instances.MachineSet(None, resolved_spec(), "bastion")
     machine_set.current_hash = "0123456789ab"
 
-    request = machine_set.run_request("capi-example-bastion-abcde", instances.Image(BASE_AMI, "/dev/sda1"), SUBNETS[2], True,
-                                      ["sg-b"], None)
+    request = machine_set.run_request(0, 0, instances.Image(BASE_AMI, "/dev/sda1"), SUBNETS[2], True, ["sg-b"], None)
 
     assert "IamInstanceProfile" not in request and "KeyName" not in request and "UserData" not in request
     assert request["InstanceType"] == "t3.micro"

@@ -148,6 +148,39 @@ def test_eip_quota_check(mode, zones, in_use, owned, fails):
         spec_mod.check_against_account(spec, names, 5, in_use, owned)
 
 
+@pytest.mark.parametrize("mode, owned", [("per_az", 3), ("single", 1), ("none", 0)])
+def test_eip_quota_over_already_is_no_error_when_nothing_new_is_needed(mode, owned):
+    # An account using more EIPs than its quota (quota lowered, or EIPs from a racing run) must not
+    # block a rerun that needs no new EIP: issue 12 saw "needs 0 more ... only 0 of 5 remain free".
+    spec = resolve(with_("network.nat_gateways", mode))
+    names = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
+
+    spec_mod.check_against_account(spec, names, 5, 6, owned)
+    spec_mod.check_against_account(spec, names, 5, 5, owned)
+
+
+def test_eip_quota_over_already_says_how_many_the_account_uses():
+    spec = resolve(with_("network.nat_gateways", "per_az"))
+    names = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
+
+    with pytest.raises(SpecError) as caught:
+        spec_mod.check_against_account(spec, names, 5, 6, 1)
+
+    message = caught.value.errors[0]
+    assert "per_az needs 2 more Elastic IP(s) but the account already uses 6 of its 5 Elastic IPs in ap-northeast-2" in message
+    assert "remain free" not in message and "needs 0" not in message
+
+
+def test_eip_quota_message_names_what_remains_free():
+    spec = resolve(with_("network.nat_gateways", "per_az"))
+    names = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
+
+    with pytest.raises(SpecError) as caught:
+        spec_mod.check_against_account(spec, names, 5, 3, 0)
+
+    assert "per_az needs 3 more Elastic IP(s) but only 2 of the account's 5 remain free in ap-northeast-2" in caught.value.errors[0]
+
+
 def test_missing_key_pair_is_named():
     spec = resolve(with_("ssh_key_name", "jonnung"))
     with pytest.raises(SpecError, match="cluster.ssh_key_name: key pair 'jonnung' does not exist"):

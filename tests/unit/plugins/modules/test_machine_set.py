@@ -15,6 +15,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 
+from helpers import moto_fixes
 from helpers.module_runner import run_module
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import instances
@@ -123,7 +124,8 @@ def make_network(ec2, private=True):
 
 
 @pytest.fixture
-def ec2(aws_env):
+def ec2(aws_env, monkeypatch):
+    moto_fixes.apply(monkeypatch)  # RunInstances honours ClientToken, as EC2 does
     with mock_aws():
         client = boto3.client("ec2", region_name=REGION)
         iam = boto3.client("iam", region_name=REGION)
@@ -216,13 +218,16 @@ def test_launches_workers_spread_over_zones_in_private_subnets(ec2, network, cal
     runs = run_requests
     assert len(runs) == 2
     for params in runs:
-        name = naming.tags_to_dict(params["TagSpecifications"][0]["Tags"])["Name"]
-        assert params["ClientToken"] == instances.client_token(CLUSTER, "md-0", name)
+        sent_tags = naming.tags_to_dict(params["TagSpecifications"][0]["Tags"])
+        slot = int(sent_tags[naming.SLOT_TAG])
+        assert sent_tags["Name"] == naming.machine_name(CLUSTER, "md-0", naming.machine_suffix(CLUSTER, "md-0", slot, 0))
+        assert params["ClientToken"] == instances.client_token(CLUSTER, "md-0", slot, 0)
         assert (params["MinCount"], params["MaxCount"]) == (1, 1)
         assert set(spec["ResourceType"] for spec in params["TagSpecifications"]) == {"instance", "volume", "network-interface"}
         assert params["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
         assert params["UserData"] == "#cloud-config\n"
     assert len(set(p["ClientToken"] for p in runs)) == 2
+    assert sorted(naming.tags_to_dict(p["TagSpecifications"][0]["Tags"])[naming.SLOT_TAG] for p in runs) == ["0", "1"]
     assert calls.names().count("DescribeImages") == 1
     # Launched together, waited for once.
     assert calls.writes() == ["RunInstances", "RunInstances"]
@@ -346,6 +351,109 @@ def test_no_wait_plans_no_wait(ec2, network):
 
     assert [a["action"] for a in result["plan"]] == ["create"]
     assert result["machines"][0]["instance_id"].startswith("i-")
+
+
+# --- deterministic launches (issue 12: two runs at once made 6 workers where 4 were wanted) ---
+
+def resolved(spec):
+    from ansible_collections.kubecluster.aws.plugins.module_utils import spec as spec_module
+    done = spec_module.resolve(spec)
+    return spec_module.with_zones(done, done["network"]["availability_zones"])
+
+
+def slot_tags(ec2, set_name):
+    return sorted(tags(i)[naming.SLOT_TAG] for i in instances_of(ec2, set_name))
+
+
+def test_a_racing_second_run_on_the_same_state_launches_nothing_new(ec2, network, calls):
+    # Both runs read before either launched: they plan the same slots, names and tokens.
+    first = instances.plan_present(ec2, resolved(md0(2)), "md-0", wait=False)
+    second = instances.plan_present(ec2, resolved(md0(2)), "md-0", wait=False)
+    assert first.launched() == second.launched()
+
+    first.plan.apply()
+    second.plan.apply()
+
+    made = instances_of(ec2, "md-0")
+    assert len(made) == 2
+    assert sorted(second.plan.refs[name] for name in second.launched()) == sorted(i["InstanceId"] for i in made)
+    assert slot_tags(ec2, "md-0") == ["0", "1"]
+
+
+def test_a_retried_launch_with_the_same_token_gets_the_same_instance(ec2, network, run_requests):
+    apply(md0(1), "md-0")
+    (sent,) = run_requests
+
+    again = ec2.run_instances(**sent)["Instances"][0]
+
+    assert [i["InstanceId"] for i in instances_of(ec2, "md-0")] == [again["InstanceId"]]
+
+
+def test_a_replaced_slot_gets_a_new_instance_not_the_terminated_one(ec2, network, run_requests):
+    first = apply(md0(2), "md-0")
+    victim = [m for m in first["machines"] if m["name"].endswith(naming.machine_suffix(CLUSTER, "md-0", 0, 0))][0]
+
+    result = apply(md0(2), "md-0", remove_machines=[victim["name"]])
+
+    (replacement,) = [m for m in result["machines"] if m["name"] == result["launched"][0]]
+    assert replacement["instance_id"] != victim["instance_id"] and replacement["state"] in ("pending", "running")
+    assert replacement["name"] == naming.machine_name(CLUSTER, "md-0", naming.machine_suffix(CLUSTER, "md-0", 0, 1))
+    assert run_requests[-1]["ClientToken"] == instances.client_token(CLUSTER, "md-0", 0, 1)
+    assert slot_tags(ec2, "md-0") == ["0", "1"]
+
+
+def hide_terminated(monkeypatch):
+    """A read that no longer lists terminated machines, as EC2 forgets them after about an hour
+    while it still remembers their launch tokens."""
+    real = instances.read_set_instances
+
+    def live_only(ec2, cluster_name, set_name):
+        live, dummy = real(ec2, cluster_name, set_name)
+        return live, []
+
+    monkeypatch.setattr(instances, "read_set_instances", live_only)
+
+
+def test_a_token_spent_on_a_machine_since_gone_moves_to_the_next_attempt(ec2, network, monkeypatch, run_requests):
+    first = apply(md0(1), "md-0")
+    ec2.terminate_instances(InstanceIds=[first["machines"][0]["instance_id"]])
+    launched_earlier([first["machines"][0]["instance_id"]], 2)
+    hide_terminated(monkeypatch)
+
+    # EC2 answers the spent token with its first answer (state pending), as moto_fixes does.
+    result = apply(md0(1), "md-0")
+
+    (machine,) = result["machines"]
+    assert machine["instance_id"] != first["machines"][0]["instance_id"] and machine["state"] in ("pending", "running")
+    assert machine["name"] == naming.machine_name(CLUSTER, "md-0", naming.machine_suffix(CLUSTER, "md-0", 0, 1))
+    assert [r["ClientToken"] for r in run_requests[1:]] == [instances.client_token(CLUSTER, "md-0", 0, k) for k in (0, 1)]
+
+
+def test_a_token_spent_with_other_settings_moves_to_the_next_attempt(ec2, network, monkeypatch, run_requests):
+    first = apply(md0(1), "md-0")
+    ec2.terminate_instances(InstanceIds=[first["machines"][0]["instance_id"]])
+    hide_terminated(monkeypatch)
+
+    result = apply(md0(1, instance_type="t3.xlarge"), "md-0")  # EC2: IdempotentParameterMismatch for attempt 0
+
+    (machine,) = result["machines"]
+    assert machine["instance_type"] == "t3.xlarge"
+    assert machine["name"] == naming.machine_name(CLUSTER, "md-0", naming.machine_suffix(CLUSTER, "md-0", 0, 1))
+    assert len(instances_of(ec2, "md-0")) == 1
+
+
+def test_machines_without_a_slot_tag_keep_their_slots_and_new_ones_fill_the_rest(ec2, network, calls):
+    first = apply(md0(2), "md-0")
+    ids = [m["instance_id"] for m in first["machines"]]
+    ec2.delete_tags(Resources=ids, Tags=[{"Key": naming.SLOT_TAG}])  # as launched before slots existed
+    calls.clear()
+
+    assert apply(md0(2), "md-0")["changed"] is False and calls.writes() == []
+    result = apply(md0(3), "md-0")
+
+    (new,) = result["launched"]
+    assert new == naming.machine_name(CLUSTER, "md-0", naming.machine_suffix(CLUSTER, "md-0", 2, 0))
+    assert "DeleteTags" not in calls.names() and "CreateTags" not in calls.names()
 
 
 # --- scaling --------------------------------------------------------------------------
