@@ -149,8 +149,8 @@ def playbook_command(moto_server, workdir, playbook, spec=None, extra_vars=None,
 def playbook_runner(moto_server, workdir):
     """A function that runs one of the collection's playbooks, from the checkout, against the moto server."""
 
-    def run(playbook, **options):
-        args, env = playbook_command(moto_server, workdir, playbook, **options)
+    def run(playbook, spec=None, **options):
+        args, env = playbook_command(moto_server, workdir, playbook, spec, **options)
         completed = subprocess.run(args, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=900,
                                    check=False)
         return PlaybookRun(completed)
