@@ -16,12 +16,21 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COLLECTIONS_ROOT = os.path.join(REPO, ".ansible", "collections")
 
 REGION = "ap-northeast-2"
+# The example spec's cluster (examples/capi-example.yml) and the tags tests read back.
+NAME = "capi-example"
+OWNER = "sigs.k8s.io/cluster-api-provider-aws/cluster/" + NAME
+ROLE = "sigs.k8s.io/cluster-api-provider-aws/role"
 KEY_NAME = "jonnung"
 # moto has no CNCF (CAPA) images: register one with CAPA's name format, owned by moto's account.
 CAPA_IMAGE_NAME = "capa-ami-ubuntu-24.04-v1.31.4-1732500000"
 MOTO_BASE_IMAGE = "ami-03cf127a"  # an x86_64 HVM image moto serves in every region
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
+
+
+def tags(resource):
+    """A boto3 resource's ``Tags`` (or ``TagSet``) list as a dict."""
+    return dict((t["Key"], t["Value"]) for t in resource.get("Tags", resource.get("TagSet", [])))
 
 
 class Account(object):
@@ -36,6 +45,7 @@ class Account(object):
         self.elb = boto3.client("elb", **kwargs)
         self.iam = boto3.client("iam", **kwargs)
         self.cloudformation = boto3.client("cloudformation", **kwargs)
+        self.ssm = boto3.client("ssm", **kwargs)
 
     def prepare(self, iam=True):
         """Import the spec's key pair and register a CAPA-named image, as a real account would have;

@@ -11,31 +11,19 @@ import signal
 import socket
 import time
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from helpers.e2e import REGION, example_spec, start_playbook
+from helpers.e2e import NAME, ROLE, example_spec, start_playbook, tags
 
 pytestmark = pytest.mark.e2e
 
-NAME = "capi-example"
-LEASE = "/kubecluster.aws/clusters/capi-example/lease"
-ROLE = "sigs.k8s.io/cluster-api-provider-aws/role"
-
-
-def tags(resource):
-    return dict((t["Key"], t["Value"]) for t in resource.get("Tags", []))
-
-
-def ssm(account):
-    return boto3.client("ssm", region_name=REGION, endpoint_url=account.server.url, aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
+LEASE = "/kubecluster.aws/clusters/%s/lease" % NAME
 
 
 def lease_value(account):
     try:
-        return json.loads(ssm(account).get_parameter(Name=LEASE)["Parameter"]["Value"])
+        return json.loads(account.ssm.get_parameter(Name=LEASE)["Parameter"]["Value"])
     except ClientError as error:
         if error.response["Error"]["Code"] == "ParameterNotFound":
             return None
@@ -86,7 +74,7 @@ def test_a_lease_of_another_controller_blocks_until_it_expires(account, moto_ser
     left = {"token": "0f8c6c3e-2b7a-4f53-9a57-5f0e2f2f9d71", "holder": "AWX job 17", "host": "awx-job-17",
             "pid": 4242, "since": (now - datetime.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "expires": (now + datetime.timedelta(minutes=25)).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    ssm(account).put_parameter(Name=LEASE, Type="String", Value=json.dumps(left))
+    account.ssm.put_parameter(Name=LEASE, Type="String", Value=json.dumps(left))
 
     blocked = infra(moto_server, tmp_path, spec).wait()
 
@@ -96,7 +84,7 @@ def test_a_lease_of_another_controller_blocks_until_it_expires(account, moto_ser
     assert account.owned(NAME)["vpcs"] == []
 
     expired = dict(left, expires=(now - datetime.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    ssm(account).put_parameter(Name=LEASE, Type="String", Value=json.dumps(expired), Overwrite=True)
+    account.ssm.put_parameter(Name=LEASE, Type="String", Value=json.dumps(expired), Overwrite=True)
 
     done = infra(moto_server, tmp_path, spec).wait()
 

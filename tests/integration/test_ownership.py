@@ -6,17 +6,12 @@ import copy
 
 import pytest
 
-from helpers.e2e import REGION, example_spec
+from helpers.e2e import NAME, REGION, example_spec, tags
 
 pytestmark = pytest.mark.e2e
 
-NAME = "capi-example"
 STAGING_OWNER = "sigs.k8s.io/cluster-api-provider-aws/cluster/staging"
 MISSING_AMI = "ami-0123456789abcdef0"
-
-
-def tags(resource):
-    return dict((t["Key"], t["Value"]) for t in resource.get("Tags", []))
 
 
 def running(account, cluster=NAME):

@@ -4,18 +4,9 @@ import ipaddress
 
 import pytest
 
-from helpers.e2e import example_spec
+from helpers.e2e import NAME, ROLE, example_spec, tags
 
 pytestmark = pytest.mark.e2e
-
-NAME = "capi-example"
-OWNER = "sigs.k8s.io/cluster-api-provider-aws/cluster/" + NAME
-ROLE = "sigs.k8s.io/cluster-api-provider-aws/role"
-
-
-def tags(resource):
-    return dict((t["Key"], t["Value"]) for t in resource.get("Tags", []))
-
 
 def by_name(resources):
     return dict((tags(r)["Name"], r) for r in resources)

@@ -15,11 +15,10 @@ import subprocess
 import pytest
 import yaml
 
-from helpers.e2e import ANSIBLE_INVENTORY, REGION, ansible_env, example_spec
+from helpers.e2e import ANSIBLE_INVENTORY, NAME, REGION, ansible_env, example_spec
 
 pytestmark = pytest.mark.e2e
 
-NAME = "capi-example"
 MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY",
                         "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
