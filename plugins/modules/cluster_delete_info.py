@@ -14,8 +14,8 @@ description:
     set, the API load balancer and the load balancers the AWS cloud-controller-manager made for Services, then the
     security groups and the network - exactly as M(kubecluster.aws.machine_set), M(kubecluster.aws.apiserver_lb) and
     M(kubecluster.aws.cluster_network) with O(cluster_network#module:state=absent) would plan it.
-  - Everything is found by the ownership tags, so only the cluster's C(name) and C(region) are read from O(cluster):
-    a spec that no longer validates can still be deleted.
+  - Everything is found by the ownership tags, so only the cluster's C(name) and C(region) are read from O(cluster),
+    and a spec that no longer validates can still be deleted.
   - Lists in RV(blockers) every reason the delete would stop half-way or touch what is not the cluster's, so a
     playbook can refuse before the first delete. A blocker is a resource of the cluster that is tagged as owned by
     another cluster too; an instance, network interface or NAT gateway in the cluster's VPC that is not the
