@@ -79,6 +79,8 @@ STALE_LAUNCH = datetime.timedelta(minutes=10)
 
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc)
+
+
 HASH_LENGTH = 12
 
 

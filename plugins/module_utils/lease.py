@@ -363,4 +363,3 @@ class Lease(object):
         if force or self.expired(current) or self.dead(current):
             return {"action": "would_take_over", "previous": current}
         return dict(current, action="held", previous=None)
-

@@ -86,7 +86,9 @@ blockers:
   returned: always
   type: list
   elements: str
-  sample: ["instance i-0123456789abcdef0 (reports) in subnet-0123456789abcdef0, not tagged as the cluster's; terminate it or move it out of the cluster's network"]
+  sample:
+    - "instance i-0123456789abcdef0 (reports) in subnet-0123456789abcdef0, not tagged as the cluster's; terminate it or move it
+      out of the cluster's network"
 plan:
   description: Every step the delete would take, in order.
   returned: always

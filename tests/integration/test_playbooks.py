@@ -8,6 +8,7 @@ from helpers.e2e import NAME, ROLE, example_spec, tags
 
 pytestmark = pytest.mark.e2e
 
+
 def by_name(resources):
     return dict((tags(r)["Name"], r) for r in resources)
 
