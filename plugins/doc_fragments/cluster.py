@@ -21,7 +21,7 @@ options:
         line per problem naming the field and the fix. The README lists every field with
         its default.
       - The spec's C(region) is the region every AWS call goes to.
-      - Deleting (O(state=absent) where a module has it) reads only C(name) and C(region), as what goes is found
+      - Deleting (C(state=absent) where a module has it) reads only C(name) and C(region), as what goes is found
         by the ownership tags, so a spec that no longer validates (an unknown key, an even replica count) can
         still be deleted.
     type: dict

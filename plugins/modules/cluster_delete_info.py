@@ -13,7 +13,7 @@ description:
   - Plans, without applying it, the whole delete of a cluster in Cluster API's order - the machines of every machine
     set, the API load balancer and the load balancers the AWS cloud-controller-manager made for Services, then the
     security groups and the network - exactly as M(kubecluster.aws.machine_set), M(kubecluster.aws.apiserver_lb) and
-    M(kubecluster.aws.cluster_network) with O(cluster_network#module:state=absent) would plan it.
+    M(kubecluster.aws.cluster_network) with C(state=absent) would plan it.
   - Everything is found by the ownership tags, so only the cluster's C(name) and C(region) are read from O(cluster),
     and a spec that no longer validates can still be deleted.
   - Lists in RV(blockers) every reason the delete would stop half-way or touch what is not the cluster's, so a
@@ -21,7 +21,7 @@ description:
     another cluster too; an instance, network interface or NAT gateway in the cluster's VPC that is not the
     cluster's; a security group of someone else with rules naming the cluster's groups; an instance tagged as the
     cluster's that belongs to no machine set.
-  - Warns that the cluster has nothing in the region when nothing is found, as a module with O(cluster_network#module:state=absent)
+  - Warns that the cluster has nothing in the region when nothing is found, as a module with C(state=absent)
     reports nothing to do.
   - Only reads; never changes anything.
 author:
