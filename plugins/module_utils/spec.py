@@ -19,9 +19,12 @@ import copy
 import difflib
 import ipaddress
 import re
+from typing import Any, Dict, List, Sequence, TypeVar
 
 from .errors import KubeclusterError
 from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE, reserved_tag_key
+
+T = TypeVar("T")
 
 # Cluster API quick-start variables and the field each fills when the spec leaves it unset.
 ENV_REGION = "AWS_REGION"
@@ -537,7 +540,7 @@ def resolve_identity(raw, environ=None):
     return identity
 
 
-def _nat_layout(spec, zones):
+def _nat_layout(spec: Dict[str, Any], zones: Sequence[T]) -> List[T]:
     """The one NAT-layout rule: the items of ``zones`` that get a NAT gateway.
 
     Every zone (per_az), the first (single) or none; none at all with a bring-your-own VPC,
@@ -549,12 +552,12 @@ def _nat_layout(spec, zones):
     return list(zones) if mode == "per_az" else list(zones[:1])
 
 
-def nat_zones(spec):
+def nat_zones(spec: Dict[str, Any]) -> List[str]:
     """The zones (of the spec's resolved availability_zones) that get a NAT gateway, in spec order."""
     return _nat_layout(spec, spec["network"]["availability_zones"])
 
 
-def nat_gateway_count(spec, zone_count):
+def nat_gateway_count(spec: Dict[str, Any], zone_count: int) -> int:
     """How many NAT gateways (and so Elastic IPs) the spec's NAT layout needs for ``zone_count`` zones.
 
     For callers that know the number of zones before their names (cluster_spec's quota check).

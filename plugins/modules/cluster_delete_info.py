@@ -124,7 +124,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.context import Con
 from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 
 
-def main():
+def main() -> None:
     module = runner.cluster_module({})
     spec = runner.load_identity(module)
     ctx = Context.from_module(module, spec["region"])

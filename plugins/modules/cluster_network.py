@@ -237,9 +237,10 @@ plan:
 from ansible_collections.kubecluster.aws.plugins.module_utils import network
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
+from ansible_collections.kubecluster.aws.plugins.module_utils.plan import Plan
 
 
-def main():
+def main() -> None:
     argument_spec = dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
         wait=dict(type="bool", default=True),
@@ -250,7 +251,7 @@ def main():
     params = module.params
     ctx = Context.from_module(module, spec["region"], wait=params["wait"], wait_timeout=params["wait_timeout"])
 
-    def build():
+    def build() -> Plan:
         if params["state"] == "absent":
             plan = network.plan_absent(ctx, spec)
         else:

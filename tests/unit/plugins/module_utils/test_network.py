@@ -130,6 +130,17 @@ def test_nat_layout(mode, nat_zones, routes):
     assert [gateways.nat_zone_for(spec, zone) for zone in ZONES] == routes
 
 
+@pytest.mark.parametrize("mode", ["per_az", "single", "none"])
+def test_the_nat_count_cluster_spec_checks_is_the_layout_network_builds(mode):
+    spec = make_spec(nat_gateways=mode)
+    assert specs.nat_gateway_count(spec, len(ZONES)) == len(specs.nat_zones(spec))
+
+
+def test_a_bring_your_own_vpc_gets_no_nat_gateway():
+    spec = make_spec(vpc_id="vpc-0123456789abcdef0", subnet_ids=["subnet-0123456789abcdef0"])
+    assert specs.nat_zones(spec) == [] and specs.nat_gateway_count(spec, 3) == 0
+
+
 def test_nat_client_token_is_stable_short_and_specific():
     token = gateways.nat_client_token("capi-example", "ap-northeast-2a", "subnet-1")
     assert token == gateways.nat_client_token("capi-example", "ap-northeast-2a", "subnet-1")
