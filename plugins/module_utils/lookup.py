@@ -6,23 +6,63 @@
 """Read-only lookups of a cluster's network that more than one service needs.
 
 The load balancer and the machines live in the cluster's subnets and security groups;
-these functions find them the same way for every service: owned resources by their
-tags, and a bring-your-own VPC's subnets by the ids the spec lists. One describe call
-per resource type.
+these functions find them the same way for every service, for the status read and for
+the network's own planning: owned resources by their tags, and a bring-your-own VPC's
+subnets by the ids the spec lists. One describe call per resource type. Nothing here
+writes, so status and inventory can use it without importing a service that does.
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_route_tables
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_security_groups
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_subnets
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_vpcs
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
+from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import describe_load_balancers
+from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import describe_tags as describe_elbv2_tags
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from . import naming
+from .aws import ec2 as aws_ec2
+
+Client = Any
+Resource = Dict[str, Any]
+Spec = Dict[str, Any]
+Filters = List[Dict[str, Any]]
+
+# Every state an instance still uses its subnet and security groups in.
+INSTANCE_LIVE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
+TAG_BATCH = 20  # DescribeTags of both load-balancer APIs takes at most 20 names or ARNs
 
 
-def _subnet_view(subnet, role):
+# --- small views over described resources ------------------------------------------------
+
+def tags_of(resource: Resource) -> Dict[str, str]:
+    """A described resource's tags as a dict (EC2 says ``Tags``, network interfaces ``TagSet``)."""
+    tags: Dict[str, str] = naming.tags_to_dict(resource.get("Tags", resource.get("TagSet")))
+    return tags
+
+
+def owned(resources: Optional[Iterable[Resource]], cluster: str) -> List[Resource]:
+    """The resources tagged as owned by the cluster.
+
+    The owned-tag filter of the describe is checked again here: nothing is changed on the
+    word of a filter alone.
+    """
+    return [r for r in resources or [] if naming.is_owned(tags_of(r), cluster)]
+
+
+def name_of(resource: Resource, default: str) -> str:
+    """The resource's Name tag, or ``default`` when it has none."""
+    return tags_of(resource).get("Name", default)
+
+
+def in_vpc(vpc_id: str) -> Filters:
+    """The describe filter for resources of one VPC."""
+    return [{"Name": "vpc-id", "Values": [vpc_id]}]
+
+
+def _subnet_view(subnet: Resource, role: str) -> Dict[str, str]:
     return {
         "id": subnet["SubnetId"],
-        "name": naming.tags_to_dict(subnet.get("Tags")).get("Name", subnet["SubnetId"]),
+        "name": name_of(subnet, subnet["SubnetId"]),
         "role": role,
         "availability_zone": subnet["AvailabilityZone"],
         "cidr": subnet["CidrBlock"],
@@ -30,10 +70,13 @@ def _subnet_view(subnet, role):
     }
 
 
-def _public_subnet_ids(route_tables, subnet_ids):
-    """Subnets whose route table (explicit, else the VPC's main one) routes 0.0.0.0/0 to an internet gateway."""
+def public_subnet_ids(route_tables: Sequence[Resource], subnet_ids: Iterable[str]) -> Set[str]:
+    """Subnets whose route table (explicit, else the VPC's main one) routes 0.0.0.0/0 to an internet gateway.
+
+    This is how CAPA tells public from private for subnets it does not manage.
+    """
     main_public = False
-    explicit = {}
+    explicit: Dict[str, bool] = {}
     for table in route_tables:
         public = any(route.get("GatewayId", "").startswith("igw-") and route.get("DestinationCidrBlock") == "0.0.0.0/0"
                      for route in table.get("Routes", []))
@@ -45,24 +88,27 @@ def _public_subnet_ids(route_tables, subnet_ids):
     return set(sid for sid in subnet_ids if explicit.get(sid, main_public))
 
 
-def cluster_vpc(ec2, spec):
+# --- the cluster's VPC ------------------------------------------------------------------------
+
+def _first(resources: Optional[List[Resource]]) -> Optional[Resource]:
+    return resources[0] if resources else None
+
+
+def cluster_vpc(ec2: Client, spec: Spec) -> Optional[Resource]:
     """The cluster's VPC (owned, by its Name tag; or the spec's own vpc_id), or None."""
     network = spec["network"]
     if network["vpc_id"]:
-        vpcs = describe_vpcs(ec2, VpcIds=[network["vpc_id"]])
-    else:
-        vpcs = describe_vpcs(ec2, Filters=naming.owned_filters(spec["name"], Name=naming.vpc_name(spec["name"])))
-    return vpcs[0] if vpcs else None
+        return _first(aws_ec2.describe_vpcs(ec2, VpcIds=[network["vpc_id"]]))
+    return _first(aws_ec2.describe_vpcs(ec2, Filters=naming.owned_filters(spec["name"], Name=naming.vpc_name(spec["name"]))))
 
 
-def owned_vpc(ec2, cluster_name):
+def owned_vpc(ec2: Client, cluster_name: str) -> Optional[Resource]:
     """The VPC the cluster owns (CAPA's Name tag and the owned tag, both checked), or None."""
     filters = naming.owned_filters(cluster_name, Name=naming.vpc_name(cluster_name))
-    vpcs = [v for v in describe_vpcs(ec2, Filters=filters) if naming.is_owned(naming.tags_to_dict(v.get("Tags")), cluster_name)]
-    return vpcs[0] if vpcs else None
+    return _first(owned(aws_ec2.describe_vpcs(ec2, Filters=filters), cluster_name))
 
 
-def deletion_vpc(ec2, cluster_name):
+def deletion_vpc(ec2: Client, cluster_name: str) -> Tuple[Optional[Resource], bool]:
     """``(vpc, managed)``: the VPC a cluster's delete works in, found by ownership alone.
 
     Deleting needs no spec: the VPC is the one the cluster owns (a managed network, deleted
@@ -72,15 +118,16 @@ def deletion_vpc(ec2, cluster_name):
     vpc = owned_vpc(ec2, cluster_name)
     if vpc:
         return vpc, True
-    groups = describe_security_groups(ec2, Filters=naming.owned_filters(cluster_name))
-    vpc_ids = sorted(set(g["VpcId"] for g in groups if naming.is_owned(naming.tags_to_dict(g.get("Tags")), cluster_name)))
+    groups = aws_ec2.describe_security_groups(ec2, Filters=naming.owned_filters(cluster_name))
+    vpc_ids = sorted(set(g["VpcId"] for g in owned(groups, cluster_name)))
     if not vpc_ids:
         return None, False
-    vpcs = describe_vpcs(ec2, VpcIds=vpc_ids[:1])
-    return (vpcs[0] if vpcs else None), False
+    return _first(aws_ec2.describe_vpcs(ec2, VpcIds=vpc_ids[:1])), False
 
 
-def cluster_subnets(ec2, spec, vpc_id=None):
+# --- the cluster's subnets and security groups ------------------------------------------------
+
+def cluster_subnets(ec2: Client, spec: Spec, vpc_id: Optional[str] = None) -> List[Dict[str, str]]:
     """The cluster's subnets as dicts with id, name, role (public|private), availability_zone, cidr, vpc_id.
 
     Owned subnets are found by their ownership and role tags. A bring-your-own VPC's
@@ -89,27 +136,71 @@ def cluster_subnets(ec2, spec, vpc_id=None):
     """
     network = spec["network"]
     if network["vpc_id"]:
-        subnets = describe_subnets(ec2, SubnetIds=network["subnet_ids"])
-        tables = describe_route_tables(ec2, Filters=[{"Name": "vpc-id", "Values": [network["vpc_id"]]}])
-        public = _public_subnet_ids(tables, [s["SubnetId"] for s in subnets])
+        subnets = aws_ec2.describe_subnets(ec2, SubnetIds=network["subnet_ids"])
+        tables = aws_ec2.describe_route_tables(ec2, Filters=in_vpc(network["vpc_id"]))
+        public = public_subnet_ids(tables, [s["SubnetId"] for s in subnets])
         views = [_subnet_view(s, naming.ROLE_PUBLIC if s["SubnetId"] in public else naming.ROLE_PRIVATE) for s in subnets]
     else:
-        filters = naming.owned_filters(spec["name"])
+        filters: Filters = naming.owned_filters(spec["name"])
         if vpc_id:
-            filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+            filters += in_vpc(vpc_id)
         views = []
-        for subnet in describe_subnets(ec2, Filters=filters):
-            role = naming.tags_to_dict(subnet.get("Tags")).get(naming.ROLE_TAG)
+        for subnet in aws_ec2.describe_subnets(ec2, Filters=filters):
+            role = tags_of(subnet).get(naming.ROLE_TAG)
             if role in (naming.ROLE_PUBLIC, naming.ROLE_PRIVATE):
                 views.append(_subnet_view(subnet, role))
     return sorted(views, key=lambda s: (s["role"], s["availability_zone"], s["id"]))
 
 
-def cluster_security_groups(ec2, spec):
+def cluster_security_groups(ec2: Client, spec: Spec) -> Dict[str, str]:
     """The cluster's security groups as {sg role: group id}, found by ownership and role tags."""
     groups = {}
-    for group in describe_security_groups(ec2, Filters=naming.owned_filters(spec["name"])):
-        role = naming.tags_to_dict(group.get("Tags")).get(naming.ROLE_TAG)
+    for group in aws_ec2.describe_security_groups(ec2, Filters=naming.owned_filters(spec["name"])):
+        role = tags_of(group).get(naming.ROLE_TAG)
         if role:
             groups[role] = group["GroupId"]
     return groups
+
+
+# --- what uses a VPC: instances and load balancers -------------------------------------------
+
+def instances(ec2: Client, filters: Filters) -> List[Resource]:
+    """The instances the filters select, out of their reservations (one paginated describe)."""
+    return [instance for reservation in aws_ec2.describe_instances(ec2, Filters=filters) for instance in reservation["Instances"]]
+
+
+def instances_in_vpc(ec2: Client, vpc_id: str) -> List[Resource]:
+    """Every instance of the VPC that still holds an address in it, whoever's it is."""
+    return instances(ec2, in_vpc(vpc_id) + [{"Name": "instance-state-name", "Values": INSTANCE_LIVE_STATES}])
+
+
+def instance_label(instance: Resource) -> str:
+    """How messages name an instance: its id and Name tag."""
+    return "instance %s (%s)" % (instance["InstanceId"], name_of(instance, "no Name tag"))
+
+
+@AWSRetry.jittered_backoff()
+def _classic_elb_tags(elb: Client, names: List[str]) -> List[Resource]:
+    tags: List[Resource] = elb.describe_tags(LoadBalancerNames=names)["TagDescriptions"]
+    return tags
+
+
+def _batches(items: List[str]) -> List[List[str]]:
+    return [items[i:i + TAG_BATCH] for i in range(0, len(items), TAG_BATCH)]
+
+
+def load_balancers_in_vpc(elb: Client, elbv2: Client, vpc_id: str) -> List[Tuple[str, str, Dict[str, str]]]:
+    """Every load balancer of the VPC, of both APIs, as (label, name, tags)."""
+    found = []
+    arns = dict((lb["LoadBalancerArn"], lb["LoadBalancerName"]) for lb in describe_load_balancers(elbv2) or [] if lb.get("VpcId") == vpc_id)
+    for batch in _batches(sorted(arns)):
+        for description in describe_elbv2_tags(elbv2, batch):
+            name = arns[description["ResourceArn"]]
+            found.append(("load balancer " + name, name, tags_of(description)))
+    classic = paginated_query_with_retries(elb, "describe_load_balancers")["LoadBalancerDescriptions"]
+    names = sorted(lb["LoadBalancerName"] for lb in classic if lb.get("VPCId") == vpc_id)
+    for batch in _batches(names):
+        for description in _classic_elb_tags(elb, batch):
+            name = description["LoadBalancerName"]
+            found.append(("classic load balancer " + name, name, tags_of(description)))
+    return found

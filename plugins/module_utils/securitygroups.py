@@ -17,21 +17,32 @@ Deletion revokes every ingress rule of every group first, because the groups ref
 each other and AWS refuses to delete a group another group's rule points at.
 """
 
-import collections
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, NamedTuple
 
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import authorize_security_group_ingress
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import create_security_group
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import delete_security_group
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_security_groups
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import revoke_security_group_ingress
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
+from . import lookup
 from . import naming
-from .plan import UNKNOWN
-from .runner import eventually
+from .aws import ec2 as aws_ec2
+from .context import Context
+from .plan import UNKNOWN, Plan
 
-# One ingress rule: ``source`` is ("cidr", "10.0.0.0/16") or ("group", <sg role>).
-Rule = collections.namedtuple("Rule", "protocol from_port to_port source description")
+Resource = Dict[str, Any]
+Spec = Dict[str, Any]
+# A rule's identity: (protocol name, from port, to port, source kind, source value); ports None when they mean nothing.
+RuleKey = Tuple[str, Optional[int], Optional[int], str, str]
+Permission = Dict[str, Any]
+
+
+class Rule(NamedTuple):
+    """One ingress rule: ``source`` is ("cidr", "10.0.0.0/16") or ("group", <sg role>)."""
+
+    protocol: str
+    from_port: int
+    to_port: int
+    source: Tuple[str, str]
+    description: str
+
 
 CIDR = "cidr"
 GROUP = "group"
@@ -45,12 +56,12 @@ _CNI_RULES = {
 }
 
 
-def group_ref(role):
+def group_ref(role: str) -> str:
     """The plan.refs key of the group id of an sg role."""
     return "security_group:" + role
 
 
-def wanted_roles(spec):
+def wanted_roles(spec: Spec) -> List[str]:
     """The sg roles the cluster needs, in the order CAPA creates them."""
     roles = [naming.SG_APISERVER_LB, naming.SG_LB, naming.SG_CONTROL_PLANE, naming.SG_NODE]
     if spec["network"]["bastion"]["enabled"]:
@@ -58,27 +69,27 @@ def wanted_roles(spec):
     return roles
 
 
-def _from_groups(protocol, port, roles, description):
+def _from_groups(protocol: str, port: int, roles: Iterable[str], description: str) -> List[Rule]:
     return [Rule(protocol, port, port, (GROUP, role), description) for role in roles]
 
 
-def _from_cidrs(protocol, from_port, to_port, cidrs, description):
+def _from_cidrs(protocol: str, from_port: int, to_port: int, cidrs: Iterable[str], description: str) -> List[Rule]:
     return [Rule(protocol, from_port, to_port, (CIDR, cidr), description) for cidr in cidrs]
 
 
-def _cni_rules(spec):
+def _cni_rules(spec: Spec) -> List[Rule]:
     members = (naming.SG_CONTROL_PLANE, naming.SG_NODE)
     return [Rule(protocol, from_port, to_port, (GROUP, role), description)
             for protocol, from_port, to_port, description in _CNI_RULES[spec["network"]["cni"]]
             for role in members]
 
 
-def wanted_rules(spec, vpc_cidr):
+def wanted_rules(spec: Spec, vpc_cidr: str) -> Dict[str, List[Rule]]:
     """{sg role: [Rule]}: the ingress rules of CAPA's default security groups for this spec."""
     network = spec["network"]
     api_lb = network["api_load_balancer"]
     bastion = network["bastion"]
-    ssh = _from_groups("tcp", 22, [naming.SG_BASTION], "SSH") if bastion["enabled"] else []
+    ssh: List[Rule] = _from_groups("tcp", 22, [naming.SG_BASTION], "SSH") if bastion["enabled"] else []
     members = [naming.SG_CONTROL_PLANE, naming.SG_NODE]
     api_sources = [vpc_cidr] if api_lb["scheme"] == "internal" else api_lb["allowed_cidrs"]
     rules = {
@@ -102,24 +113,24 @@ def wanted_rules(spec, vpc_cidr):
 
 # --- comparing rules: one key per (protocol, ports, single source) ------------------------
 
-def _rule_key(protocol, from_port, to_port, kind, value):
-    protocol = _PROTOCOL_NAMES.get(str(protocol), str(protocol).lower())
-    if protocol not in _PORTED:
+def _rule_key(protocol: str, from_port: Optional[int], to_port: Optional[int], kind: str, value: str) -> RuleKey:
+    name = _PROTOCOL_NAMES.get(str(protocol), str(protocol).lower())
+    if name not in _PORTED:
         from_port = to_port = None
-    return (protocol, from_port, to_port, kind, value)
+    return (name, from_port, to_port, kind, value)
 
 
-def _permission(protocol, from_port, to_port, field, entry):
-    permission = {"IpProtocol": protocol, field: [entry]}
+def _permission(protocol: str, from_port: Optional[int], to_port: Optional[int], field: str, entry: Dict[str, Any]) -> Permission:
+    permission: Permission = {"IpProtocol": protocol, field: [entry]}
     if from_port is not None:
         permission["FromPort"] = from_port
         permission["ToPort"] = to_port
     return permission
 
 
-def existing_rules(group):
+def existing_rules(group: Resource) -> Dict[RuleKey, Permission]:
     """{rule key: IpPermission for exactly that rule} of a described group's ingress."""
-    rules = {}
+    rules: Dict[RuleKey, Permission] = {}
     for perm in group.get("IpPermissions", []):
         protocol, from_port, to_port = perm["IpProtocol"], perm.get("FromPort"), perm.get("ToPort")
         sources = ([("IpRanges", CIDR, "CidrIp", r) for r in perm.get("IpRanges", [])]
@@ -134,7 +145,7 @@ def existing_rules(group):
     return rules
 
 
-def _wanted_permission(rule, group_ids):
+def _wanted_permission(rule: Rule, group_ids: Dict[str, str]) -> Permission:
     kind, value = rule.source
     if kind == CIDR:
         return _permission(rule.protocol, rule.from_port, rule.to_port, "IpRanges",
@@ -143,7 +154,7 @@ def _wanted_permission(rule, group_ids):
                        {"GroupId": group_ids[value], "Description": rule.description})
 
 
-def _render(key, names):
+def _render(key: RuleKey, names: Dict[str, str]) -> str:
     protocol, from_port, to_port, _kind, value = key
     if from_port is None:
         text = "protocol %s" % protocol
@@ -156,15 +167,14 @@ def _render(key, names):
 
 # --- present ---------------------------------------------------------------------------------
 
-def _groups_by_role(ec2, spec, vpc_id):
+def _groups_by_role(ctx: Context, spec: Spec, vpc_id: str) -> Dict[str, Resource]:
     """The cluster's owned groups in the VPC as {sg role: group}, read once."""
     cluster = spec["name"]
-    filters = naming.owned_filters(cluster) + [{"Name": "vpc-id", "Values": [vpc_id]}]
-    groups = {}
-    for group in describe_security_groups(ec2, Filters=filters):
-        tags = naming.tags_to_dict(group.get("Tags"))
-        role = tags.get(naming.ROLE_TAG)
-        if not naming.is_owned(tags, cluster) or not role:
+    filters = naming.owned_filters(cluster) + lookup.in_vpc(vpc_id)
+    groups: Dict[str, Resource] = {}
+    for group in lookup.owned(aws_ec2.describe_security_groups(ctx.ec2, Filters=filters), cluster):
+        role = lookup.tags_of(group).get(naming.ROLE_TAG)
+        if not role:
             continue
         # Two groups with one role: keep the one with CAPA's name.
         if role not in groups or group["GroupName"] == naming.security_group_name(cluster, role):
@@ -172,13 +182,13 @@ def _groups_by_role(ec2, spec, vpc_id):
     return groups
 
 
-def _plan_create(ec2, spec, plan, role, vpc_id):
+def _plan_create(ctx: Context, spec: Spec, plan: Plan, role: str, vpc_id: Callable[[], str]) -> None:
     cluster = spec["name"]
     name = naming.security_group_name(cluster, role)
     tags = naming.resource_tags(cluster, name, role, spec["additional_tags"], cloud_provider=role == naming.SG_LB)
 
-    def create():
-        group = eventually(create_security_group, ec2, GroupName=name, VpcId=vpc_id(),
+    def create() -> None:
+        group = aws_ec2.eventually(aws_ec2.create_security_group, ctx.ec2, GroupName=name, VpcId=vpc_id(),
                            Description=naming.security_group_description(cluster, role),
                            TagSpecifications=boto3_tag_specifications(tags, ["security-group"]))
         plan.refs[group_ref(role)] = group["GroupId"]
@@ -186,7 +196,8 @@ def _plan_create(ec2, spec, plan, role, vpc_id):
     plan.create("security-group", name, create, role)
 
 
-def _plan_rules(ec2, spec, plan, role, group, rules, known_ids, names):
+def _plan_rules(ctx: Context, spec: Spec, plan: Plan, role: str, group: Optional[Resource], rules: List[Rule],
+                known_ids: Dict[str, str], names: Dict[str, str]) -> None:
     """Revoke what the spec no longer has (never on ``lb``), then authorize what is missing.
 
     ``known_ids`` maps the roles of existing groups to their ids; ``names`` maps group ids
@@ -194,8 +205,8 @@ def _plan_rules(ec2, spec, plan, role, group, rules, known_ids, names):
     """
     name = naming.security_group_name(spec["name"], role)
     have = existing_rules(group) if group else {}
-    wanted_keys = set()
-    missing = collections.OrderedDict()
+    wanted_keys: set[Optional[RuleKey]] = set()
+    missing: Dict[RuleKey, Rule] = {}
     for rule in rules:
         kind, value = rule.source
         now = known_ids.get(value) if kind == GROUP else value
@@ -206,23 +217,23 @@ def _plan_rules(ec2, spec, plan, role, group, rules, known_ids, names):
             missing.setdefault(_rule_key(rule.protocol, rule.from_port, rule.to_port, kind, value), rule)
     extra = [] if role == naming.SG_LB else sorted((k for k in have if k not in wanted_keys), key=str)
 
-    def group_id():
-        return plan.refs[group_ref(role)]
+    def group_id() -> str:
+        return str(plan.refs[group_ref(role)])
 
     if extra:
         revoke = [have[key] for key in extra]
-        plan.update("security-group", name, lambda: revoke_security_group_ingress(ec2, GroupId=group_id(), IpPermissions=revoke),
+        plan.update("security-group", name, lambda: aws_ec2.revoke_security_group_ingress(ctx.ec2, GroupId=group_id(), IpPermissions=revoke),
                     "revoke " + ", ".join(_render(key, names) for key in extra))
     if missing:
-        def authorize():
-            ids = dict((r, plan.refs[group_ref(r)]) for r in wanted_roles(spec))
+        def authorize() -> None:
+            ids = group_ids(plan, spec)
             permissions = [_wanted_permission(rule, ids) for rule in missing.values()]
-            eventually(authorize_security_group_ingress, ec2, GroupId=group_id(), IpPermissions=permissions)
+            aws_ec2.eventually(aws_ec2.authorize_security_group_ingress, ctx.ec2, GroupId=group_id(), IpPermissions=permissions)
 
         plan.update("security-group", name, authorize, "authorize " + ", ".join(_render(key, names) for key in missing))
 
 
-def plan_present(ec2, spec, plan, vpc_id, vpc_cidr):
+def plan_present(ctx: Context, spec: Spec, plan: Plan, vpc_id: Callable[[], str], vpc_cidr: str) -> Plan:
     """Add to ``plan`` what makes the cluster's security groups and rules match the spec.
 
     ``vpc_id`` is a callable giving the VPC's id: plan.UNKNOWN while the VPC is still to be
@@ -231,40 +242,41 @@ def plan_present(ec2, spec, plan, vpc_id, vpc_cidr):
     ``plan.refs[group_ref(role)]``.
     """
     current_vpc = vpc_id()
-    groups = _groups_by_role(ec2, spec, current_vpc) if current_vpc != UNKNOWN else {}
+    groups = _groups_by_role(ctx, spec, current_vpc) if current_vpc != UNKNOWN else {}
     roles = wanted_roles(spec)
     for role in roles:
         if role in groups:
             plan.refs[group_ref(role)] = groups[role]["GroupId"]
         else:
-            _plan_create(ec2, spec, plan, role, vpc_id)
+            _plan_create(ctx, spec, plan, role, vpc_id)
     known_ids = dict((role, group["GroupId"]) for role, group in groups.items() if role in roles)
     names = dict((group["GroupId"], group["GroupName"]) for group in groups.values())
     names.update((role, naming.security_group_name(spec["name"], role)) for role in roles)
     rules = wanted_rules(spec, vpc_cidr)
     for role in roles:
-        _plan_rules(ec2, spec, plan, role, groups.get(role), rules[role], known_ids, names)
+        _plan_rules(ctx, spec, plan, role, groups.get(role), rules[role], known_ids, names)
     return plan
 
 
-def group_ids(plan, spec):
+def group_ids(plan: Plan, spec: Spec) -> Dict[str, str]:
     """{sg role: group id} once the plan ran (plan.UNKNOWN for a group check mode did not create)."""
     return dict((role, plan.refs[group_ref(role)]) for role in wanted_roles(spec))
 
 
 # --- absent ----------------------------------------------------------------------------------
 
-def is_cluster_group(group, cluster):
+def is_cluster_group(group: Resource, cluster: str) -> bool:
     """Owned by the cluster, or made for it by the cloud-controller-manager (as CAPA's GC counts them)."""
-    return group["GroupName"] != "default" and naming.is_claimed(naming.tags_to_dict(group.get("Tags")), cluster)
+    return group["GroupName"] != "default" and bool(naming.is_claimed(lookup.tags_of(group), cluster))
 
 
-def groups_in_vpc(ec2, vpc_id):
+def groups_in_vpc(ctx: Context, vpc_id: str) -> List[Resource]:
     """Every security group of the VPC, the cluster's and others' (one describe)."""
-    return describe_security_groups(ec2, Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
+    groups: List[Resource] = aws_ec2.describe_security_groups(ctx.ec2, Filters=lookup.in_vpc(vpc_id))
+    return groups
 
 
-def referencing_groups(groups, cluster):
+def referencing_groups(groups: Sequence[Resource], cluster: str) -> List[Tuple[Resource, List[str]]]:
     """``(group, referenced cluster group ids)`` for the groups not of the cluster whose rules name one of its groups.
 
     AWS refuses to delete a group another group's rule refers to, so such a rule stops a delete.
@@ -282,28 +294,23 @@ def referencing_groups(groups, cluster):
     return found
 
 
-def plan_absent(ec2, spec, plan, vpc_id, groups=None):
+def plan_absent(ctx: Context, spec: Spec, plan: Plan, vpc_id: str, groups: Optional[List[Resource]] = None) -> Plan:
     """Add to ``plan`` the revoke of every ingress rule of the cluster's groups in the VPC, then their deletes.
 
     ``groups`` are the VPC's groups when the caller read them already.
     """
     cluster = spec["name"]
     if groups is None:
-        groups = groups_in_vpc(ec2, vpc_id)
-    groups = sorted((g for g in groups if is_cluster_group(g, cluster)), key=lambda g: g["GroupName"])
-    for group in groups:
+        groups = groups_in_vpc(ctx, vpc_id)
+    mine = sorted((g for g in groups if is_cluster_group(g, cluster)), key=lambda g: g["GroupName"])
+    for group in mine:
         rules = list(existing_rules(group).values())
         if rules:
             plan.update("security-group", group["GroupName"],
-                        _revoke_all(ec2, group["GroupId"], rules), "revoke all %d ingress rule(s)" % len(rules))
-    for group in groups:
-        plan.delete("security-group", group["GroupName"], _delete(ec2, group["GroupId"]), group["GroupId"])
+                        lambda group_id=group["GroupId"], rules=rules: aws_ec2.revoke_security_group_ingress(
+                            ctx.ec2, GroupId=group_id, IpPermissions=rules),
+                        "revoke all %d ingress rule(s)" % len(rules))
+    for group in mine:
+        plan.delete("security-group", group["GroupName"],
+                    lambda group_id=group["GroupId"]: aws_ec2.delete_security_group(ctx.ec2, group_id), group["GroupId"])
     return plan
-
-
-def _revoke_all(ec2, group_id, rules):
-    return lambda: revoke_security_group_ingress(ec2, GroupId=group_id, IpPermissions=rules)
-
-
-def _delete(ec2, group_id):
-    return lambda: delete_security_group(ec2, group_id)

@@ -19,9 +19,12 @@ import copy
 import difflib
 import ipaddress
 import re
+from typing import Any, Dict, List, Sequence, TypeVar
 
 from .errors import KubeclusterError
 from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE, reserved_tag_key
+
+T = TypeVar("T")
 
 # Cluster API quick-start variables and the field each fills when the spec leaves it unset.
 ENV_REGION = "AWS_REGION"
@@ -537,16 +540,29 @@ def resolve_identity(raw, environ=None):
     return identity
 
 
-def nat_gateway_count(spec, zone_count):
-    """How many NAT gateways (and so Elastic IPs) the spec's NAT layout needs."""
-    if spec["network"]["vpc_id"]:
-        return 0
+def _nat_layout(spec: Dict[str, Any], zones: Sequence[T]) -> List[T]:
+    """The one NAT-layout rule: the items of ``zones`` that get a NAT gateway.
+
+    Every zone (per_az), the first (single) or none; none at all with a bring-your-own VPC,
+    whose NAT is its owner's.
+    """
     mode = spec["network"]["nat_gateways"]
-    if mode == "per_az":
-        return zone_count
-    if mode == "single":
-        return 1
-    return 0
+    if spec["network"]["vpc_id"] or mode not in ("per_az", "single"):
+        return []
+    return list(zones) if mode == "per_az" else list(zones[:1])
+
+
+def nat_zones(spec: Dict[str, Any]) -> List[str]:
+    """The zones (of the spec's resolved availability_zones) that get a NAT gateway, in spec order."""
+    return _nat_layout(spec, spec["network"]["availability_zones"])
+
+
+def nat_gateway_count(spec: Dict[str, Any], zone_count: int) -> int:
+    """How many NAT gateways (and so Elastic IPs) the spec's NAT layout needs for ``zone_count`` zones.
+
+    For callers that know the number of zones before their names (cluster_spec's quota check).
+    """
+    return len(_nat_layout(spec, range(zone_count)))
 
 
 def select_zones(spec, region_zones):

@@ -12,65 +12,74 @@ plans all three deletes up front, read-only, by ownership alone (only the cluste
 needed), and collects every reason not to start.
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_instances
+from typing import Any, Dict, List
 
 from . import instances
 from . import loadbalancer
+from . import lookup
 from . import naming
 from . import network
+from .context import Context
+from .errors import KubeclusterError
 from .plan import Plan
+
+Spec = Dict[str, Any]
 
 LIVE_STATES = list(instances.LIVE_STATES)
 
 
-class Teardown(object):
+class Teardown:
     """The survey's outcome: ``plan`` (every delete, in order), ``machine_sets`` (in the order they go) and ``blockers``."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.plan = Plan()
-        self.machine_sets = []
-        self.blockers = []
+        self.machine_sets: List[str] = []
+        self.blockers: List[str] = []
 
     @property
-    def found(self):
+    def found(self) -> bool:
         return bool(self.plan.actions or self.blockers)
 
+    def block(self, error: KubeclusterError) -> None:
+        """Take a service's refusal as blockers: its problems one by one, else its message."""
+        self.blockers.extend(error.problems or [str(error)])
 
-def _machine_sets(ec2, cluster):
+
+def _machine_sets(ctx: Context, cluster: str) -> List[str]:
     """The sets the cluster's live machines belong to, workers first, then the control plane and the bastion."""
     filters = naming.owned_filters(cluster) + [{"Name": "instance-state-name", "Values": LIVE_STATES}]
     names = set()
-    for reservation in describe_instances(ec2, Filters=filters):
-        for instance in reservation["Instances"]:
-            name = naming.tags_to_dict(instance.get("Tags")).get(naming.MACHINE_SET_TAG)
-            if name:
-                names.add(name)
+    for instance in lookup.instances(ctx.ec2, filters):
+        name = lookup.tags_of(instance).get(naming.MACHINE_SET_TAG)
+        if name:
+            names.add(name)
     last = (naming.SET_CONTROL_PLANE, naming.SET_BASTION)
     return sorted(n for n in names if n not in last) + [n for n in last if n in names]
 
 
-def survey(clients, spec):
+def survey(ctx: Context, spec: Spec) -> Teardown:
     """Plan the whole delete of ``spec["name"]`` without applying it; nothing is written."""
     cluster = spec["name"]
     teardown = Teardown()
-    teardown.machine_sets = _machine_sets(clients.ec2, cluster)
+    teardown.machine_sets = _machine_sets(ctx, cluster)
     for set_name in teardown.machine_sets:
         try:
-            machine_set = instances.plan_absent(clients.ec2, spec, set_name, wait=False)
+            machine_set = instances.plan_absent(ctx.ec2, spec, set_name, wait=False)
         except instances.MachineSetError as error:
-            teardown.blockers.extend(error.problems or [str(error)])
+            teardown.block(error)
             continue
         teardown.plan.extend(machine_set.plan)
     try:
-        teardown.plan.extend(loadbalancer.plan_absent(clients, spec))
+        # The Context has the ec2, elb and elbv2 clients loadbalancer.Clients had.
+        teardown.plan.extend(loadbalancer.plan_absent(ctx, spec))
     except loadbalancer.LoadBalancerError as error:
-        teardown.blockers.extend(error.problems or [str(error)])
-    net = network.NetworkTeardown(clients.ec2, clients.elb, clients.elbv2, cluster)
+        teardown.block(error)
+    net = network.NetworkTeardown(ctx, cluster)
     teardown.blockers.extend(net.double_claims() + net.stray_resources() + net.foreign_users)
     for instance in net.cluster_instances:
         # Machines go with their sets (and balancers with the API one); any other would stay in the way.
-        if not naming.tags_to_dict(instance.get("Tags")).get(naming.MACHINE_SET_TAG):
+        if not lookup.tags_of(instance).get(naming.MACHINE_SET_TAG):
             teardown.blockers.append("%s is tagged as the cluster's but belongs to no machine set; terminate it, then rerun"
-                                     % network.instance_label(instance))
+                                     % lookup.instance_label(instance))
     teardown.plan.extend(net.plan(spec))
     return teardown

@@ -120,18 +120,20 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
-from ansible_collections.kubecluster.aws.plugins.module_utils import loadbalancer
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils import teardown
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
+from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 
 
-def main():
+def main() -> None:
     module = runner.cluster_module({})
     spec = runner.load_identity(module)
-    clients = loadbalancer.Clients(ec2=runner.client(module, spec, "ec2"), elb=runner.client(module, spec, "elb"),
-                                   elbv2=runner.client(module, spec, "elbv2"))
+    ctx = Context.from_module(module, spec["region"])
     try:
-        found = teardown.survey(clients, spec)
+        found = teardown.survey(ctx, spec)
+    except KubeclusterError as error:
+        runner.fail(module, error)
     except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         runner.fail_aws(module, error)
     if not found.found:

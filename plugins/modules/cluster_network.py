@@ -234,30 +234,13 @@ plan:
       sample: in capi-example-subnet-public-ap-northeast-2a
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-
 from ansible_collections.kubecluster.aws.plugins.module_utils import network
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
+from ansible_collections.kubecluster.aws.plugins.module_utils.plan import Plan
 
 
-def plan_for(module, spec, ec2):
-    params = module.params
-    if params["state"] == "absent":
-        elb = runner.client(module, spec, "elb")
-        elbv2 = runner.client(module, spec, "elbv2")
-        return network.plan_absent(ec2, elb, elbv2, spec, params["wait"], params["wait_timeout"]), {}
-    if not spec["network"]["vpc_id"]:
-        spec = runner.resolve_zones(module, spec, ec2)
-    plan = network.plan_present(ec2, spec, params["wait"], params["wait_timeout"])
-    return plan, {"network": plan.result}
-
-
-def main():
+def main() -> None:
     argument_spec = dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
         wait=dict(type="bool", default=True),
@@ -265,15 +248,19 @@ def main():
     )
     module = runner.cluster_module(argument_spec)
     spec = runner.load_for_state(module)
-    ec2 = runner.client(module, spec, "ec2")
-    try:
-        plan, result = plan_for(module, spec, ec2)
-    except network.NetworkError as error:
-        module.fail_json(msg=str(error))
-    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        runner.fail_aws(module, error)
-    header = "kubecluster.aws.cluster_network %s (state=%s)" % (spec["name"], module.params["state"])
-    runner.finish(module, plan, header, **result)
+    params = module.params
+    ctx = Context.from_module(module, spec["region"], wait=params["wait"], wait_timeout=params["wait_timeout"])
+
+    def build() -> Plan:
+        if params["state"] == "absent":
+            plan = network.plan_absent(ctx, spec)
+        else:
+            wanted = spec if spec["network"]["vpc_id"] else runner.resolve_zones(module, spec, ctx.ec2)
+            plan = network.plan_present(ctx, wanted)
+        plan.header = "kubecluster.aws.cluster_network %s (state=%s)" % (spec["name"], params["state"])
+        return plan
+
+    runner.reconcile(module, build)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,13 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import AnsibleEC2Error
+from ansible_collections.kubecluster.aws.plugins.module_utils import gateways
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import network
-from ansible_collections.kubecluster.aws.plugins.module_utils import runner
+from ansible_collections.kubecluster.aws.plugins.module_utils import spec as specs
+from ansible_collections.kubecluster.aws.plugins.module_utils import subnets as subnet_service
+from ansible_collections.kubecluster.aws.plugins.module_utils.aws import ec2 as aws_ec2
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.plan import UNKNOWN
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve, with_zones
 
@@ -27,6 +31,15 @@ def make_spec(zones=None, additional_tags=None, **network_fields):
     raw = {"name": "capi-example", "region": REGION, "kubernetes_version": "v1.31.4", "network": dict(network_fields),
            "additional_tags": additional_tags or {}}
     return with_zones(resolve(raw), zones)
+
+
+def context(ec2, wait=True):
+    """A Context whose EC2 client is the test's, so the aws_calls recorder sees one client."""
+    return Context(lambda service: ec2 if service == "ec2" else boto3.client(service, region_name=REGION), REGION, wait=wait)
+
+
+def result_of(plan):
+    return plan.returns["network"]()
 
 
 @pytest.fixture
@@ -71,11 +84,11 @@ def default_route(ec2, name):
      ["10.0.32.0/19", "10.0.64.0/19", "10.0.96.0/19", "10.0.128.0/19"]),
 ])
 def test_subnet_cidrs_match_capa(zones, public, private):
-    assert network.subnet_cidrs("10.0.0.0/16", zones) == (public, private)
+    assert subnet_service.subnet_cidrs("10.0.0.0/16", zones) == (public, private)
 
 
 def test_subnet_cidrs_of_another_vpc_cidr_stay_inside_it():
-    public, private = network.subnet_cidrs("172.31.128.0/20", 3)
+    public, private = subnet_service.subnet_cidrs("172.31.128.0/20", 3)
     assert public == ["172.31.128.0/24", "172.31.129.0/24", "172.31.130.0/24"]
     assert private == ["172.31.132.0/22", "172.31.136.0/22", "172.31.140.0/22"]
 
@@ -87,11 +100,11 @@ def test_subnet_cidrs_of_another_vpc_cidr_stay_inside_it():
     ("10.0.0.0/24", 5, ["10.0.0.0/27", "10.0.0.32/27", "10.0.0.64/27", "10.0.0.96/27", "10.0.0.128/27"]),
 ])
 def test_split_cidr_rounds_the_block_count_up_to_a_power_of_two(cidr, count, expected):
-    assert network.split_cidr(cidr, count) == expected
+    assert subnet_service.split_cidr(cidr, count) == expected
 
 
 def test_wanted_subnets_carry_capa_names_and_tags():
-    subnets = network.wanted_subnets(make_spec(additional_tags={"team": "infra"}))
+    subnets = subnet_service.wanted_subnets(make_spec(additional_tags={"team": "infra"}))
     assert [(s["role"], s["zone"], s["cidr"]) for s in subnets] == [
         ("public", "ap-northeast-2a", "10.0.0.0/20"), ("public", "ap-northeast-2b", "10.0.16.0/20"),
         ("public", "ap-northeast-2c", "10.0.32.0/20"), ("private", "ap-northeast-2a", "10.0.64.0/18"),
@@ -113,38 +126,49 @@ def test_wanted_subnets_carry_capa_names_and_tags():
 ])
 def test_nat_layout(mode, nat_zones, routes):
     spec = make_spec(nat_gateways=mode)
-    assert network.nat_zones(spec) == nat_zones
-    assert [network.nat_zone_for(spec, zone) for zone in ZONES] == routes
+    assert specs.nat_zones(spec) == nat_zones
+    assert [gateways.nat_zone_for(spec, zone) for zone in ZONES] == routes
+
+
+@pytest.mark.parametrize("mode", ["per_az", "single", "none"])
+def test_the_nat_count_cluster_spec_checks_is_the_layout_network_builds(mode):
+    spec = make_spec(nat_gateways=mode)
+    assert specs.nat_gateway_count(spec, len(ZONES)) == len(specs.nat_zones(spec))
+
+
+def test_a_bring_your_own_vpc_gets_no_nat_gateway():
+    spec = make_spec(vpc_id="vpc-0123456789abcdef0", subnet_ids=["subnet-0123456789abcdef0"])
+    assert specs.nat_zones(spec) == [] and specs.nat_gateway_count(spec, 3) == 0
 
 
 def test_nat_client_token_is_stable_short_and_specific():
-    token = network.nat_client_token("capi-example", "ap-northeast-2a", "subnet-1")
-    assert token == network.nat_client_token("capi-example", "ap-northeast-2a", "subnet-1")
+    token = gateways.nat_client_token("capi-example", "ap-northeast-2a", "subnet-1")
+    assert token == gateways.nat_client_token("capi-example", "ap-northeast-2a", "subnet-1")
     assert len(token) <= 64
-    assert token != network.nat_client_token("capi-example", "ap-northeast-2b", "subnet-1")
-    assert token != network.nat_client_token("capi-example", "ap-northeast-2a", "subnet-2")
-    assert token != network.nat_client_token("other", "ap-northeast-2a", "subnet-1")
+    assert token != gateways.nat_client_token("capi-example", "ap-northeast-2b", "subnet-1")
+    assert token != gateways.nat_client_token("capi-example", "ap-northeast-2a", "subnet-2")
+    assert token != gateways.nat_client_token("other", "ap-northeast-2a", "subnet-1")
 
 
 # --- plans against moto --------------------------------------------------------------------
 
 def test_plan_on_an_empty_account_reads_little_and_knows_ids_only_after_apply(ec2, aws_calls):
-    plan = network.plan_present(ec2, make_spec())
+    plan = network.plan_present(context(ec2), make_spec())
     assert aws_calls.writes() == []
     # Without a VPC nothing VPC-scoped can exist: only the VPC and the reusable Elastic IPs are read.
     assert aws_calls == [("ec2", "DescribeVpcs"), ("ec2", "DescribeAddresses")]
-    result = plan.result()
+    result = result_of(plan)
     assert result["vpc_id"] == UNKNOWN and result["security_groups"]["node"] == UNKNOWN
     assert [s["cidr"] for s in result["subnets"] if s["role"] == "private"] == ["10.0.64.0/18", "10.0.128.0/18", "10.0.192.0/18"]
     plan.apply()
-    result = plan.result()
+    result = result_of(plan)
     assert result["vpc_id"].startswith("vpc-")
     assert all(n["id"].startswith("nat-") and n["public_ip"] for n in result["nat_gateways"])
     assert inventory(ec2) == FULL
 
 
 def test_nat_gateways_are_all_created_then_waited_for_once(ec2):
-    plan = network.plan_present(ec2, make_spec())
+    plan = network.plan_present(context(ec2), make_spec())
     verbs = [(a.verb, a.kind) for a in plan.actions]
     nat_creates = [i for i, v in enumerate(verbs) if v == ("create", "nat-gateway")]
     waits = [i for i, v in enumerate(verbs) if v[0] == "wait"]
@@ -154,50 +178,50 @@ def test_nat_gateways_are_all_created_then_waited_for_once(ec2):
 
 
 def test_without_wait_no_wait_action_is_planned(ec2):
-    plan = network.plan_present(ec2, make_spec(), wait=False)
+    plan = network.plan_present(context(ec2, wait=False), make_spec())
     assert not [a for a in plan.actions if a.verb == "wait"]
 
 
 @pytest.mark.parametrize("stop_after", ["vpc", "subnet", "internet-gateway", "elastic-ip", "nat-gateway", "route-table", "security-group"])
 def test_an_interrupted_run_converges_without_duplicates(ec2, stop_after):
     spec = make_spec()
-    plan = network.plan_present(ec2, spec)
+    plan = network.plan_present(context(ec2), spec)
     first = next(i for i, a in enumerate(plan.actions) if a.kind == stop_after)
     for action in plan.actions[:first + 1]:
         action.run()
-    network.plan_present(ec2, spec).apply()
+    network.plan_present(context(ec2), spec).apply()
     assert inventory(ec2) == FULL
-    assert network.plan_present(ec2, spec).actions == []
+    assert network.plan_present(context(ec2), spec).actions == []
 
 
 def test_free_owned_eips_are_reused_before_allocating(ec2, aws_calls):
     tags = naming.resource_tags("capi-example", naming.eip_name("capi-example"), naming.ROLE_COMMON)
     spare = ec2.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": [
         {"Key": k, "Value": v} for k, v in tags.items()]}])
-    plan = network.plan_present(ec2, make_spec())
+    plan = network.plan_present(context(ec2), make_spec())
     assert len([a for a in plan.actions if a.kind == "elastic-ip"]) == 2
     plan.apply()
-    assert spare["AllocationId"] in [n["allocation_id"] for n in plan.result()["nat_gateways"]]
+    assert spare["AllocationId"] in [n["allocation_id"] for n in result_of(plan)["nat_gateways"]]
     assert inventory(ec2)["eips"] == 3
 
 
 def test_per_az_to_single_repoints_routes_then_deletes_surplus_nats_and_releases_their_eips(ec2):
-    network.plan_present(ec2, make_spec()).apply()
-    plan = network.plan_present(ec2, make_spec(nat_gateways="single"))
+    network.plan_present(context(ec2), make_spec()).apply()
+    plan = network.plan_present(context(ec2), make_spec(nat_gateways="single"))
     rendered = plan.render()
     assert rendered.index("point 0.0.0.0/0 at capi-example-nat in ap-northeast-2a") < rendered.index("- nat-gateway")
     plan.apply()
-    result = plan.result()
+    result = result_of(plan)
     (nat,) = result["nat_gateways"]
     for zone in ZONES:
         assert default_route(ec2, "capi-example-rt-private-" + zone)["NatGatewayId"] == nat["id"]
     assert inventory(ec2)["nats"] == 1 and inventory(ec2)["eips"] == 1
-    assert network.plan_present(ec2, make_spec(nat_gateways="single")).actions == []
+    assert network.plan_present(context(ec2), make_spec(nat_gateways="single")).actions == []
 
 
 def test_per_az_to_none_removes_private_default_routes(ec2):
-    network.plan_present(ec2, make_spec()).apply()
-    network.plan_present(ec2, make_spec(nat_gateways="none")).apply()
+    network.plan_present(context(ec2), make_spec()).apply()
+    network.plan_present(context(ec2), make_spec(nat_gateways="none")).apply()
     for zone in ZONES:
         assert default_route(ec2, "capi-example-rt-private-" + zone) is None
         assert default_route(ec2, "capi-example-rt-public-" + zone)["GatewayId"].startswith("igw-")
@@ -206,27 +230,27 @@ def test_per_az_to_none_removes_private_default_routes(ec2):
 
 def test_dns_hostnames_turned_off_is_turned_on_again_and_only_it(ec2, aws_calls):
     spec = make_spec()
-    plan = network.plan_present(ec2, spec)
+    plan = network.plan_present(context(ec2), spec)
     plan.apply()
-    vpc_id = plan.result()["vpc_id"]
+    vpc_id = result_of(plan)["vpc_id"]
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": False})
     del aws_calls[:]
-    network.plan_present(ec2, spec).apply()
+    network.plan_present(context(ec2), spec).apply()
     assert aws_calls.writes() == [("ec2", "ModifyVpcAttribute")]
     assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"] is True
 
 
 def test_a_subnet_taken_by_another_route_table_is_taken_back(ec2):
     spec = make_spec()
-    plan = network.plan_present(ec2, spec)
+    plan = network.plan_present(context(ec2), spec)
     plan.apply()
-    result = plan.result()
+    result = result_of(plan)
     subnet = next(s for s in result["subnets"] if s["name"] == "capi-example-subnet-private-ap-northeast-2b")
     stray = ec2.create_route_table(VpcId=result["vpc_id"])["RouteTable"]["RouteTableId"]
     association = next(a for t in ec2.describe_route_tables()["RouteTables"] for a in t.get("Associations", [])
                        if a.get("SubnetId") == subnet["id"])
     ec2.replace_route_table_association(AssociationId=association["RouteTableAssociationId"], RouteTableId=stray)
-    repair = network.plan_present(ec2, spec)
+    repair = network.plan_present(context(ec2), spec)
     assert [a.detail for a in repair.actions] == ["associate with capi-example-subnet-private-ap-northeast-2b"]
     repair.apply()
     table = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet["id"]]}])["RouteTables"][0]
@@ -235,12 +259,12 @@ def test_a_subnet_taken_by_another_route_table_is_taken_back(ec2):
 
 def test_absent_without_wait_stops_after_the_nat_gateway_deletes_and_a_rerun_finishes(ec2):
     spec = make_spec()
-    network.plan_present(ec2, spec).apply()
-    first = network.plan_absent(ec2, boto3.client("elb", region_name=REGION), boto3.client("elbv2", region_name=REGION), spec, wait=False)
+    network.plan_present(context(ec2), spec).apply()
+    first = network.plan_absent(context(ec2, wait=False), spec)
     assert first.actions[-1].kind == "nat-gateway" and first.actions[-1].verb == "delete"
     assert not [a for a in first.actions if a.kind in ("elastic-ip", "subnet", "vpc")]
     first.apply()
-    second = network.plan_absent(ec2, boto3.client("elb", region_name=REGION), boto3.client("elbv2", region_name=REGION), spec, wait=False)
+    second = network.plan_absent(context(ec2, wait=False), spec)
     assert [a.kind for a in second.actions] == ["elastic-ip"] * 3 + ["internet-gateway"] + ["subnet"] * 6 + ["vpc"]
     second.apply()
     assert inventory(ec2) == dict((key, 0) for key in FULL)
@@ -249,7 +273,7 @@ def test_absent_without_wait_stops_after_the_nat_gateway_deletes_and_a_rerun_fin
 def test_byo_vpc_that_does_not_exist_fails_naming_the_field(ec2):
     spec = make_spec(vpc_id="vpc-0123456789abcdef0", subnet_ids=["subnet-0123456789abcdef0"])
     with pytest.raises(network.NetworkError) as caught:
-        network.plan_present(ec2, spec)
+        network.plan_present(context(ec2), spec)
     assert str(caught.value).startswith("cluster.network.vpc_id: vpc-0123456789abcdef0 does not exist in ap-northeast-2")
 
 
@@ -259,11 +283,11 @@ def test_byo_subnets_of_another_vpc_are_refused(ec2):
     stranger = ec2.create_subnet(VpcId=other, CidrBlock="10.30.0.0/24", AvailabilityZone=ZONES[0])["Subnet"]["SubnetId"]
     spec = make_spec(vpc_id=mine, subnet_ids=[stranger])
     with pytest.raises(network.NetworkError) as caught:
-        network.plan_present(ec2, spec)
+        network.plan_present(context(ec2), spec)
     assert "cluster.network.subnet_ids: %s not in %s" % (stranger, mine) in str(caught.value)
 
 
-# --- runner.eventually: the retry network.py relies on right after a create ---------------------
+# --- aws_ec2.eventually: the retry the network services rely on right after a create ---------
 
 def _not_found(code):
     return AnsibleEC2Error(message="Failed", exception=ClientError({"Error": {"Code": code, "Message": "not yet"}}, "CreateRoute"))
@@ -271,7 +295,7 @@ def _not_found(code):
 
 def test_eventually_retries_only_ids_ec2_does_not_know_yet(monkeypatch):
     sleeps = []
-    monkeypatch.setattr(runner.time, "sleep", sleeps.append)
+    monkeypatch.setattr(aws_ec2.time, "sleep", sleeps.append)
     answers = [_not_found("InvalidRouteTableID.NotFound"), _not_found("InvalidGatewayID.NotFound"), "done"]
 
     def call(*args, **kwargs):
@@ -280,12 +304,12 @@ def test_eventually_retries_only_ids_ec2_does_not_know_yet(monkeypatch):
             raise answer
         return (answer, args, kwargs)
 
-    assert runner.eventually(call, "client", RouteTableId="rtb-1") == ("done", ("client",), {"RouteTableId": "rtb-1"})
+    assert aws_ec2.eventually(call, "client", RouteTableId="rtb-1") == ("done", ("client",), {"RouteTableId": "rtb-1"})
     assert sleeps == [1, 2]
 
 
 def test_eventually_gives_up_and_does_not_retry_real_errors(monkeypatch):
-    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(aws_ec2.time, "sleep", lambda seconds: None)
     calls = []
 
     def missing(*args):
@@ -293,8 +317,8 @@ def test_eventually_gives_up_and_does_not_retry_real_errors(monkeypatch):
         raise _not_found("InvalidVpcID.NotFound")
 
     with pytest.raises(AnsibleEC2Error):
-        runner.eventually(missing)
-    assert len(calls) == len(runner.EVENTUAL_DELAYS) + 1
+        aws_ec2.eventually(missing)
+    assert len(calls) == len(aws_ec2.EVENTUAL_DELAYS) + 1
 
     def denied():
         calls.append("denied")
@@ -302,5 +326,5 @@ def test_eventually_gives_up_and_does_not_retry_real_errors(monkeypatch):
 
     del calls[:]
     with pytest.raises(AnsibleEC2Error):
-        runner.eventually(denied)
+        aws_ec2.eventually(denied)
     assert calls == ["denied"]

@@ -6,6 +6,7 @@ from moto import mock_aws
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import securitygroups as sg
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.plan import UNKNOWN, Plan
 from ansible_collections.kubecluster.aws.plugins.module_utils.securitygroups import Rule
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
@@ -27,6 +28,10 @@ def cidr(block):
     return ("cidr", block)
 
 
+def context(ec2):
+    return Context(lambda service: ec2, REGION)
+
+
 @pytest.fixture
 def ec2(aws_env):
     with mock_aws():
@@ -39,7 +44,7 @@ def vpc_id(ec2):
 
 
 def plan_in(ec2, spec, vpc):
-    return sg.plan_present(ec2, spec, Plan(), lambda: vpc, VPC_CIDR)
+    return sg.plan_present(context(ec2), spec, Plan(), lambda: vpc, VPC_CIDR)
 
 
 def groups_by_role(ec2, vpc):
@@ -163,7 +168,7 @@ def test_rerun_plans_nothing_and_reads_groups_once(ec2, vpc_id, aws_calls):
 
 
 def test_unknown_vpc_reads_nothing_and_creates_everything(ec2, aws_calls):
-    plan = sg.plan_present(ec2, make_spec(), Plan(), lambda: UNKNOWN, VPC_CIDR)
+    plan = sg.plan_present(context(ec2), make_spec(), Plan(), lambda: UNKNOWN, VPC_CIDR)
     assert aws_calls == []
     assert len([a for a in plan.actions if a.verb == "create"]) == 5
 
@@ -244,7 +249,7 @@ def test_absent_revokes_every_rule_first_then_deletes_owned_and_ccm_groups_only(
     ec2.authorize_security_group_ingress(GroupId=ccm, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     stranger = ec2.create_security_group(GroupName="app", Description="not the cluster's", VpcId=vpc_id)["GroupId"]
-    plan = sg.plan_absent(ec2, spec, Plan(), vpc_id)
+    plan = sg.plan_absent(context(ec2), spec, Plan(), vpc_id)
     verbs = [a.verb for a in plan.actions]
     assert verbs == ["update"] * 6 + ["delete"] * 6
     assert "k8s-elb-a1b2c3" in [a.name for a in plan.actions if a.verb == "delete"]
@@ -254,4 +259,4 @@ def test_absent_revokes_every_rule_first_then_deletes_owned_and_ccm_groups_only(
     left = [g["GroupId"] for g in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["SecurityGroups"]
             if g["GroupName"] != "default"]
     assert left == [stranger]
-    assert sg.plan_absent(ec2, spec, Plan(), vpc_id).actions == []
+    assert sg.plan_absent(context(ec2), spec, Plan(), vpc_id).actions == []
