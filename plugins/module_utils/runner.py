@@ -7,7 +7,6 @@
 bad input, make clients in the spec's region, and apply or only report the plan."""
 
 import os
-import time
 
 try:
     import botocore
@@ -16,7 +15,6 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_availability_zones
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import is_ansible_aws_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -33,13 +31,6 @@ CLUSTER_OPTION = dict(type="dict", required=True)
 # secret, is half the credential. All three are no_log here, aliases included.
 CREDENTIAL_OPTIONS = ("access_key", "secret_key", "session_token")
 
-# What EC2 answers, for a short while, about an id it has just handed out (eventual consistency).
-NOT_YET_VISIBLE = (
-    "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidRouteTableID.NotFound",
-    "InvalidInternetGatewayID.NotFound", "InvalidGatewayID.NotFound", "InvalidNatGatewayID.NotFound",
-    "InvalidAllocationID.NotFound", "InvalidElasticIpID.NotFound", "InvalidGroup.NotFound",
-)
-EVENTUAL_DELAYS = (1, 2, 4, 8, 15, 15, 15)  # seconds; about a minute in all
 
 
 def connection_argument_spec(argument_spec=None):
@@ -177,17 +168,3 @@ def finish(module, plan, header, **result):
     if module._diff:
         out["diff"] = plan.diff(header)
     module.exit_json(**out)
-
-
-def eventually(call, *args, **kwargs):
-    """Run an amazon.aws call, again while EC2 does not yet know an id it has just created.
-
-    ``call`` is a wrapper such as ec2.create_route, which raises AnsibleAWSError; only the
-    NOT_YET_VISIBLE codes are retried, so a real error still fails at once.
-    """
-    for delay in EVENTUAL_DELAYS:
-        try:
-            return call(*args, **kwargs)
-        except is_ansible_aws_error_code(NOT_YET_VISIBLE):
-            time.sleep(delay)
-    return call(*args, **kwargs)
