@@ -166,6 +166,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.exceptions import Ansib
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import lease as lease_utils
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
+from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 
 VISIBLE = ("holder", "since", "expires")
 
@@ -201,10 +203,7 @@ def present(module, lease):
         if seen.get("previous"):
             out["previous_holder"] = previous_text(seen["previous"])
         return out, {"before": visible(seen.get("previous") or seen), "after": {"holder": params["holder"]}}
-    try:
-        got = lease.acquire(params["token"], params["holder"], params["ttl"], params["force"])
-    except lease_utils.LeaseHeld as held:
-        module.fail_json(msg=str(held), outcome="held", lease=lease.name, **visible(held.lease))
+    got = lease.acquire(params["token"], params["holder"], params["ttl"], params["force"])
     out = dict(visible(got), outcome=got["action"], token=got["token"], changed=True)
     if got.get("previous"):
         out["previous_holder"] = previous_text(got["previous"])
@@ -239,13 +238,18 @@ def main():
     module = runner.cluster_module(argument_spec)
     identity = runner.load_identity(module)
     check_options(module)
-    ssm = runner.client(module, identity, "ssm")
-    lease = lease_utils.Lease(ssm, identity["name"], identity["region"])
+    ctx = Context.from_module(module, identity["region"])
+    lease = lease_utils.Lease(ctx.ssm, identity["name"], identity["region"])
     try:
         if module.params["state"] == "absent":
             out, diff = absent(module, lease)
         else:
             out, diff = present(module, lease)
+    except lease_utils.LeaseHeld as held:
+        # Held is an answer, not a fault: the holder and its times are return values a playbook reads.
+        module.fail_json(msg=str(held), outcome="held", lease=lease.name, **visible(held.lease))
+    except KubeclusterError as error:
+        runner.fail(module, error)
     except AnsibleAWSError as error:
         runner.fail_aws(module, error)
     out["lease"] = lease.name
