@@ -178,9 +178,10 @@ plan:
 from ansible_collections.kubecluster.aws.plugins.module_utils import loadbalancer
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
+from ansible_collections.kubecluster.aws.plugins.module_utils.plan import Plan
 
 
-def main():
+def main() -> None:
     argument_spec = dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
         wait_for_targets=dict(type="bool", default=True),
@@ -193,7 +194,7 @@ def main():
         module.fail_json(msg="wait_timeout: %d is not a number of seconds; use 1 or more (default 600)" % params["wait_timeout"])
     ctx = Context.from_module(module, spec["region"], wait_timeout=params["wait_timeout"])
 
-    def build():
+    def build() -> Plan:
         if params["state"] == "present":
             plan = loadbalancer.plan_present(ctx, spec, wait_for_targets=params["wait_for_targets"],
                                              allow_missing_network=module.check_mode)

@@ -162,6 +162,8 @@ previous_holder:
   sample: AWX job 17 since 2025-01-31T07:10:00Z
 """
 
+from typing import Any, Dict, Optional, Tuple
+
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import lease as lease_utils
@@ -172,18 +174,18 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.errors import Kube
 VISIBLE = ("holder", "since", "expires")
 
 
-def visible(record):
+def visible(record: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     """What the module returns of a lease record: who and when, not the host's pid details."""
-    return dict((key, (record or {}).get(key)) for key in VISIBLE if (record or {}).get(key) is not None)
+    return {key: (record or {}).get(key) for key in VISIBLE if (record or {}).get(key) is not None}
 
 
-def previous_text(record):
+def previous_text(record: Optional[Dict[str, Any]]) -> Optional[str]:
     if not record:
         return None
     return "%s since %s" % (record.get("holder", "an unknown run"), record.get("since", "?"))
 
 
-def check_options(module):
+def check_options(module: Any) -> None:
     params = module.params
     if not lease_utils.MIN_TTL <= params["ttl"] <= lease_utils.MAX_TTL:
         module.fail_json(msg="ttl: must be from %d to %d seconds, not %d"
@@ -192,7 +194,7 @@ def check_options(module):
         module.fail_json(msg="token: state absent releases the lease this run took; pass the token its acquire returned")
 
 
-def present(module, lease):
+def present(module: Any, lease: lease_utils.Lease) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     params = module.params
     if module.check_mode:
         seen = lease.preview(params["token"], params["force"])
@@ -211,7 +213,7 @@ def present(module, lease):
     return out, {"before": visible(got.get("previous")), "after": visible(got)}
 
 
-def absent(module, lease):
+def absent(module: Any, lease: lease_utils.Lease) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     token = module.params["token"]
     if module.check_mode:
         raw, current = lease.read()
@@ -227,7 +229,7 @@ def absent(module, lease):
             {"before": visible(done) if released else {}, "after": {}})
 
 
-def main():
+def main() -> None:
     argument_spec = dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
         token=dict(type="str", no_log=False),

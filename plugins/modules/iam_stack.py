@@ -214,7 +214,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.context import Con
 from ansible_collections.kubecluster.aws.plugins.module_utils.plan import Plan
 
 
-def main():
+def main() -> None:
     argument_spec = dict(
         state=dict(type="str", default="present", choices=["present", "absent", "rendered"]),
         stack_name=dict(type="str", default=naming.IAM_STACK_NAME),
@@ -230,7 +230,7 @@ def main():
     tmpl = iam.template()
     result = dict(stack_name=params["stack_name"], template=tmpl, template_body=iam.template_body(tmpl))
 
-    def build():
+    def build() -> Plan:
         if params["state"] == "rendered":
             plan = Plan("CloudFormation template of %s (rendered, no AWS call)" % params["stack_name"])
             plan.returns.update(stack_id=None, stack_status=None, outputs={}, resources=[])
