@@ -292,15 +292,26 @@ def plan_target_changes(plan: Plan, ctx: Context, changes: TargetChanges, regist
         plan.delete("targets", ", ".join(changes.deregister), lambda: deregister(changes.deregister), "deregister from %s" % where)
 
 
-class _NlbPlanner:
-    """Plans the NLB, its target group, attributes, listener and targets against what exists."""
+class _Planner:
+    """What both planners plan with: the context, the plan they add to, what is wanted and what was found."""
+
+    KIND = ""  # the key of the balancer in find_api_balancer's answer
 
     def __init__(self, ctx: Context, plan: Plan, want: Dict[str, Any], found: Found) -> None:
         self.ctx = ctx
-        self.elbv2 = ctx.elbv2
         self.plan = plan
         self.want = want
-        self.balancer: Optional[Resource] = found["nlb"]
+        self.balancer: Optional[Resource] = found[self.KIND]
+
+
+class _NlbPlanner(_Planner):
+    """Plans the NLB, its target group, attributes, listener and targets against what exists."""
+
+    KIND = "nlb"
+
+    def __init__(self, ctx: Context, plan: Plan, want: Dict[str, Any], found: Found) -> None:
+        super().__init__(ctx, plan, want, found)
+        self.elbv2 = ctx.elbv2
         self.target_group: Optional[Resource] = found["target_group"]
         self.tags: Dict[str, Tags] = found["tags"]
 
@@ -460,15 +471,14 @@ def _forwarded_groups(listener: Resource) -> List[Optional[str]]:
     return sorted(arns)
 
 
-class _ClassicPlanner:
+class _ClassicPlanner(_Planner):
     """Plans the classic ELB, its listener, health check, attributes and instances against what exists."""
 
+    KIND = "classic"
+
     def __init__(self, ctx: Context, plan: Plan, want: Dict[str, Any], found: Found) -> None:
-        self.ctx = ctx
+        super().__init__(ctx, plan, want, found)
         self.elb = ctx.elb
-        self.plan = plan
-        self.want = want
-        self.balancer: Optional[Resource] = found["classic"]
         self.tags: Tags = found["tags"].get(want["name"], {})
 
     def plan_balancer(self) -> None:

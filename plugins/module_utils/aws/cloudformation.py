@@ -23,11 +23,11 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_message
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
-from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
+from .handlers import error_handler
 from .waiters import waiter_config
 
 Client = Any
@@ -42,13 +42,9 @@ class CloudFormationError(AnsibleAWSError):  # type: ignore[misc]  # amazon.aws 
     pass
 
 
-class CloudFormationErrorHandler(AWSErrorHandler):  # type: ignore[misc]
-    _CUSTOM_EXCEPTION = CloudFormationError
-
-    @classmethod
-    def _is_missing(cls) -> Any:
-        # A stack that is not there is a ValidationError "Stack with id X does not exist".
-        return is_boto3_error_message("does not exist")
+# A stack that is not there is a ValidationError "Stack with id X does not exist".
+CloudFormationErrorHandler = error_handler("CloudFormationErrorHandler", CloudFormationError,
+                                           lambda: is_boto3_error_message("does not exist"))
 
 
 # --- reads ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ paginated reads and calls that must retry other codes carry the decorator themse
 """
 
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import ELBv2TargetGroupErrorHandler
@@ -30,13 +30,13 @@ from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import modify
 from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import modify_load_balancer_attributes
 from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import set_security_groups
 from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import set_subnets
-from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.waiters import get_waiter
 
+from .handlers import error_handler
 from .waiters import waiter_config
 
 __all__ = [
@@ -74,12 +74,7 @@ def _batches(items: Iterable[str], size: int = DESCRIBE_TAGS_BATCH) -> List[List
 
 # --- classic ELB (amazon.aws has no wrappers) -----------------------------------------------
 
-class ClassicELBErrorHandler(AWSErrorHandler):  # type: ignore[misc]  # amazon.aws is read as untyped
-    _CUSTOM_EXCEPTION = AnsibleAWSError
-
-    @classmethod
-    def _is_missing(cls) -> Any:
-        return is_boto3_error_code("LoadBalancerNotFound")
+ClassicELBErrorHandler = error_handler("ClassicELBErrorHandler", AnsibleAWSError, lambda: is_boto3_error_code("LoadBalancerNotFound"))
 
 
 @ClassicELBErrorHandler.list_error_handler("describe classic load balancers", [])
@@ -135,38 +130,36 @@ def delete_classic_listener(elb: Client, name: str, port: int) -> None:
     elb.delete_load_balancer_listeners(LoadBalancerName=name, LoadBalancerPorts=[port], aws_retry=True)
 
 
-@ClassicELBErrorHandler.common_error_handler("set classic security groups")
-def set_classic_security_groups(elb: Client, name: str, group_ids: Sequence[str]) -> None:
-    elb.apply_security_groups_to_load_balancer(LoadBalancerName=name, SecurityGroups=list(group_ids), aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("attach classic load balancer to subnets")
-def attach_classic_subnets(elb: Client, name: str, subnet_ids: Sequence[str]) -> None:
-    elb.attach_load_balancer_to_subnets(LoadBalancerName=name, Subnets=list(subnet_ids), aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("detach classic load balancer from subnets")
-def detach_classic_subnets(elb: Client, name: str, subnet_ids: Sequence[str]) -> None:
-    elb.detach_load_balancer_from_subnets(LoadBalancerName=name, Subnets=list(subnet_ids), aws_retry=True)
-
-
 @ClassicELBErrorHandler.common_error_handler("tag classic load balancer")
 def add_classic_tags(elb: Client, name: str, tags: Tags) -> None:
     elb.add_tags(LoadBalancerNames=[name], Tags=ansible_dict_to_boto3_tag_list(tags), aws_retry=True)
 
 
-def _instances(instance_ids: Iterable[str]) -> List[Dict[str, str]]:
-    return [{"InstanceId": instance_id} for instance_id in instance_ids]
+ClassicMembership = Callable[[Client, str, Iterable[str]], None]
 
 
-@ClassicELBErrorHandler.common_error_handler("register instances with classic load balancer")
-def register_classic_instances(elb: Client, name: str, instance_ids: Iterable[str]) -> None:
-    elb.register_instances_with_load_balancer(LoadBalancerName=name, Instances=_instances(instance_ids), aws_retry=True)
+def _membership(operation: str, field: str, description: str, item: Callable[[str], Any] = str) -> ClassicMembership:
+    """A call ``(elb, name, ids)`` that sets, adds or removes one kind of member of a classic balancer:
+    ``elb.<operation>(LoadBalancerName=name, <field>=[item(id), ...])``, failing with "Failed to <description>"."""
+
+    def call(elb: Client, name: str, ids: Iterable[str]) -> None:
+        getattr(elb, operation)(LoadBalancerName=name, aws_retry=True, **{field: [item(i) for i in ids]})
+
+    handled: ClassicMembership = ClassicELBErrorHandler.common_error_handler(description)(call)
+    return handled
 
 
-@ClassicELBErrorHandler.common_error_handler("deregister instances from classic load balancer")
-def deregister_classic_instances(elb: Client, name: str, instance_ids: Iterable[str]) -> None:
-    elb.deregister_instances_from_load_balancer(LoadBalancerName=name, Instances=_instances(instance_ids), aws_retry=True)
+def _instance(instance_id: str) -> Dict[str, str]:
+    return {"InstanceId": instance_id}
+
+
+set_classic_security_groups = _membership("apply_security_groups_to_load_balancer", "SecurityGroups", "set classic security groups")
+attach_classic_subnets = _membership("attach_load_balancer_to_subnets", "Subnets", "attach classic load balancer to subnets")
+detach_classic_subnets = _membership("detach_load_balancer_from_subnets", "Subnets", "detach classic load balancer from subnets")
+register_classic_instances = _membership("register_instances_with_load_balancer", "Instances",
+                                         "register instances with classic load balancer", _instance)
+deregister_classic_instances = _membership("deregister_instances_from_load_balancer", "Instances",
+                                           "deregister instances from classic load balancer", _instance)
 
 
 @ClassicELBErrorHandler.deletion_error_handler("delete classic load balancer")

@@ -8,9 +8,10 @@
 from typing import Any, Optional
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from .handlers import error_handler
 
 Client = Any
 
@@ -23,12 +24,8 @@ class AnsibleServiceQuotasError(AnsibleAWSError):  # type: ignore[misc]  # amazo
     pass
 
 
-class ServiceQuotasErrorHandler(AWSErrorHandler):  # type: ignore[misc]
-    _CUSTOM_EXCEPTION = AnsibleServiceQuotasError
-
-    @classmethod
-    def _is_missing(cls) -> Any:
-        return is_boto3_error_code("NoSuchResourceException")
+ServiceQuotasErrorHandler = error_handler("ServiceQuotasErrorHandler", AnsibleServiceQuotasError,
+                                          lambda: is_boto3_error_code("NoSuchResourceException"))
 
 
 @ServiceQuotasErrorHandler.list_error_handler("get the service quota", None)

@@ -12,9 +12,10 @@ plain boto3 clients and ``Context.from_module``'s alike can be passed.
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from .handlers import error_handler
 
 Client = Any
 
@@ -23,12 +24,8 @@ class AnsibleSSMError(AnsibleAWSError):  # type: ignore[misc]  # amazon.aws is r
     pass
 
 
-class SSMParameterErrorHandler(AWSErrorHandler):  # type: ignore[misc]
-    _CUSTOM_EXCEPTION = AnsibleSSMError
-
-    @classmethod
-    def _is_missing(cls) -> Any:
-        return is_boto3_error_code("ParameterNotFound")
+SSMParameterErrorHandler = error_handler("SSMParameterErrorHandler", AnsibleSSMError,
+                                         lambda: is_boto3_error_code("ParameterNotFound"))
 
 
 @SSMParameterErrorHandler.common_error_handler("create the cluster lease parameter")
