@@ -11,41 +11,33 @@ roles with their instance profiles, and the three managed policies with every ac
 resource ARN CAPA writes. The logical ids are CAPA's, so a stack that clusterawsadm made is
 updated in place, never replaced.
 
-The stack follows want -> have -> plan: ``read_stack`` reads it once (waiting out an
-operation in progress), ``plan_present`` / ``plan_absent`` turn the difference into
-actions, and the deployed template is compared with the wanted one as data, never as text.
+The stack follows want -> have -> plan: ``plan_present(ctx, ...)`` / ``plan_absent(ctx, ...)``
+read it once through aws/cloudformation (waiting out an operation in progress), turn the
+difference into actions, and leave the stack's results in ``plan.returns``; the deployed
+template is compared with the wanted one as data, never as text.
 """
 
 import datetime
 import json
-import math
 import re
-import uuid
-
-try:
-    import botocore
-    from botocore.waiter import WaiterModel
-    from botocore.waiter import create_waiter_with_client
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ansible.module_utils.common.yaml import HAS_YAML
 from ansible.module_utils.common.yaml import yaml_load
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_message
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
-from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
 from . import naming
+from .aws import cloudformation as aws_cfn
+from .context import Context
 from .errors import KubeclusterError
 from .plan import Plan
 
+Resource = Dict[str, Any]
+Template = Dict[str, Any]
+Tags = Dict[str, str]
+
 STACK_KIND = "cloudformation stack"
-CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
 TEMPLATE_FORMAT_VERSION = "2010-09-09"
 POLICY_VERSION = "2012-10-17"
 
@@ -289,27 +281,27 @@ NODES_DESCRIPTION = "For the Kubernetes Cloud Provider AWS nodes"
 CONTROLLERS_DESCRIPTION = "For the Kubernetes Cluster API Provider AWS Controllers"
 
 
-def _ref(logical_id):
+def _ref(logical_id: str) -> Dict[str, str]:
     return {"Ref": logical_id}
 
 
-def _statement(actions, resources, condition=None):
-    statement = {"Action": list(actions), "Effect": "Allow", "Resource": list(resources)}
+def _statement(actions: Iterable[str], resources: Iterable[str], condition: Optional[Resource] = None) -> Resource:
+    statement: Resource = {"Action": list(actions), "Effect": "Allow", "Resource": list(resources)}
     if condition:
         statement["Condition"] = condition
     return statement
 
 
-def _service_linked_role_statement(service, role_path):
+def _service_linked_role_statement(service: str, role_path: str) -> Resource:
     return _statement(["iam:CreateServiceLinkedRole"], ["arn:*:iam::*:role/aws-service-role/" + role_path],
                       condition={"StringLike": {"iam:AWSServiceName": service}})
 
 
-def _policy_document(statements):
+def _policy_document(statements: List[Resource]) -> Resource:
     return {"Statement": statements, "Version": POLICY_VERSION}
 
 
-def _role(role_name):
+def _role(role_name: str) -> Resource:
     trust = _policy_document([{
         "Action": ["sts:AssumeRole"],
         "Effect": "Allow",
@@ -318,11 +310,11 @@ def _role(role_name):
     return {"Properties": {"AssumeRolePolicyDocument": trust, "RoleName": role_name}, "Type": "AWS::IAM::Role"}
 
 
-def _instance_profile(profile_name, role_id):
+def _instance_profile(profile_name: str, role_id: str) -> Resource:
     return {"Properties": {"InstanceProfileName": profile_name, "Roles": [_ref(role_id)]}, "Type": "AWS::IAM::InstanceProfile"}
 
 
-def _managed_policy(policy_name, description, statements, role_ids):
+def _managed_policy(policy_name: str, description: str, statements: List[Resource], role_ids: List[str]) -> Resource:
     return {
         "Properties": {
             "Description": description,
@@ -334,11 +326,11 @@ def _managed_policy(policy_name, description, statements, role_ids):
     }
 
 
-def control_plane_statements():
+def control_plane_statements() -> List[Resource]:
     return [_statement(CONTROL_PLANE_ACTIONS, ["*"])]
 
 
-def nodes_statements():
+def nodes_statements() -> List[Resource]:
     return [
         _statement(NODES_ACTIONS, ["*"]),
         _statement(NODES_SECRET_ACTIONS, [SECRETS_RESOURCE]),
@@ -346,7 +338,7 @@ def nodes_statements():
     ]
 
 
-def controllers_statements():
+def controllers_statements() -> List[Resource]:
     statements = [
         _statement(CONTROLLERS_ACTIONS, ["*"]),
         _statement(CONTROLLERS_AUTOSCALING_ACTIONS, [AUTOSCALING_GROUP_RESOURCE]),
@@ -357,7 +349,7 @@ def controllers_statements():
     return statements
 
 
-def template():
+def template() -> Template:
     """CAPA's bootstrap CloudFormation template (EKS disabled) as a JSON-compatible dict."""
     resources = {
         PROFILE_CONTROL_PLANE: _instance_profile(naming.CONTROL_PLANE_PROFILE, ROLE_CONTROL_PLANE),
@@ -377,15 +369,15 @@ def template():
     return {"AWSTemplateFormatVersion": TEMPLATE_FORMAT_VERSION, "Resources": resources}
 
 
-def template_body(tmpl):
+def template_body(tmpl: Template) -> str:
     """The template as JSON text, keys sorted as clusterawsadm sorts them, stable from run to run."""
     return json.dumps(tmpl, indent=2, sort_keys=True)
 
 
-def _dates_as_text(value):
+def _dates_as_text(value: Any) -> Any:
     # Unquoted YAML dates (clusterawsadm writes `Version: 2012-10-17`) load as dates; CloudFormation reads them as text.
     if isinstance(value, dict):
-        return dict((key, _dates_as_text(item)) for key, item in value.items())
+        return {key: _dates_as_text(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_dates_as_text(item) for item in value]
     if isinstance(value, (datetime.date, datetime.datetime)):
@@ -393,7 +385,7 @@ def _dates_as_text(value):
     return value
 
 
-def parse_template_body(body):
+def parse_template_body(body: Any) -> Optional[Template]:
     """A deployed template as data, whether GetTemplate gave a decoded JSON dict, JSON text or YAML text.
 
     Returns None when it cannot be read as a template (then the stack is updated with ours).
@@ -405,7 +397,7 @@ def parse_template_body(body):
     return data if isinstance(data, dict) else None
 
 
-def _load_text(body):
+def _load_text(body: Any) -> Any:
     try:
         return json.loads(body)
     except (TypeError, ValueError):
@@ -426,9 +418,9 @@ _STACK_NAME = re.compile(r"^[A-Za-z][-A-Za-z0-9]{0,127}$")
 MAX_STACK_TAGS = 50
 
 
-def option_errors(stack_name, tags, wait_timeout):
+def option_errors(stack_name: Optional[str], tags: Optional[Dict[str, Any]], wait_timeout: int) -> List[str]:
     """Problems with the module's options, each naming the option and the fix; empty when all is well."""
-    errors = []
+    errors: List[str] = []
     if not _STACK_NAME.match(stack_name or ""):
         errors.append("stack_name: %r is not a CloudFormation stack name; use up to 128 letters, digits and hyphens, "
                       "starting with a letter" % (stack_name,))
@@ -445,25 +437,12 @@ def option_errors(stack_name, tags, wait_timeout):
     return errors
 
 
-def _string_tags(tags):
-    return dict((key, str(value)) for key, value in tags.items())
+def _string_tags(tags: Dict[str, Any]) -> Tags:
+    return {key: str(value) for key, value in tags.items()}
 
 
 # ---------------------------------------------------------------------------------------------
-# Reads
-
-
-class CloudFormationError(AnsibleAWSError):
-    pass
-
-
-class CloudFormationErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = CloudFormationError
-
-    @classmethod
-    def _is_missing(cls):
-        # A stack that is not there is a ValidationError "Stack with id X does not exist".
-        return is_boto3_error_message("does not exist")
+# Have
 
 
 class StackStateError(KubeclusterError):
@@ -487,108 +466,26 @@ RECREATE = {
 BLOCKED = ("UPDATE_ROLLBACK_FAILED", "IMPORT_ROLLBACK_FAILED")
 
 
-def in_progress(status):
+def in_progress(status: str) -> bool:
     # REVIEW_IN_PROGRESS never ends on its own: a change set waits for someone to execute it.
     return status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS"
 
 
-@CloudFormationErrorHandler.list_error_handler("describe the stack", None)
-def describe_stack(cfn, stack_ref):
-    """The stack by name or id as DescribeStacks gives it, or None when there is none."""
-    stacks = cfn.describe_stacks(StackName=stack_ref, aws_retry=True)["Stacks"]
-    return stacks[0] if stacks else None
-
-
-@CloudFormationErrorHandler.common_error_handler("get the stack's template")
-def get_template_body(cfn, stack_id):
-    return cfn.get_template(StackName=stack_id, TemplateStage="Original", aws_retry=True)["TemplateBody"]
-
-
-@CloudFormationErrorHandler.list_error_handler("list the stack's resources", [])
-def list_stack_resources(cfn, stack_id):
-    answer = paginated_query_with_retries(cfn, "list_stack_resources", retry_decorator=AWSRetry.jittered_backoff(),
-                                          StackName=stack_id)
-    return answer["StackResourceSummaries"]
-
-
-WAIT_DELAY = 10
-
-# DescribeStacks until no operation is running; a stack deleted meanwhile answers ValidationError.
-_STABLE_WAITER = {
-    "version": 2,
-    "waiters": {
-        "StackStable": {
-            "operation": "DescribeStacks",
-            "delay": WAIT_DELAY,
-            "maxAttempts": 90,
-            "acceptors": [
-                {"state": "success", "matcher": "path", "expected": True,
-                 "argument": "length(Stacks[?ends_with(StackStatus, '_IN_PROGRESS') && StackStatus != 'REVIEW_IN_PROGRESS']) == `0`"},
-                {"state": "success", "matcher": "error", "expected": "ValidationError"},
-            ],
-        }
-    },
-}
-
-
-def _waiter_config(wait_timeout):
-    return {"Delay": WAIT_DELAY, "MaxAttempts": max(1, int(math.ceil(float(wait_timeout) / WAIT_DELAY)))}
-
-
-def _raw_client(cfn):
-    # Waiters take the botocore client; the retrying wrapper keeps it as .client.
-    return getattr(cfn, "client", cfn)
-
-
-def _failure_reasons(cfn, stack_ref, limit=5):
-    """The newest failure reasons from the stack's events, for an error message."""
-    try:
-        events = cfn.describe_stack_events(StackName=stack_ref, aws_retry=True)["StackEvents"]
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-        return []
-    failed = [e for e in events if e.get("ResourceStatus", "").endswith("FAILED") and e.get("ResourceStatusReason")]
-    return ["%s %s: %s" % (e["LogicalResourceId"], e["ResourceStatus"], e["ResourceStatusReason"]) for e in failed[:limit]]
-
-
-def _wait(cfn, waiter, stack_ref, wait_timeout, goal):
-    try:
-        waiter.wait(StackName=stack_ref, WaiterConfig=_waiter_config(wait_timeout))
-    except botocore.exceptions.WaiterError as error:
-        stack = describe_stack(cfn, stack_ref)
-        status = stack["StackStatus"] if stack else "gone"
-        reasons = _failure_reasons(cfn, stack_ref)
-        message = "Stack %s did not reach %s within %ds: it is %s" % (stack_ref, goal, wait_timeout, status)
-        if reasons:
-            message += "; " + "; ".join(reasons)
-        raise CloudFormationError(message=message, exception=error) from error
-
-
-def wait_until_stable(cfn, stack_ref, wait_timeout):
-    """Wait out a create, update, rollback or delete someone else started."""
-    waiter = create_waiter_with_client("StackStable", WaiterModel(_STABLE_WAITER), _raw_client(cfn))
-    _wait(cfn, waiter, stack_ref, wait_timeout, "a stable state")
-
-
-def wait_for(cfn, stack_ref, wait_timeout, goal):
-    """Wait with boto3's own stack waiter for goal: CREATE_COMPLETE, UPDATE_COMPLETE or DELETE_COMPLETE."""
-    waiter = cfn.get_waiter("stack_%s" % goal.lower())
-    _wait(cfn, waiter, stack_ref, wait_timeout, goal)
-
-
-def read_stack(cfn, stack_name, wait_timeout, with_template=True):
+def read_stack(ctx: Context, stack_name: str, with_template: bool = True) -> Optional[Resource]:
     """Have: the stack as a dict (id, name, status, tags, template, stack) or None.
 
-    An operation in progress is waited for first, since neither an update nor a delete
-    may start before it ends. ``template`` is the deployed template as data, read only
-    when the stack can be updated.
+    An operation in progress is waited for first (at most ``ctx.wait_timeout``), since neither
+    an update nor a delete may start before it ends. ``template`` is the deployed template as
+    data, read only when the stack can be updated.
     """
-    stack = describe_stack(cfn, stack_name)
+    cfn = ctx.cloudformation
+    stack = aws_cfn.describe_stack(cfn, stack_name)
     if stack and in_progress(stack["StackStatus"]):
-        wait_until_stable(cfn, stack_name, wait_timeout)
-        stack = describe_stack(cfn, stack_name)
+        aws_cfn.wait_until_stable(cfn, stack_name, ctx.wait_timeout)
+        stack = aws_cfn.describe_stack(cfn, stack_name)
     if stack is None or stack["StackStatus"] == "DELETE_COMPLETE":
         return None
-    have = {
+    have: Resource = {
         "id": stack["StackId"],
         "name": stack["StackName"],
         "status": stack["StackStatus"],
@@ -597,53 +494,19 @@ def read_stack(cfn, stack_name, wait_timeout, with_template=True):
         "stack": stack,
     }
     if with_template and stack["StackStatus"] in UPDATABLE:
-        have["template"] = parse_template_body(get_template_body(cfn, stack["StackId"]))
+        have["template"] = parse_template_body(aws_cfn.get_template_body(cfn, stack["StackId"]))
     return have
-
-
-# ---------------------------------------------------------------------------------------------
-# Writes
-
-
-def _token():
-    # Lets CloudFormation recognise a retried request as the same one.
-    return "kubecluster-aws-" + uuid.uuid4().hex
-
-
-@CloudFormationErrorHandler.common_error_handler("create the stack")
-def create_stack(cfn, stack_name, body, tags):
-    params = dict(StackName=stack_name, TemplateBody=body, Capabilities=CAPABILITIES, ClientRequestToken=_token())
-    if tags:
-        params["Tags"] = ansible_dict_to_boto3_tag_list(tags)
-    return cfn.create_stack(aws_retry=True, **params)["StackId"]
-
-
-@CloudFormationErrorHandler.common_error_handler("update the stack")
-def update_stack(cfn, stack_id, body, tags):
-    params = dict(StackName=stack_id, TemplateBody=body, Capabilities=CAPABILITIES, ClientRequestToken=_token())
-    if tags is not None:
-        params["Tags"] = ansible_dict_to_boto3_tag_list(tags)
-    try:
-        cfn.update_stack(aws_retry=True, **params)
-    except is_boto3_error_message("No updates are to be performed"):
-        pass  # someone else made the same change between our read and this call
-
-
-@CloudFormationErrorHandler.deletion_error_handler("delete the stack")
-def delete_stack(cfn, stack_ref):
-    cfn.delete_stack(StackName=stack_ref, ClientRequestToken=_token(), aws_retry=True)
-    return True
 
 
 # ---------------------------------------------------------------------------------------------
 # Plans
 
 
-def _user_tags(tags):
-    return dict((key, value) for key, value in (tags or {}).items() if not key.startswith("aws:"))
+def _user_tags(tags: Optional[Tags]) -> Tags:
+    return {key: value for key, value in (tags or {}).items() if not key.startswith("aws:")}
 
 
-def tag_changes(have_tags, want_tags):
+def tag_changes(have_tags: Optional[Tags], want_tags: Optional[Tags]) -> str:
     """A short text of how the stack's tags differ, or "" when they match or are not managed (None)."""
     if want_tags is None:
         return ""
@@ -655,7 +518,7 @@ def tag_changes(have_tags, want_tags):
     return "tags %s" % " ".join(parts) if parts else ""
 
 
-def template_changes(deployed, wanted):
+def template_changes(deployed: Optional[Template], wanted: Template) -> List[str]:
     """Short texts naming the resources (by logical id) and settings that differ; empty when equal."""
     if deployed is None:
         return ["the deployed template could not be read"]
@@ -675,37 +538,40 @@ def template_changes(deployed, wanted):
     return changes
 
 
-def _summary(tmpl):
-    counts = {}
+def _summary(tmpl: Template) -> str:
+    counts: Dict[str, int] = {}
     for resource in tmpl["Resources"].values():
         kind = resource["Type"].split("::")[-1]
         counts[kind] = counts.get(kind, 0) + 1
     return ", ".join("%d %s" % (counts[kind], kind) for kind in sorted(counts))
 
 
-def _add_create(plan, cfn, stack_name, tmpl, tags, wait_timeout):
+def _add_create(plan: Plan, ctx: Context, stack_name: str, tmpl: Template, tags: Optional[Tags]) -> None:
+    cfn = ctx.cloudformation
     body = template_body(tmpl)
 
-    def create():
-        plan.refs["stack_id"] = create_stack(cfn, stack_name, body, tags)
+    def create() -> None:
+        plan.refs["stack_id"] = aws_cfn.create_stack(cfn, stack_name, body, tags)
 
     plan.create(STACK_KIND, stack_name, create, detail=_summary(tmpl))
-    plan.wait(STACK_KIND, stack_name, lambda: wait_for(cfn, plan.refs["stack_id"], wait_timeout, "CREATE_COMPLETE"),
+    plan.wait(STACK_KIND, stack_name, lambda: aws_cfn.wait_for(cfn, plan.refs["stack_id"], ctx.wait_timeout, "CREATE_COMPLETE"),
               detail="CREATE_COMPLETE")
 
 
-def _add_delete(plan, cfn, have, wait_timeout, why):
-    plan.delete(STACK_KIND, have["name"], lambda: delete_stack(cfn, have["id"]), detail="%s: %s" % (have["status"], why))
-    plan.wait(STACK_KIND, have["name"], lambda: wait_for(cfn, have["id"], wait_timeout, "DELETE_COMPLETE"),
+def _add_delete(plan: Plan, ctx: Context, have: Resource, why: str) -> None:
+    cfn = ctx.cloudformation
+    plan.delete(STACK_KIND, have["name"], lambda: aws_cfn.delete_stack(cfn, have["id"]), detail="%s: %s" % (have["status"], why))
+    plan.wait(STACK_KIND, have["name"], lambda: aws_cfn.wait_for(cfn, have["id"], ctx.wait_timeout, "DELETE_COMPLETE"),
               detail="DELETE_COMPLETE")
 
 
-def plan_present(cfn, have, stack_name, tmpl, tags, wait_timeout):
-    """Actions that make the stack exist with tmpl (and tags, when given); none when it already does."""
+def plan_stack_present(ctx: Context, have: Optional[Resource], stack_name: str, tmpl: Template,
+                       tags: Optional[Dict[str, Any]]) -> Plan:
+    """The actions that make the stack ``have`` (None: there is none) exist with tmpl (and tags, when given)."""
     plan = Plan()
-    tags = None if tags is None else _string_tags(tags)
+    wanted_tags = None if tags is None else _string_tags(tags)
     if have is None:
-        _add_create(plan, cfn, stack_name, tmpl, tags, wait_timeout)
+        _add_create(plan, ctx, stack_name, tmpl, wanted_tags)
         return plan
     plan.refs["stack_id"] = have["id"]
     if have["status"] in BLOCKED:
@@ -713,27 +579,52 @@ def plan_present(cfn, have, stack_name, tmpl, tags, wait_timeout):
             "Stack %s is %s: run `aws cloudformation continue-update-rollback --stack-name %s` (skipping the resources "
             "it names), or delete it with state=absent, then run again" % (stack_name, have["status"], stack_name))
     if have["status"] in RECREATE:
-        _add_delete(plan, cfn, have, wait_timeout, RECREATE[have["status"]])
-        _add_create(plan, cfn, stack_name, tmpl, tags, wait_timeout)
+        _add_delete(plan, ctx, have, RECREATE[have["status"]])
+        _add_create(plan, ctx, stack_name, tmpl, wanted_tags)
         return plan
     changes = template_changes(have["template"], tmpl)
-    tag_change = tag_changes(have["tags"], tags)
+    tag_change = tag_changes(have["tags"], wanted_tags)
     if tag_change:
         changes.append(tag_change)
     if changes:
+        cfn = ctx.cloudformation
         body = template_body(tmpl)
-        plan.update(STACK_KIND, stack_name, lambda: update_stack(cfn, have["id"], body, tags), detail="; ".join(changes))
-        plan.wait(STACK_KIND, stack_name, lambda: wait_for(cfn, have["id"], wait_timeout, "UPDATE_COMPLETE"),
+        plan.update(STACK_KIND, stack_name, lambda: aws_cfn.update_stack(cfn, have["id"], body, wanted_tags), detail="; ".join(changes))
+        plan.wait(STACK_KIND, stack_name, lambda: aws_cfn.wait_for(cfn, have["id"], ctx.wait_timeout, "UPDATE_COMPLETE"),
                   detail="UPDATE_COMPLETE")
     return plan
 
 
-def plan_absent(cfn, have, wait_timeout):
-    """Actions that delete the stack and with it every role, profile and policy it made."""
+def plan_stack_absent(ctx: Context, have: Optional[Resource]) -> Plan:
+    """The actions that delete the stack ``have`` and with it every role, profile and policy it made."""
     plan = Plan()
     if have is not None:
         plan.refs["stack_id"] = have["id"]
-        _add_delete(plan, cfn, have, wait_timeout, "deletes its IAM roles, instance profiles and managed policies")
+        _add_delete(plan, ctx, have, "deletes its IAM roles, instance profiles and managed policies")
+    return plan
+
+
+def plan_present(ctx: Context, stack_name: str = naming.IAM_STACK_NAME, tags: Optional[Dict[str, Any]] = None,
+                 tmpl: Optional[Template] = None) -> Plan:
+    """Plan the stack of CAPA's template (``tmpl``, template() when not given), with ``tags`` when given.
+
+    ``plan.returns`` holds stack_id, stack_status, outputs and resources, read after the apply.
+    Raises StackStateError for a stack only a person can unblock.
+    """
+    tmpl = template() if tmpl is None else tmpl
+    have = read_stack(ctx, stack_name)
+    plan = plan_stack_present(ctx, have, stack_name, tmpl, tags)
+    known = have["stack"] if have and not plan.actions else None
+    plan.returns.update(stack_results(ctx, stack_name, known))
+    return plan
+
+
+def plan_absent(ctx: Context, stack_name: str = naming.IAM_STACK_NAME) -> Plan:
+    """Plan deleting the stack; ``plan.returns`` holds its results (all empty once it is gone)."""
+    have = read_stack(ctx, stack_name, with_template=False)
+    plan = plan_stack_absent(ctx, have)
+    known = have["stack"] if have and not plan.actions else None
+    plan.returns.update(stack_results(ctx, have["id"] if have else stack_name, known))
     return plan
 
 
@@ -741,7 +632,7 @@ def plan_absent(cfn, have, wait_timeout):
 # Results
 
 
-def _resource_view(summary):
+def _resource_view(summary: Resource) -> Resource:
     return {
         "logical_id": summary["LogicalResourceId"],
         "physical_id": summary.get("PhysicalResourceId"),
@@ -750,28 +641,32 @@ def _resource_view(summary):
     }
 
 
-def stack_view(cfn, stack_ref, known=None):
+def stack_view(ctx: Context, stack_ref: str, known: Optional[Resource] = None) -> Resource:
     """stack_id, stack_status, outputs and resources of the stack now; ``known`` saves the describe."""
-    stack = known or describe_stack(cfn, stack_ref)
+    cfn = ctx.cloudformation
+    stack = known or aws_cfn.describe_stack(cfn, stack_ref)
     if stack is None:
         return {"stack_id": None, "stack_status": None, "outputs": {}, "resources": []}
-    view = {"stack_id": stack["StackId"], "stack_status": stack["StackStatus"], "outputs": {}, "resources": []}
+    view: Resource = {"stack_id": stack["StackId"], "stack_status": stack["StackStatus"], "outputs": {}, "resources": []}
     if stack["StackStatus"] != "DELETE_COMPLETE":
-        view["outputs"] = dict((o["OutputKey"], o.get("OutputValue")) for o in stack.get("Outputs") or [])
-        view["resources"] = sorted((_resource_view(s) for s in list_stack_resources(cfn, stack["StackId"])),
+        view["outputs"] = {o["OutputKey"]: o.get("OutputValue") for o in stack.get("Outputs") or []}
+        view["resources"] = sorted((_resource_view(s) for s in aws_cfn.list_stack_resources(cfn, stack["StackId"])),
                                    key=lambda r: r["logical_id"])
     return view
 
 
-def stack_results(cfn, stack_ref, known=None):
-    """Result values for runner.finish: read once, after the plan was applied."""
-    cache = {}
+STACK_RESULTS = ("stack_id", "stack_status", "outputs", "resources")
 
-    def field(key):
-        def value():
+
+def stack_results(ctx: Context, stack_ref: str, known: Optional[Resource] = None) -> Dict[str, Callable[[], Any]]:
+    """The module's stack results as callables for plan.returns: read once, after the plan was applied."""
+    cache: Dict[str, Resource] = {}
+
+    def field(key: str) -> Callable[[], Any]:
+        def value() -> Any:
             if "view" not in cache:
-                cache["view"] = stack_view(cfn, stack_ref, known)
+                cache["view"] = stack_view(ctx, stack_ref, known)
             return cache["view"][key]
         return value
 
-    return dict((key, field(key)) for key in ("stack_id", "stack_status", "outputs", "resources"))
+    return {key: field(key) for key in STACK_RESULTS}

@@ -35,13 +35,14 @@ import os
 import socket
 import time
 import uuid
-
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import naming
+from .aws import ssm as aws_ssm
+from .errors import KubeclusterError
+
+Client = Any
+Record = Dict[str, Any]
 
 PARAMETER_PREFIX = "/kubecluster.aws/clusters/"
 DEFAULT_TTL = 1800  # seconds
@@ -56,24 +57,17 @@ MAX_ROUNDS = 6
 ROUND_DELAY = 1.0  # seconds
 MAX_HOLDER = 512
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+DESCRIPTION = "kubecluster.aws: one run at a time changes this cluster"
 
 
-class AnsibleSSMLeaseError(AnsibleAWSError):
-    pass
+class LeaseError(KubeclusterError):
+    """The lease cannot be had as asked."""
 
 
-class LeaseErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = AnsibleSSMLeaseError
-
-    @classmethod
-    def _is_missing(cls):
-        return is_boto3_error_code("ParameterNotFound")
-
-
-class LeaseHeld(Exception):
+class LeaseHeld(LeaseError):
     """Another run holds the lease; the message names it, since when, and how to go on."""
 
-    def __init__(self, cluster, region, lease, taking_over=False):
+    def __init__(self, cluster: str, region: str, lease: Record, taking_over: bool = False) -> None:
         self.lease = lease
         if taking_over:
             text = ("cluster %s in %s: the lease of %s (since %s) is being taken over by %s since %s; rerun in a minute"
@@ -84,36 +78,36 @@ class LeaseHeld(Exception):
                     "if it is no longer running rerun after %s or with -e kubecluster_break_lease=true"
                     % (cluster, region, lease.get("holder", "an unknown run"), lease.get("since", "?"),
                        lease.get("expires", "?"), lease.get("expires", "?")))
-        super(LeaseHeld, self).__init__(text)
+        super().__init__(text)
 
 
 # --- time and this process ----------------------------------------------------------------
 
-def utc_now():
+def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
-def format_time(value):
+def format_time(value: datetime.datetime) -> str:
     return value.astimezone(datetime.timezone.utc).strftime(TIME_FORMAT)
 
 
-def parse_time(text):
+def parse_time(text: Any) -> Optional[datetime.datetime]:
     try:
         return datetime.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=datetime.timezone.utc)
     except (TypeError, ValueError):
         return None
 
 
-def pid_namespace():
+def pid_namespace() -> Optional[str]:
     try:
         return os.readlink("/proc/self/ns/pid")
     except OSError:
         return None
 
 
-def _ancestors(pid):
+def _ancestors(pid: int) -> List[Tuple[int, str]]:
     """(pid, command line) of ``pid`` and its ancestors, from /proc; empty where there is no /proc."""
-    chain = []
+    chain: List[Tuple[int, str]] = []
     while pid and pid > 1 and len(chain) < 64:
         try:
             with open("/proc/%d/cmdline" % pid, "rb") as handle:
@@ -127,7 +121,7 @@ def _ancestors(pid):
     return chain
 
 
-def controller_pid():
+def controller_pid() -> int:
     """The pid of the ansible-playbook run this module belongs to: the topmost ancestor whose command
     line names ansible-playbook (its task workers are forks with the same command line). Falls back to
     the parent process where /proc is not readable."""
@@ -138,7 +132,7 @@ def controller_pid():
     return found or os.getppid()
 
 
-def pid_alive(pid):
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -150,74 +144,44 @@ def pid_alive(pid):
     return True
 
 
-# --- SSM calls ----------------------------------------------------------------------------
+# --- the parameters ---------------------------------------------------------------------------
 
-def parameter_name(cluster):
+def parameter_name(cluster: str) -> str:
     return "%s%s/lease" % (PARAMETER_PREFIX, cluster)
 
 
-def marker_name(cluster, token):
+def marker_name(cluster: str, token: str) -> str:
     return "%s%s/lease-takeover-%s" % (PARAMETER_PREFIX, cluster, token)
 
 
-@LeaseErrorHandler.common_error_handler("create the cluster lease parameter")
-@AWSRetry.jittered_backoff()
-def _create(ssm, name, value, tags):
-    """Create the parameter unless it exists: True when this call created it (atomic in SSM)."""
-    try:
-        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=False, Tags=tags,
-                          Description="kubecluster.aws: one run at a time changes this cluster")
-    except is_boto3_error_code("ParameterAlreadyExists"):
-        return False
-    return True
-
-
-@LeaseErrorHandler.common_error_handler("renew the cluster lease parameter")
-@AWSRetry.jittered_backoff()
-def _overwrite(ssm, name, value):
-    # AWS refuses Tags together with Overwrite; the tags of the creation stay.
-    ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
-
-
-@LeaseErrorHandler.list_error_handler("read the cluster lease parameter")
-@AWSRetry.jittered_backoff()
-def _read(ssm, name):
-    return ssm.get_parameter(Name=name)["Parameter"]["Value"]
-
-
-@LeaseErrorHandler.deletion_error_handler("delete the cluster lease parameter")
-@AWSRetry.jittered_backoff()
-def _delete(ssm, name):
-    ssm.delete_parameter(Name=name)
-    return True
-
-
-def _decode(raw):
+def _decode(raw: Optional[str]) -> Record:
     """The lease record of a parameter value; {} for a value that is not one (treated as expired)."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw)  # type: ignore[arg-type]  # None is caught below as a TypeError
     except (TypeError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
 
 
-def _encode(record):
+def _encode(record: Record) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
 # --- the lease ----------------------------------------------------------------------------
 
-class Lease(object):
-    """The lease of one cluster in one region, through one SSM client.
+class Lease:
+    """The lease of one cluster in one region, through the SSM client of a Context (``ctx.ssm``).
 
     ``clock``, ``sleep``, ``host``, ``pid``, ``namespace`` and ``alive`` are injectable for tests.
     Results are dicts: the lease record (token, holder, since, expires, host, pid) plus ``action``
     (acquired, renewed, taken_over, released, gone, not_ours, or with ``would_`` in check mode)
-    and ``previous`` (the record taken over, if any).
+    and ``previous`` (the record taken over, if any). Another run's lease raises LeaseHeld, a
+    KubeclusterError; SSM errors are aws.ssm's AnsibleSSMError.
     """
 
-    def __init__(self, ssm, cluster, region, clock=utc_now, sleep=time.sleep, host=None, pid=None, namespace=None,
-                 alive=pid_alive):
+    def __init__(self, ssm: Client, cluster: str, region: str, clock: Callable[[], datetime.datetime] = utc_now,
+                 sleep: Callable[[float], None] = time.sleep, host: Optional[str] = None, pid: Optional[int] = None,
+                 namespace: Optional[str] = None, alive: Callable[[int], bool] = pid_alive) -> None:
         self.ssm = ssm
         self.cluster = cluster
         self.region = region
@@ -228,32 +192,43 @@ class Lease(object):
         self.namespace = namespace if namespace is not None else pid_namespace()
         self.alive = alive
         self.name = parameter_name(cluster)
-        self.busy_marker = None
+        self.busy_marker: Optional[Record] = None
+
+    # the parameters
+
+    def _create(self, name: str, record: Record, tag_name: str) -> bool:
+        tags = [{"Key": key, "Value": value}
+                for key, value in sorted(naming.resource_tags(self.cluster, tag_name, None).items())]
+        created: bool = aws_ssm.create_parameter_if_absent(self.ssm, name, _encode(record), tags, DESCRIPTION)
+        return created
+
+    def _read(self, name: str) -> Optional[str]:
+        raw: Optional[str] = aws_ssm.get_parameter_value(self.ssm, name)
+        return raw
+
+    def _delete(self, name: str) -> None:
+        aws_ssm.delete_parameter(self.ssm, name)
 
     # reading and judging
 
-    def read(self):
-        """(raw value, record) of the lease, or (None, None) when there is none."""
-        raw = _read(self.ssm, self.name)
+    def read(self) -> Tuple[Optional[str], Record]:
+        """(raw value, record) of the lease, or (None, {}) when there is none."""
+        raw = self._read(self.name)
         if raw is None:
-            return None, None
+            return None, {}
         return raw, _decode(raw)
 
-    def expired(self, record, margin=datetime.timedelta(0)):
+    def expired(self, record: Record, margin: datetime.timedelta = datetime.timedelta(0)) -> bool:
         expires = parse_time(record.get("expires"))
         return expires is None or expires - margin <= self.clock()
 
-    def dead(self, record):
+    def dead(self, record: Record) -> bool:
         """Held by a run of this host (same name and pid namespace) whose process is gone."""
         pid = record.get("pid")
         return (record.get("host") == self.host and record.get("pid_namespace") == self.namespace
                 and isinstance(pid, int) and pid > 0 and not self.alive(pid))
 
-    def tags(self, name):
-        return [{"Key": key, "Value": value}
-                for key, value in sorted(naming.resource_tags(self.cluster, name, None).items())]
-
-    def record(self, token, holder, ttl, since=None):
+    def record(self, token: str, holder: Optional[str], ttl: int, since: Optional[str] = None) -> Record:
         now = self.clock()
         return {"token": token, "holder": (holder or "unknown")[:MAX_HOLDER], "since": since or format_time(now),
                 "expires": format_time(now + datetime.timedelta(seconds=ttl)), "host": self.host, "pid": self.pid,
@@ -261,14 +236,14 @@ class Lease(object):
 
     # acquire / renew
 
-    def acquire(self, token, holder, ttl=DEFAULT_TTL, force=False):
+    def acquire(self, token: Optional[str], holder: Optional[str], ttl: int = DEFAULT_TTL, force: bool = False) -> Record:
         """Take the lease, or renew it when ``token`` is the holder's; raise LeaseHeld when another run
         holds it (and it is neither expired, dead, nor ``force``-d away)."""
         mine = token or str(uuid.uuid4())
         self.busy_marker = None
-        for dummy in range(MAX_ROUNDS):
+        for _round in range(MAX_ROUNDS):
             wanted = self.record(mine, holder, ttl)
-            if _create(self.ssm, self.name, _encode(wanted), self.tags("%s-lease" % self.cluster)):
+            if self._create(self.name, wanted, "%s-lease" % self.cluster):
                 return dict(wanted, action="acquired", previous=None)
             raw, current = self.read()
             if raw is None:
@@ -276,7 +251,7 @@ class Lease(object):
             if current.get("token") == mine:
                 if not self.expired(current, RENEW_MARGIN):
                     renewed = self.record(mine, holder, ttl, since=current.get("since"))
-                    _overwrite(self.ssm, self.name, _encode(renewed))
+                    aws_ssm.overwrite_parameter(self.ssm, self.name, _encode(renewed))
                     return dict(renewed, action="renewed", previous=None)
             elif not (force or self.expired(current) or self.dead(current)):
                 raise LeaseHeld(self.cluster, self.region, current)
@@ -291,42 +266,42 @@ class Lease(object):
             raise LeaseHeld(self.cluster, self.region, self.busy_marker, taking_over=True)
         raise LeaseHeld(self.cluster, self.region, current or {"holder": "other runs that keep changing it"})
 
-    def take_over(self, raw, current, mine, holder, ttl):
+    def take_over(self, raw: str, current: Record, mine: str, holder: Optional[str], ttl: int) -> Optional[Record]:
         """Replace the lease ``raw`` through its takeover marker; the result, or None to try again."""
         marker = marker_name(self.cluster, current.get("token") or "invalid")
         claim = {"token": mine, "holder": (holder or "unknown")[:MAX_HOLDER], "since": format_time(self.clock())}
-        if not _create(self.ssm, marker, _encode(claim), self.tags("%s-lease-takeover" % self.cluster)):
+        if not self._create(marker, claim, "%s-lease-takeover" % self.cluster):
             self.clear_stale_marker(marker, current)
             return None
         try:
-            again, dummy = self.read()
+            again, _record = self.read()
             if again != raw:
                 return None  # renewed, released or replaced meanwhile: judge it afresh
-            _delete(self.ssm, self.name)
+            self._delete(self.name)
             ours = current.get("token") == mine
             wanted = self.record(mine, holder, ttl, since=current.get("since") if ours else None)
-            if not _create(self.ssm, self.name, _encode(wanted), self.tags("%s-lease" % self.cluster)):
+            if not self._create(self.name, wanted, "%s-lease" % self.cluster):
                 return None  # a run acquiring normally slipped in: it holds the lease fairly
             previous = None if ours else current
             return dict(wanted, action="renewed" if ours else "taken_over", previous=previous)
         finally:
-            _delete(self.ssm, marker)
+            self._delete(marker)
 
-    def clear_stale_marker(self, marker, current):
+    def clear_stale_marker(self, marker: str, current: Record) -> None:
         """Delete a takeover marker whose maker died mid-takeover; remember one still at work (``busy_marker``)."""
-        raw = _read(self.ssm, marker)
+        raw = self._read(marker)
         if raw is None:
             return
         claim = _decode(raw)
         since = parse_time(claim.get("since"))
         if since is None or since + TAKEOVER_STALE <= self.clock():
-            _delete(self.ssm, marker)
+            self._delete(marker)
             return
         self.busy_marker = dict(claim, previous_holder=current.get("holder"), previous_since=current.get("since"))
 
     # release
 
-    def release(self, token):
+    def release(self, token: str) -> Record:
         """Give the lease back if ``token`` holds it; a lease already gone is fine, another's is left alone."""
         raw, current = self.read()
         if raw is None:
@@ -334,25 +309,25 @@ class Lease(object):
         if current.get("token") != token:
             return dict(current, action="not_ours")
         if not self.expired(current, RENEW_MARGIN):
-            _delete(self.ssm, self.name)
+            self._delete(self.name)
             return dict(current, action="released")
         # Near or past expiry another run may be taking it over: only through the marker.
         marker = marker_name(self.cluster, token)
         claim = {"token": token, "holder": current.get("holder"), "since": format_time(self.clock())}
-        if not _create(self.ssm, marker, _encode(claim), self.tags("%s-lease-takeover" % self.cluster)):
+        if not self._create(marker, claim, "%s-lease-takeover" % self.cluster):
             return dict(current, action="not_ours")  # another run is taking it over
         try:
-            again, dummy = self.read()
+            again, _record = self.read()
             if again != raw:
                 return dict(_decode(again) if again else {}, action="not_ours" if again else "gone")
-            _delete(self.ssm, self.name)
+            self._delete(self.name)
             return dict(current, action="released")
         finally:
-            _delete(self.ssm, marker)
+            self._delete(marker)
 
     # check mode
 
-    def preview(self, token, force=False):
+    def preview(self, token: Optional[str], force: bool = False) -> Record:
         """What acquire would do, without writing: the result, with ``action`` would_acquire,
         would_renew, would_take_over or held."""
         raw, current = self.read()

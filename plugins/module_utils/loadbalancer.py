@@ -5,7 +5,7 @@
 
 """The cluster's API load balancer, as CAPA builds its control-plane load balancer.
 
-``plan_present`` reads the balancer (NLB or classic ELB, named by
+``plan_present(ctx, spec)`` reads the balancer (NLB or classic ELB, named by
 ``naming.load_balancer_name``), its target group, listener, attributes and targets once,
 and plans what makes them match the spec: create what is missing, fix drift in the health
 check, attributes, listener, subnets, security groups and tags, register the running
@@ -13,30 +13,33 @@ control-plane machines and deregister everything else. Its type and scheme are n
 changed in place: the cluster's endpoint is the balancer's DNS name, which is immutable
 (CAPA#2608).
 
-``plan_absent`` deletes in CAPA's order: the API balancer and every balancer the AWS
+``plan_absent(ctx, spec)`` deletes in CAPA's order: the API balancer and every balancer the AWS
 cloud-controller-manager made for the cluster's Services (tagged
 ``kubernetes.io/cluster/<name>=owned``) are deleted together, waited for once, then the
 target groups go. Nothing without one of the cluster's ownership tags is touched.
 """
 
-import collections
-import time
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-from ansible_collections.amazon.aws.plugins.module_utils import elb_utils
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_instances
-from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
-from ansible_collections.amazon.aws.plugins.module_utils.waiters import get_waiter
 
 from . import lookup
 from . import naming
+from .aws import ec2 as aws_ec2
+from .aws import elb as aws_elb
+from .aws.elb import API_PORT
+from .aws.elb import CLASSIC
+from .aws.elb import NLB
+from .context import Context
 from .errors import KubeclusterError
 from .plan import UNKNOWN, Plan
 
-API_PORT = 6443
+__all__ = ["API_PORT", "CLASSIC", "NLB", "LoadBalancerError", "plan_present", "plan_absent"]
+
+Resource = Dict[str, Any]
+Tags = Dict[str, str]
+Found = Dict[str, Any]
+
 READYZ_PATH = "/readyz"
 # CAPA's health-check timing (api/v1beta2/network_types.go). NLB target groups accept a
 # 4 s timeout with a 5 s interval since AWS made NLB health checks configurable (2022).
@@ -55,208 +58,47 @@ TARGET_GROUP_ATTRIBUTES = {
     "target_health_state.unhealthy.draining_interval_seconds": "300",
 }
 CROSS_ZONE_ATTRIBUTE = "load_balancing.cross_zone.enabled"
-DESCRIBE_TAGS_BATCH = 20  # the most names (classic) or ARNs (elbv2) one DescribeTags takes
-INSTANCE_WAIT_DELAY = 15
-DELETE_WAIT_DELAY = 10
 
-NLB = "nlb"
-CLASSIC = "classic"
 TYPE_NAMES = {NLB: "a network load balancer (nlb)", CLASSIC: "a classic ELB (classic)"}
 
-Clients = collections.namedtuple("Clients", ["ec2", "elb", "elbv2"])
-TargetChanges = collections.namedtuple("TargetChanges", ["register", "deregister", "wait", "after"])
+
+class TargetChanges(NamedTuple):
+    register: List[str]
+    deregister: List[str]
+    wait: List[str]
+    after: List[str]
 
 
 class LoadBalancerError(KubeclusterError):
     """The balancer cannot be reconciled as asked; the message names the field and the fix."""
 
 
-# --- AWS calls amazon.aws has no wrapper for (clients carry AWSRetry; aws_retry=True) ---
-
-class ClassicELBErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = AnsibleAWSError
-
-    @classmethod
-    def _is_missing(cls):
-        return is_boto3_error_code("LoadBalancerNotFound")
-
-
-@ClassicELBErrorHandler.list_error_handler("describe classic load balancers", [])
-@AWSRetry.jittered_backoff()
-def describe_classic_balancers(elb, names=None):
-    """Classic balancers, all or by name. AWS fails the whole call when one name does not exist: [] then."""
-    params = {"LoadBalancerNames": names} if names else {}
-    return elb.get_paginator("describe_load_balancers").paginate(**params).build_full_result()["LoadBalancerDescriptions"]
-
-
-@ClassicELBErrorHandler.common_error_handler("describe classic load balancer tags")
-def describe_classic_tags(elb, names):
-    """Tags of classic balancers by name, read DESCRIBE_TAGS_BATCH names per call."""
-    tags = {}
-    for batch in _batches(names):
-        for description in elb.describe_tags(LoadBalancerNames=batch, aws_retry=True)["TagDescriptions"]:
-            tags[description["LoadBalancerName"]] = naming.tags_to_dict(description.get("Tags"))
-    return tags
-
-
-@ClassicELBErrorHandler.common_error_handler("describe classic load balancer attributes")
-def describe_classic_attributes(elb, name):
-    return elb.describe_load_balancer_attributes(LoadBalancerName=name, aws_retry=True)["LoadBalancerAttributes"]
-
-
-@ClassicELBErrorHandler.common_error_handler("create classic load balancer")
-def create_classic_balancer(elb, **params):
-    return elb.create_load_balancer(aws_retry=True, **params)["DNSName"]
-
-
-@ClassicELBErrorHandler.common_error_handler("configure classic health check")
-def configure_classic_health_check(elb, name, health_check):
-    elb.configure_health_check(LoadBalancerName=name, HealthCheck=health_check, aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("modify classic load balancer attributes")
-def modify_classic_attributes(elb, name, attributes):
-    elb.modify_load_balancer_attributes(LoadBalancerName=name, LoadBalancerAttributes=attributes, aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("create classic listener")
-def create_classic_listener(elb, name, listener):
-    elb.create_load_balancer_listeners(LoadBalancerName=name, Listeners=[listener], aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("delete classic listener")
-def delete_classic_listener(elb, name, port):
-    elb.delete_load_balancer_listeners(LoadBalancerName=name, LoadBalancerPorts=[port], aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("set classic security groups")
-def set_classic_security_groups(elb, name, group_ids):
-    elb.apply_security_groups_to_load_balancer(LoadBalancerName=name, SecurityGroups=group_ids, aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("attach classic load balancer to subnets")
-def attach_classic_subnets(elb, name, subnet_ids):
-    elb.attach_load_balancer_to_subnets(LoadBalancerName=name, Subnets=subnet_ids, aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("detach classic load balancer from subnets")
-def detach_classic_subnets(elb, name, subnet_ids):
-    elb.detach_load_balancer_from_subnets(LoadBalancerName=name, Subnets=subnet_ids, aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("tag classic load balancer")
-def add_classic_tags(elb, name, tags):
-    elb.add_tags(LoadBalancerNames=[name], Tags=ansible_dict_to_boto3_tag_list(tags), aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("register instances with classic load balancer")
-def register_classic_instances(elb, name, instance_ids):
-    elb.register_instances_with_load_balancer(LoadBalancerName=name, Instances=[{"InstanceId": i} for i in instance_ids],
-                                              aws_retry=True)
-
-
-@ClassicELBErrorHandler.common_error_handler("deregister instances from classic load balancer")
-def deregister_classic_instances(elb, name, instance_ids):
-    elb.deregister_instances_from_load_balancer(LoadBalancerName=name, Instances=[{"InstanceId": i} for i in instance_ids],
-                                                aws_retry=True)
-
-
-@ClassicELBErrorHandler.deletion_error_handler("delete classic load balancer")
-def delete_classic_balancer(elb, name):
-    elb.delete_load_balancer(LoadBalancerName=name, aws_retry=True)
-    return True
-
-
-@elb_utils.ELBv2TargetGroupErrorHandler.list_error_handler("describe target groups", [])
-@AWSRetry.jittered_backoff()
-def describe_target_groups(elbv2, **params):
-    """Target groups (all, or by Names); a name that does not exist reads as none."""
-    return elbv2.get_paginator("describe_target_groups").paginate(**params).build_full_result()["TargetGroups"]
-
-
-@elb_utils.ELBv2TargetGroupErrorHandler.common_error_handler("create target group")
-def create_target_group(elbv2, **params):
-    return elbv2.create_target_group(aws_retry=True, **params)["TargetGroups"][0]["TargetGroupArn"]
-
-
-@elb_utils.ELBv2TargetGroupErrorHandler.common_error_handler("modify target group health check")
-def modify_target_group(elbv2, arn, **params):
-    elbv2.modify_target_group(TargetGroupArn=arn, aws_retry=True, **params)
-
-
-@elb_utils.ELBv2TargetGroupErrorHandler.common_error_handler("describe target group attributes")
-def describe_target_group_attributes(elbv2, arn):
-    return elbv2.describe_target_group_attributes(TargetGroupArn=arn, aws_retry=True)["Attributes"]
-
-
-@elb_utils.ELBv2TargetGroupErrorHandler.common_error_handler("modify target group attributes")
-def modify_target_group_attributes(elbv2, arn, attributes):
-    elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=_attribute_list(attributes), aws_retry=True)
-
-
-@elb_utils.ELBv2TargetGroupErrorHandler.common_error_handler("describe target health")
-def describe_target_health(elbv2, arn):
-    return elbv2.describe_target_health(TargetGroupArn=arn, aws_retry=True)["TargetHealthDescriptions"]
-
-
-@elb_utils.ELBv2TargetGroupErrorHandler.common_error_handler("register targets")
-def register_targets(elbv2, arn, instance_ids):
-    elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": i, "Port": API_PORT} for i in instance_ids], aws_retry=True)
-
-
-@elb_utils.ELBv2TargetGroupErrorHandler.common_error_handler("deregister targets")
-def deregister_targets(elbv2, arn, instance_ids):
-    elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": i, "Port": API_PORT} for i in instance_ids], aws_retry=True)
-
-
-@elb_utils.ELBv2TargetGroupErrorHandler.deletion_error_handler("delete target group")
-@AWSRetry.jittered_backoff(catch_extra_error_codes=["ResourceInUse"])
-def delete_target_group(elbv2, arn):
-    # The listener of a balancer just deleted can hold the group for a few seconds more.
-    elbv2.delete_target_group(TargetGroupArn=arn)
-    return True
-
-
 # --- small pure helpers ---------------------------------------------------------------
 
-def _batches(items, size=DESCRIBE_TAGS_BATCH):
-    items = list(items)
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def _attribute_list(attributes):
+def _attribute_list(attributes: Dict[str, str]) -> List[Dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in sorted(attributes.items())]
 
 
-def _attribute_dict(attribute_list):
-    return dict((a["Key"], a["Value"]) for a in attribute_list)
+def _attribute_dict(attribute_list: Iterable[Dict[str, str]]) -> Dict[str, str]:
+    return {a["Key"]: a["Value"] for a in attribute_list}
 
 
-def _bool_text(value):
+def _bool_text(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _describe(values):
+def _describe(values: Dict[str, str]) -> str:
     return ", ".join("%s=%s" % (key, value) for key, value in sorted(values.items()))
 
 
-def _tag_drift(have, want):
+def _tag_drift(have: Tags, want: Tags) -> Tags:
     """Wanted tags missing or different on the resource; other tags (CCM's, users') stay."""
-    return dict((key, value) for key, value in want.items() if have.get(key) != value)
+    return {key: value for key, value in want.items() if have.get(key) != value}
 
 
-def elbv2_tags(elbv2, arns):
-    """Tags of elbv2 resources (balancers and target groups alike) by ARN, batched."""
-    tags = {}
-    for batch in _batches(arns):
-        for description in elb_utils.describe_tags(elbv2, batch):
-            tags[description["ResourceArn"]] = naming.tags_to_dict(description.get("Tags"))
-    return tags
-
-
-def nlb_health_check(protocol):
+def nlb_health_check(protocol: str) -> Dict[str, Any]:
     """The target group's health-check parameters, as CreateTargetGroup/ModifyTargetGroup take them."""
-    check = {
+    check: Dict[str, Any] = {
         "HealthCheckEnabled": True,
         "HealthCheckProtocol": protocol,
         "HealthCheckPort": str(API_PORT),
@@ -270,59 +112,60 @@ def nlb_health_check(protocol):
     return check
 
 
-def classic_health_check(protocol):
+def classic_health_check(protocol: str) -> Dict[str, Any]:
     target = "HTTPS:%d%s" % (API_PORT, READYZ_PATH) if protocol == "HTTPS" else "TCP:%d" % API_PORT
     return {"Target": target, "Interval": HEALTH_CHECK_INTERVAL, "Timeout": HEALTH_CHECK_TIMEOUT,
             "HealthyThreshold": HEALTHY_THRESHOLD, "UnhealthyThreshold": UNHEALTHY_THRESHOLD}
 
 
-def classic_listener():
+def classic_listener() -> Dict[str, Any]:
     return {"Protocol": "TCP", "LoadBalancerPort": API_PORT, "InstanceProtocol": "TCP", "InstancePort": API_PORT}
 
 
-def classic_attributes(cross_zone):
+def classic_attributes(cross_zone: bool) -> Dict[str, Any]:
     return {"CrossZoneLoadBalancing": {"Enabled": cross_zone}, "ConnectionSettings": {"IdleTimeout": CLASSIC_IDLE_TIMEOUT}}
 
 
-def balancer_subnet_ids(subnets, scheme):
+def balancer_subnet_ids(subnets: Sequence[Resource], scheme: str) -> List[str]:
     """One subnet per zone: private ones for an internal balancer (when there are any), else public."""
     private = [s for s in subnets if s["role"] == naming.ROLE_PRIVATE]
     chosen = private if scheme == "internal" and private else [s for s in subnets if s["role"] == naming.ROLE_PUBLIC]
-    by_zone = {}
+    by_zone: Dict[str, str] = {}
     for subnet in chosen:
         by_zone.setdefault(subnet["availability_zone"], subnet["id"])
     return [by_zone[zone] for zone in sorted(by_zone)]
 
 
-def target_changes(running, pending, registered, wait_for_targets):
+def target_changes(running: Iterable[str], pending: Iterable[str], registered: Iterable[str],
+                   wait_for_targets: bool) -> TargetChanges:
     """Which instances to register and deregister, which to wait for first, and what stays registered.
 
     Running control-plane machines are registered; pending ones too when the module waits
     for them. Anything else registered (stopped, terminated, not an owned control-plane
     machine) is deregistered; a pending machine already registered is left alone.
     """
-    running, pending, registered = set(running), set(pending), set(registered)
-    wanted = running | (pending if wait_for_targets else set())
-    register = wanted - registered
-    deregister = registered - running - pending
-    after = (registered - deregister) | register
-    return TargetChanges(sorted(register), sorted(deregister), sorted(register & pending), sorted(after))
+    running_ids, pending_ids, registered_ids = set(running), set(pending), set(registered)
+    wanted = running_ids | (pending_ids if wait_for_targets else set())
+    register = wanted - registered_ids
+    deregister = registered_ids - running_ids - pending_ids
+    after = (registered_ids - deregister) | register
+    return TargetChanges(sorted(register), sorted(deregister), sorted(register & pending_ids), sorted(after))
 
 
 # --- reads ----------------------------------------------------------------------------
 
-def control_plane_instances(ec2, cluster):
+def control_plane_instances(ec2: Any, cluster: str) -> Dict[str, List[str]]:
     """Ids of the cluster's pending and running control-plane machines, in one call."""
-    filters = naming.owned_filters(cluster, **{naming.ROLE_TAG: naming.ROLE_CONTROL_PLANE})
+    filters: List[Dict[str, Any]] = naming.owned_filters(cluster, **{naming.ROLE_TAG: naming.ROLE_CONTROL_PLANE})
     filters.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
-    found = {"pending": [], "running": []}
-    for reservation in describe_instances(ec2, Filters=filters):
+    found: Dict[str, List[str]] = {"pending": [], "running": []}
+    for reservation in aws_ec2.describe_instances(ec2, Filters=filters):
         for instance in reservation["Instances"]:
             found[instance["State"]["Name"]].append(instance["InstanceId"])
     return found
 
 
-def cluster_network(ec2, spec, allow_missing):
+def cluster_network(ec2: Any, spec: Dict[str, Any], allow_missing: bool) -> Dict[str, Any]:
     """The VPC, the balancer's subnets and security group; placeholders for missing ones when allowed.
 
     A real run without the network fails here, before any write; check mode of a whole
@@ -330,7 +173,7 @@ def cluster_network(ec2, spec, allow_missing):
     """
     scheme = spec["network"]["api_load_balancer"]["scheme"]
     vpc = lookup.cluster_vpc(ec2, spec)
-    network = {"vpc_id": UNKNOWN, "subnet_ids": [UNKNOWN], "security_group_ids": [UNKNOWN]}
+    network: Dict[str, Any] = {"vpc_id": UNKNOWN, "subnet_ids": [UNKNOWN], "security_group_ids": [UNKNOWN]}
     problems = []
     if vpc is None:
         problems.append("the cluster's VPC was not found")
@@ -353,27 +196,31 @@ def cluster_network(ec2, spec, allow_missing):
     return network
 
 
-def find_api_balancer(clients, cluster):
+def _first(items: Optional[List[Resource]]) -> Optional[Resource]:
+    return items[0] if items else None
+
+
+def find_api_balancer(ctx: Context, cluster: str) -> Found:
     """The API balancer by name, of either type, with its target group and all their tags.
 
     Returns a dict with ``nlb`` / ``classic`` / ``target_group`` (the description or None)
     and ``tags`` (by ARN, or by name for a classic balancer).
     """
-    name = naming.load_balancer_name(cluster)
-    found = {
-        "nlb": (elb_utils.describe_load_balancers(clients.elbv2, names=[name]) or [None])[0],
-        "classic": (describe_classic_balancers(clients.elb, names=[name]) or [None])[0],
-        "target_group": (describe_target_groups(clients.elbv2, Names=[naming.target_group_name(cluster)]) or [None])[0],
+    name: str = naming.load_balancer_name(cluster)
+    found: Found = {
+        "nlb": _first(aws_elb.describe_load_balancers(ctx.elbv2, names=[name])),
+        "classic": _first(aws_elb.describe_classic_balancers(ctx.elb, names=[name])),
+        "target_group": _first(aws_elb.describe_target_groups(ctx.elbv2, Names=[naming.target_group_name(cluster)])),
     }
     arns = [found["nlb"]["LoadBalancerArn"]] if found["nlb"] else []
     arns += [found["target_group"]["TargetGroupArn"]] if found["target_group"] else []
-    found["tags"] = elbv2_tags(clients.elbv2, arns) if arns else {}
+    found["tags"] = aws_elb.elbv2_tags(ctx.elbv2, arns) if arns else {}
     if found["classic"]:
-        found["tags"].update(describe_classic_tags(clients.elb, [name]))
+        found["tags"].update(aws_elb.describe_classic_tags(ctx.elb, [name]))
     return found
 
 
-def _refuse_unowned(found, cluster):
+def _refuse_unowned(found: Found, cluster: str) -> None:
     for key, ident, kind in (("nlb", "LoadBalancerArn", "load balancer"), ("classic", "LoadBalancerName", "load balancer"),
                              ("target_group", "TargetGroupArn", "target group")):
         resource = found[key]
@@ -384,7 +231,7 @@ def _refuse_unowned(found, cluster):
                 "delete or rename it, or choose another cluster name" % (kind, name, naming.owner_tag(cluster)))
 
 
-def _existing_type(found):
+def _existing_type(found: Found) -> Tuple[Optional[str], Optional[str]]:
     if found["classic"]:
         return CLASSIC, found["classic"]["Scheme"]
     if found["nlb"]:
@@ -393,7 +240,7 @@ def _existing_type(found):
     return None, None
 
 
-def refuse_immutable_changes(found, config, name):
+def refuse_immutable_changes(found: Found, config: Dict[str, Any], name: str) -> None:
     """Fail, before any write, when the spec asks for another type or scheme than the balancer has."""
     kind, scheme = _existing_type(found)
     if found["classic"] and found["nlb"]:
@@ -413,7 +260,7 @@ def refuse_immutable_changes(found, config, name):
 
 # --- present ----------------------------------------------------------------------------
 
-def desired(spec, network):
+def desired(spec: Dict[str, Any], network: Dict[str, Any]) -> Dict[str, Any]:
     """What the spec asks for: names, settings, placement and tags of the balancer and its target group."""
     cluster = spec["name"]
     config = spec["network"]["api_load_balancer"]
@@ -432,42 +279,50 @@ def desired(spec, network):
     )
 
 
-def wait_until_running(ec2, instance_ids, timeout):
-    ec2.get_waiter("instance_running").wait(
-        InstanceIds=instance_ids,
-        WaiterConfig={"Delay": INSTANCE_WAIT_DELAY, "MaxAttempts": max(1, timeout // INSTANCE_WAIT_DELAY)})
-
-
-def plan_target_changes(plan, ec2, changes, wait_timeout, register, deregister, where):
+def plan_target_changes(plan: Plan, ctx: Context, changes: TargetChanges, register: Callable[[List[str]], None],
+                        deregister: Callable[[List[str]], None], where: str) -> None:
     """Wait for pending machines (once), then register and deregister in one call each."""
     if changes.wait:
-        plan.wait("instances", ", ".join(changes.wait), lambda: wait_until_running(ec2, changes.wait, wait_timeout),
-                  "until running, at most %d s" % wait_timeout)
+        plan.wait("instances", ", ".join(changes.wait),
+                  lambda: aws_ec2.wait_for_instances(ctx.ec2, "instance_running", changes.wait, ctx.wait_timeout),
+                  "until running, at most %d s" % ctx.wait_timeout)
     if changes.register:
         plan.create("targets", ", ".join(changes.register), lambda: register(changes.register), "register in %s" % where)
     if changes.deregister:
         plan.delete("targets", ", ".join(changes.deregister), lambda: deregister(changes.deregister), "deregister from %s" % where)
 
 
-class _NlbPlanner(object):
-    """Plans the NLB, its target group, attributes, listener and targets against what exists."""
+class _Planner:
+    """What both planners plan with: the context, the plan they add to, what is wanted and what was found."""
 
-    def __init__(self, clients, plan, want, found):
-        self.elbv2 = clients.elbv2
+    KIND = ""  # the key of the balancer in find_api_balancer's answer
+
+    def __init__(self, ctx: Context, plan: Plan, want: Dict[str, Any], found: Found) -> None:
+        self.ctx = ctx
         self.plan = plan
         self.want = want
-        self.balancer = found["nlb"]
-        self.target_group = found["target_group"]
-        self.tags = found["tags"]
+        self.balancer: Optional[Resource] = found[self.KIND]
 
-    def registered(self):
+
+class _NlbPlanner(_Planner):
+    """Plans the NLB, its target group, attributes, listener and targets against what exists."""
+
+    KIND = "nlb"
+
+    def __init__(self, ctx: Context, plan: Plan, want: Dict[str, Any], found: Found) -> None:
+        super().__init__(ctx, plan, want, found)
+        self.elbv2 = ctx.elbv2
+        self.target_group: Optional[Resource] = found["target_group"]
+        self.tags: Dict[str, Tags] = found["tags"]
+
+    def registered(self) -> List[str]:
         if not self.target_group:
             return []
         # A draining target is already on its way out; register it again if it should serve.
-        return [d["Target"]["Id"] for d in describe_target_health(self.elbv2, self.target_group["TargetGroupArn"])
+        return [d["Target"]["Id"] for d in aws_elb.describe_target_health(self.elbv2, self.target_group["TargetGroupArn"])
                 if d.get("TargetHealth", {}).get("State") != "draining"]
 
-    def plan_target_group(self):
+    def plan_target_group(self) -> None:
         want = self.want
         health_check = nlb_health_check(want["health_check_protocol"])
         if not self.target_group:
@@ -480,15 +335,16 @@ class _NlbPlanner(object):
         group = self.target_group
         self._refuse_foreign_target_group(group)
         self.plan.refs["target_group_arn"] = group["TargetGroupArn"]
-        drift = dict((key, value) for key, value in health_check.items() if group.get(key) != value)
+        drift = {key: value for key, value in health_check.items() if group.get(key) != value}
         if drift:
             self.plan.update("target group health check", group["TargetGroupName"],
-                             lambda: modify_target_group(self.elbv2, group["TargetGroupArn"], **health_check), self._health_check_text())
-        have = _attribute_dict(describe_target_group_attributes(self.elbv2, group["TargetGroupArn"]))
-        self._plan_target_group_attributes(dict((k, v) for k, v in TARGET_GROUP_ATTRIBUTES.items() if have.get(k) != v))
+                             lambda: aws_elb.modify_target_group(self.elbv2, group["TargetGroupArn"], **health_check),
+                             self._health_check_text())
+        have = _attribute_dict(aws_elb.describe_target_group_attributes(self.elbv2, group["TargetGroupArn"]))
+        self._plan_target_group_attributes({k: v for k, v in TARGET_GROUP_ATTRIBUTES.items() if have.get(k) != v})
         self._plan_tags("target group tags", group["TargetGroupName"], group["TargetGroupArn"], want["target_group_tags"])
 
-    def _refuse_foreign_target_group(self, group):
+    def _refuse_foreign_target_group(self, group: Resource) -> None:
         """A target group's protocol, port, target type and VPC are fixed at creation."""
         have = (group["Protocol"], group["Port"], group["TargetType"], group["VpcId"])
         if self.want["vpc_id"] != UNKNOWN and have != ("TCP", API_PORT, "instance", self.want["vpc_id"]):
@@ -498,29 +354,30 @@ class _NlbPlanner(object):
                 % (group["TargetGroupName"], group["Protocol"], group["Port"], group["TargetType"], group["VpcId"], API_PORT,
                    self.want["vpc_id"]))
 
-    def _health_check_text(self):
+    def _health_check_text(self) -> str:
         check = nlb_health_check(self.want["health_check_protocol"])
         return "%s:%s%s every %ss, timeout %ss, healthy %s, unhealthy %s" % (
             check["HealthCheckProtocol"], check["HealthCheckPort"], check.get("HealthCheckPath", ""),
             check["HealthCheckIntervalSeconds"], check["HealthCheckTimeoutSeconds"], check["HealthyThresholdCount"],
             check["UnhealthyThresholdCount"])
 
-    def _create_target_group(self, params):
-        self.plan.refs["target_group_arn"] = create_target_group(self.elbv2, **params)
+    def _create_target_group(self, params: Dict[str, Any]) -> None:
+        self.plan.refs["target_group_arn"] = aws_elb.create_target_group(self.elbv2, **params)
 
-    def _plan_target_group_attributes(self, attributes):
+    def _plan_target_group_attributes(self, attributes: Dict[str, str]) -> None:
         if attributes:
             self.plan.update("target group attributes", self.want["target_group_name"],
-                             lambda: modify_target_group_attributes(self.elbv2, self.plan.refs["target_group_arn"], attributes),
+                             lambda: aws_elb.modify_target_group_attributes(self.elbv2, self.plan.refs["target_group_arn"],
+                                                                            _attribute_list(attributes)),
                              _describe(attributes))
 
-    def _plan_tags(self, kind, name, arn, want_tags):
+    def _plan_tags(self, kind: str, name: str, arn: str, want_tags: Tags) -> None:
         missing = _tag_drift(self.tags.get(arn, {}), want_tags)
         if missing:
-            self.plan.update(kind, name, lambda: elb_utils.add_tags(self.elbv2, [arn], ansible_dict_to_boto3_tag_list(missing)),
+            self.plan.update(kind, name, lambda: aws_elb.add_tags(self.elbv2, [arn], ansible_dict_to_boto3_tag_list(missing)),
                              "set " + ", ".join(sorted(missing)))
 
-    def plan_balancer(self):
+    def plan_balancer(self) -> None:
         want = self.want
         cross_zone = {CROSS_ZONE_ATTRIBUTE: _bool_text(want["cross_zone"])}
         if not self.balancer:
@@ -534,35 +391,35 @@ class _NlbPlanner(object):
         arn = balancer["LoadBalancerArn"]
         self.plan.refs["load_balancer_arn"] = arn
         self.plan.refs["dns_name"] = balancer["DNSName"]
-        have = _attribute_dict(elb_utils.describe_load_balancer_attributes(self.elbv2, arn))
-        self._plan_balancer_attributes(dict((k, v) for k, v in cross_zone.items() if have.get(k) != v))
+        have = _attribute_dict(aws_elb.describe_load_balancer_attributes(self.elbv2, arn))
+        self._plan_balancer_attributes({k: v for k, v in cross_zone.items() if have.get(k) != v})
         self._plan_subnets(balancer)
         self._plan_security_groups(balancer)
         self._plan_tags("load balancer tags", want["name"], arn, want["tags"])
         self._plan_listener(arn)
 
-    def _create_balancer(self):
+    def _create_balancer(self) -> None:
         want = self.want
-        balancer = elb_utils.create_load_balancer(
+        balancer = aws_elb.create_load_balancer(
             self.elbv2, want["name"], Subnets=want["subnet_ids"], SecurityGroups=want["security_group_ids"],
             Scheme=want["scheme"], Type="network", IpAddressType="ipv4", Tags=ansible_dict_to_boto3_tag_list(want["tags"]))[0]
         self.plan.refs["load_balancer_arn"] = balancer["LoadBalancerArn"]
         self.plan.refs["dns_name"] = balancer["DNSName"]
 
-    def _plan_balancer_attributes(self, attributes):
+    def _plan_balancer_attributes(self, attributes: Dict[str, str]) -> None:
         if attributes:
-            self.plan.update("load balancer attributes", self.want["name"], lambda: elb_utils.modify_load_balancer_attributes(
+            self.plan.update("load balancer attributes", self.want["name"], lambda: aws_elb.modify_load_balancer_attributes(
                 self.elbv2, self.plan.refs["load_balancer_arn"], _attribute_list(attributes)), _describe(attributes))
 
-    def _plan_subnets(self, balancer):
+    def _plan_subnets(self, balancer: Resource) -> None:
         have = sorted(zone["SubnetId"] for zone in balancer.get("AvailabilityZones", []))
         if have != sorted(self.want["subnet_ids"]):
             subnet_ids = self.want["subnet_ids"]
             self.plan.update("load balancer subnets", self.want["name"],
-                             lambda: elb_utils.set_subnets(self.elbv2, balancer["LoadBalancerArn"], Subnets=subnet_ids),
+                             lambda: aws_elb.set_subnets(self.elbv2, balancer["LoadBalancerArn"], Subnets=subnet_ids),
                              "%s -> %s" % (", ".join(have), ", ".join(subnet_ids)))
 
-    def _plan_security_groups(self, balancer):
+    def _plan_security_groups(self, balancer: Resource) -> None:
         have = sorted(balancer.get("SecurityGroups") or [])
         want = self.want["security_group_ids"]
         if have == sorted(want):
@@ -573,35 +430,36 @@ class _NlbPlanner(object):
                 "security groups only at creation; delete it (kubecluster.aws.apiserver_lb with state: absent) and recreate "
                 "the cluster" % self.want["name"])
         self.plan.update("load balancer security groups", self.want["name"],
-                         lambda: elb_utils.set_security_groups(self.elbv2, balancer["LoadBalancerArn"], want),
+                         lambda: aws_elb.set_security_groups(self.elbv2, balancer["LoadBalancerArn"], want),
                          "%s -> %s" % (", ".join(have), ", ".join(want)))
 
-    def _listener_spec(self):
+    def _listener_spec(self) -> Dict[str, Any]:
         return {"Protocol": "TCP", "Port": API_PORT,
                 "DefaultActions": [{"Type": "forward", "TargetGroupArn": self.plan.refs["target_group_arn"]}]}
 
-    def _create_listener(self):
-        elb_utils.create_listener(self.elbv2, self.plan.refs["load_balancer_arn"], **self._listener_spec())
+    def _create_listener(self) -> None:
+        aws_elb.create_listener(self.elbv2, self.plan.refs["load_balancer_arn"], **self._listener_spec())
 
-    def _plan_listener(self, arn):
-        listener = next((item for item in elb_utils.describe_listeners(self.elbv2, load_balancer_arn=arn) if item["Port"] == API_PORT), None)
+    def _plan_listener(self, arn: str) -> None:
+        listener = next((item for item in aws_elb.describe_listeners(self.elbv2, load_balancer_arn=arn) if item["Port"] == API_PORT),
+                        None)
         text = "TCP %d -> target group %s" % (API_PORT, self.want["target_group_name"])
         if listener is None:
             self.plan.create("listener", "%s:%d" % (self.want["name"], API_PORT), self._create_listener, text)
         elif listener["Protocol"] != "TCP" or _forwarded_groups(listener) != [self.plan.refs["target_group_arn"]]:
             self.plan.update("listener", "%s:%d" % (self.want["name"], API_PORT),
-                             lambda: elb_utils.modify_listener(self.elbv2, listener["ListenerArn"], **self._listener_spec()), text)
+                             lambda: aws_elb.modify_listener(self.elbv2, listener["ListenerArn"], **self._listener_spec()), text)
 
-    def plan_targets(self, ec2, instances, wait_for_targets, wait_timeout):
+    def plan_targets(self, instances: Dict[str, List[str]], wait_for_targets: bool) -> List[str]:
         changes = target_changes(instances["running"], instances["pending"], self.registered(), wait_for_targets)
-        plan_target_changes(self.plan, ec2, changes, wait_timeout,
-                            lambda ids: register_targets(self.elbv2, self.plan.refs["target_group_arn"], ids),
-                            lambda ids: deregister_targets(self.elbv2, self.plan.refs["target_group_arn"], ids),
+        plan_target_changes(self.plan, self.ctx, changes,
+                            lambda ids: aws_elb.register_targets(self.elbv2, self.plan.refs["target_group_arn"], ids, API_PORT),
+                            lambda ids: aws_elb.deregister_targets(self.elbv2, self.plan.refs["target_group_arn"], ids, API_PORT),
                             "target group %s" % self.want["target_group_name"])
         return changes.after
 
 
-def _forwarded_groups(listener):
+def _forwarded_groups(listener: Resource) -> List[Optional[str]]:
     """The target groups a listener's default actions forward to (ForwardConfig or the plain form)."""
     arns = set()
     for action in listener.get("DefaultActions", []):
@@ -613,17 +471,17 @@ def _forwarded_groups(listener):
     return sorted(arns)
 
 
-class _ClassicPlanner(object):
+class _ClassicPlanner(_Planner):
     """Plans the classic ELB, its listener, health check, attributes and instances against what exists."""
 
-    def __init__(self, clients, plan, want, found):
-        self.elb = clients.elb
-        self.plan = plan
-        self.want = want
-        self.balancer = found["classic"]
-        self.tags = found["tags"].get(want["name"], {})
+    KIND = "classic"
 
-    def plan_balancer(self):
+    def __init__(self, ctx: Context, plan: Plan, want: Dict[str, Any], found: Found) -> None:
+        super().__init__(ctx, plan, want, found)
+        self.elb = ctx.elb
+        self.tags: Tags = found["tags"].get(want["name"], {})
+
+    def plan_balancer(self) -> None:
         want = self.want
         health_check = classic_health_check(want["health_check_protocol"])
         attributes = classic_attributes(want["cross_zone"])
@@ -637,37 +495,37 @@ class _ClassicPlanner(object):
         self.plan.refs["dns_name"] = balancer["DNSName"]
         if _classic_health_check_drifted(balancer.get("HealthCheck") or {}, health_check):
             self._plan_health_check(health_check)
-        if _classic_attributes_drifted(describe_classic_attributes(self.elb, want["name"]), attributes):
+        if _classic_attributes_drifted(aws_elb.describe_classic_attributes(self.elb, want["name"]), attributes):
             self._plan_attributes(attributes)
         self._plan_listener(balancer)
         self._plan_subnets(balancer)
         self._plan_security_groups(balancer)
         missing = _tag_drift(self.tags, want["tags"])
         if missing:
-            self.plan.update("load balancer tags", want["name"], lambda: add_classic_tags(self.elb, want["name"], missing),
+            self.plan.update("load balancer tags", want["name"], lambda: aws_elb.add_classic_tags(self.elb, want["name"], missing),
                              "set " + ", ".join(sorted(missing)))
 
-    def _create_balancer(self):
+    def _create_balancer(self) -> None:
         want = self.want
         params = dict(LoadBalancerName=want["name"], Listeners=[classic_listener()], Subnets=want["subnet_ids"],
                       SecurityGroups=want["security_group_ids"], Tags=ansible_dict_to_boto3_tag_list(want["tags"]))
         if want["scheme"] == "internal":
             params["Scheme"] = "internal"  # internet-facing is what a classic ELB is unless told otherwise
-        self.plan.refs["dns_name"] = create_classic_balancer(self.elb, **params)
+        self.plan.refs["dns_name"] = aws_elb.create_classic_balancer(self.elb, **params)
 
-    def _plan_health_check(self, health_check):
+    def _plan_health_check(self, health_check: Dict[str, Any]) -> None:
         self.plan.update("load balancer health check", self.want["name"],
-                         lambda: configure_classic_health_check(self.elb, self.want["name"], health_check),
+                         lambda: aws_elb.configure_classic_health_check(self.elb, self.want["name"], health_check),
                          "%(Target)s every %(Interval)ss, timeout %(Timeout)ss, healthy %(HealthyThreshold)s, "
                          "unhealthy %(UnhealthyThreshold)s" % health_check)
 
-    def _plan_attributes(self, attributes):
+    def _plan_attributes(self, attributes: Dict[str, Any]) -> None:
         self.plan.update("load balancer attributes", self.want["name"],
-                         lambda: modify_classic_attributes(self.elb, self.want["name"], attributes),
+                         lambda: aws_elb.modify_classic_attributes(self.elb, self.want["name"], attributes),
                          "cross-zone %s, idle timeout %d s" % (
                              _bool_text(attributes["CrossZoneLoadBalancing"]["Enabled"]), attributes["ConnectionSettings"]["IdleTimeout"]))
 
-    def _plan_listener(self, balancer):
+    def _plan_listener(self, balancer: Resource) -> None:
         want = classic_listener()
         name = "%s:%d" % (self.want["name"], API_PORT)
         listeners = [d["Listener"] for d in balancer.get("ListenerDescriptions", [])]
@@ -675,52 +533,52 @@ class _ClassicPlanner(object):
         if have is not None and all(have.get(key) == value for key, value in want.items()):
             return
         if have is not None:
-            self.plan.delete("listener", name, lambda: delete_classic_listener(self.elb, self.want["name"], API_PORT),
+            self.plan.delete("listener", name, lambda: aws_elb.delete_classic_listener(self.elb, self.want["name"], API_PORT),
                              "%s %d -> %s %d" % (have["Protocol"], API_PORT, have.get("InstanceProtocol"), have.get("InstancePort")))
-        self.plan.create("listener", name, lambda: create_classic_listener(self.elb, self.want["name"], want),
+        self.plan.create("listener", name, lambda: aws_elb.create_classic_listener(self.elb, self.want["name"], want),
                          "TCP %d -> instance TCP %d" % (API_PORT, API_PORT))
 
-    def _plan_subnets(self, balancer):
+    def _plan_subnets(self, balancer: Resource) -> None:
         have, want = set(balancer.get("Subnets", [])), set(self.want["subnet_ids"])
         # Attach first: a balancer must keep at least one subnet per zone it serves.
         if want - have:
             added = sorted(want - have)
-            self.plan.update("load balancer subnets", self.want["name"], lambda: attach_classic_subnets(self.elb, self.want["name"], added),
-                             "attach " + ", ".join(added))
+            self.plan.update("load balancer subnets", self.want["name"],
+                             lambda: aws_elb.attach_classic_subnets(self.elb, self.want["name"], added), "attach " + ", ".join(added))
         if have - want:
             removed = sorted(have - want)
             self.plan.update("load balancer subnets", self.want["name"],
-                             lambda: detach_classic_subnets(self.elb, self.want["name"], removed), "detach " + ", ".join(removed))
+                             lambda: aws_elb.detach_classic_subnets(self.elb, self.want["name"], removed), "detach " + ", ".join(removed))
 
-    def _plan_security_groups(self, balancer):
+    def _plan_security_groups(self, balancer: Resource) -> None:
         have, want = sorted(balancer.get("SecurityGroups", [])), self.want["security_group_ids"]
         if have != sorted(want):
             self.plan.update("load balancer security groups", self.want["name"],
-                             lambda: set_classic_security_groups(self.elb, self.want["name"], want),
+                             lambda: aws_elb.set_classic_security_groups(self.elb, self.want["name"], want),
                              "%s -> %s" % (", ".join(have), ", ".join(want)))
 
-    def plan_targets(self, ec2, instances, wait_for_targets, wait_timeout):
+    def plan_targets(self, instances: Dict[str, List[str]], wait_for_targets: bool) -> List[str]:
         registered = [i["InstanceId"] for i in (self.balancer or {}).get("Instances", [])]
         changes = target_changes(instances["running"], instances["pending"], registered, wait_for_targets)
-        plan_target_changes(self.plan, ec2, changes, wait_timeout,
-                            lambda ids: register_classic_instances(self.elb, self.want["name"], ids),
-                            lambda ids: deregister_classic_instances(self.elb, self.want["name"], ids),
+        plan_target_changes(self.plan, self.ctx, changes,
+                            lambda ids: aws_elb.register_classic_instances(self.elb, self.want["name"], ids),
+                            lambda ids: aws_elb.deregister_classic_instances(self.elb, self.want["name"], ids),
                             "load balancer %s" % self.want["name"])
         return changes.after
 
 
-def _classic_health_check_drifted(have, want):
+def _classic_health_check_drifted(have: Dict[str, Any], want: Dict[str, Any]) -> bool:
     return any(str(have.get(key)) != str(value) for key, value in want.items())
 
 
-def _classic_attributes_drifted(have, want):
-    return (have.get("CrossZoneLoadBalancing", {}).get("Enabled") != want["CrossZoneLoadBalancing"]["Enabled"]
-            or have.get("ConnectionSettings", {}).get("IdleTimeout") != want["ConnectionSettings"]["IdleTimeout"])
+def _classic_attributes_drifted(have: Dict[str, Any], want: Dict[str, Any]) -> bool:
+    return bool(have.get("CrossZoneLoadBalancing", {}).get("Enabled") != want["CrossZoneLoadBalancing"]["Enabled"]
+                or have.get("ConnectionSettings", {}).get("IdleTimeout") != want["ConnectionSettings"]["IdleTimeout"])
 
 
-def _view(plan, want, targets):
+def _view(plan: Plan, want: Dict[str, Any], targets: List[str]) -> Callable[[], Dict[str, Any]]:
     """The module's ``load_balancer`` result, read from the plan's refs after the apply."""
-    def view():
+    def view() -> Dict[str, Any]:
         dns_name = plan.refs["dns_name"]
         nlb = want["type"] == NLB
         return {
@@ -738,70 +596,63 @@ def _view(plan, want, targets):
     return view
 
 
-def plan_present(clients, spec, wait_for_targets=True, wait_timeout=600, allow_missing_network=False):
-    """Plan the API balancer for the spec; return (plan, callable giving the ``load_balancer`` result).
+def plan_present(ctx: Context, spec: Dict[str, Any], wait_for_targets: bool = True, allow_missing_network: bool = False) -> Plan:
+    """Plan the API balancer for the spec; ``plan.returns["load_balancer"]`` gives the module's result after the apply.
 
-    Raises LoadBalancerError, before any write, for a balancer of another type or scheme,
-    a look-alike the cluster does not own, or (unless ``allow_missing_network``, as in
-    check mode) a network that does not exist yet.
+    Waits for pending control-plane machines take at most ``ctx.wait_timeout``. Raises
+    LoadBalancerError, before any write, for a balancer of another type or scheme, a
+    look-alike the cluster does not own, or (unless ``allow_missing_network``, as in check
+    mode) a network that does not exist yet.
     """
     config = spec["network"]["api_load_balancer"]
-    found = find_api_balancer(clients, spec["name"])
+    found = find_api_balancer(ctx, spec["name"])
     _refuse_unowned(found, spec["name"])
     refuse_immutable_changes(found, config, naming.load_balancer_name(spec["name"]))
-    want = desired(spec, cluster_network(clients.ec2, spec, allow_missing_network))
-    instances = control_plane_instances(clients.ec2, spec["name"])
+    want = desired(spec, cluster_network(ctx.ec2, spec, allow_missing_network))
+    instances = control_plane_instances(ctx.ec2, spec["name"])
     plan = Plan()
+    planner: _NlbPlanner | _ClassicPlanner
     if config["type"] == NLB:
-        planner = _NlbPlanner(clients, plan, want, found)
+        planner = _NlbPlanner(ctx, plan, want, found)
         planner.plan_target_group()
     else:
-        planner = _ClassicPlanner(clients, plan, want, found)
+        planner = _ClassicPlanner(ctx, plan, want, found)
     planner.plan_balancer()
-    targets = planner.plan_targets(clients.ec2, instances, wait_for_targets, wait_timeout)
-    return plan, _view(plan, want, targets)
+    targets = planner.plan_targets(instances, wait_for_targets)
+    plan.returns["load_balancer"] = _view(plan, want, targets)
+    return plan
 
 
 # --- absent -------------------------------------------------------------------------------
 
-def _in_cluster(resource, vpc_key, vpc_id, name_key, name):
+def _in_cluster(resource: Resource, vpc_key: str, vpc_id: Optional[str], name_key: str, name: str) -> bool:
     return (vpc_id is not None and resource.get(vpc_key) == vpc_id) or resource.get(name_key) == name
 
 
-def wait_until_deleted(clients, classic_names, nlb_arns, timeout):
-    """Wait once for every deleted balancer to be gone, within one overall timeout."""
-    deadline = time.time() + timeout
-    waits = [(clients.elb, "load_balancer_deleted", {"LoadBalancerNames": [name]}) for name in classic_names]
-    waits += [(clients.elbv2, "load_balancers_deleted", {"LoadBalancerArns": [arn]}) for arn in nlb_arns]
-    # One balancer per call: a call naming several succeeds as soon as the first is gone.
-    for client, waiter, params in waits:
-        attempts = max(1, int((deadline - time.time()) // DELETE_WAIT_DELAY))
-        get_waiter(client, waiter).wait(WaiterConfig={"Delay": DELETE_WAIT_DELAY, "MaxAttempts": attempts}, **params)
-
-
-def plan_absent(clients, spec, wait_timeout=600):
+def plan_absent(ctx: Context, spec: Dict[str, Any]) -> Plan:
     """Plan deleting the API balancer, the CCM's Service balancers and their target groups.
 
     Candidates are the balancers and target groups in the cluster's VPC plus the API
     balancer and target group by name; of those, only ones tagged as the cluster's
-    (CAPA's or the cloud-controller-manager's tag) are deleted.
+    (CAPA's or the cloud-controller-manager's tag) are deleted. The deletions are waited
+    for once, at most ``ctx.wait_timeout``.
     """
     cluster = spec["name"]
     api_name = naming.load_balancer_name(cluster)
-    vpc, dummy = lookup.deletion_vpc(clients.ec2, cluster)
+    vpc, _users = lookup.deletion_vpc(ctx.ec2, cluster)
     vpc_id = vpc["VpcId"] if vpc else None
-    classics = [b for b in describe_classic_balancers(clients.elb) if _in_cluster(b, "VPCId", vpc_id, "LoadBalancerName", api_name)]
-    nlbs = [b for b in (elb_utils.describe_load_balancers(clients.elbv2) or [])
+    classics = [b for b in aws_elb.describe_classic_balancers(ctx.elb) if _in_cluster(b, "VPCId", vpc_id, "LoadBalancerName", api_name)]
+    nlbs = [b for b in (aws_elb.describe_load_balancers(ctx.elbv2) or [])
             if _in_cluster(b, "VpcId", vpc_id, "LoadBalancerName", api_name)]
-    groups = [g for g in describe_target_groups(clients.elbv2)
+    groups = [g for g in aws_elb.describe_target_groups(ctx.elbv2)
               if _in_cluster(g, "VpcId", vpc_id, "TargetGroupName", naming.target_group_name(cluster))]
-    classic_tags = describe_classic_tags(clients.elb, [b["LoadBalancerName"] for b in classics]) if classics else {}
-    v2_tags = elbv2_tags(clients.elbv2, [b["LoadBalancerArn"] for b in nlbs] + [g["TargetGroupArn"] for g in groups])
+    classic_tags = aws_elb.describe_classic_tags(ctx.elb, [b["LoadBalancerName"] for b in classics]) if classics else {}
+    v2_tags = aws_elb.elbv2_tags(ctx.elbv2, [b["LoadBalancerArn"] for b in nlbs] + [g["TargetGroupArn"] for g in groups])
     # CAPA's order: the API balancer first, then the Service balancers the CCM made.
     claims = [("load balancer", b["LoadBalancerName"], classic_tags.get(b["LoadBalancerName"], {})) for b in classics]
     claims += [("load balancer", b["LoadBalancerName"], v2_tags.get(b["LoadBalancerArn"], {})) for b in nlbs]
     claims += [("target group", g["TargetGroupName"], v2_tags.get(g["TargetGroupArn"], {})) for g in groups]
-    conflicts = naming.double_claims(claims, cluster)
+    conflicts: List[str] = naming.double_claims(claims, cluster)
     if conflicts:
         raise LoadBalancerError("Not deleting the load balancers of cluster %s; nothing was deleted: %s" % (cluster, "; ".join(conflicts)),
                                 conflicts)
@@ -813,15 +664,17 @@ def plan_absent(clients, spec, wait_timeout=600):
 
     plan = Plan()
     for name in classic_names:
-        plan.delete("load balancer", name, lambda name=name: delete_classic_balancer(clients.elb, name), "classic")
+        plan.delete("load balancer", name, lambda name=name: aws_elb.delete_classic_balancer(ctx.elb, name), "classic")
     for balancer in owned_nlbs:
         plan.delete("load balancer", balancer["LoadBalancerName"],
-                    lambda arn=balancer["LoadBalancerArn"]: elb_utils.delete_load_balancer(clients.elbv2, arn),
+                    lambda arn=balancer["LoadBalancerArn"]: aws_elb.delete_load_balancer(ctx.elbv2, arn),
                     "%s, with its listeners" % balancer["Type"])
     if classic_names or owned_nlbs:
         nlb_arns = [b["LoadBalancerArn"] for b in owned_nlbs]
         plan.wait("load balancers", ", ".join(classic_names + [b["LoadBalancerName"] for b in owned_nlbs]),
-                  lambda: wait_until_deleted(clients, classic_names, nlb_arns, wait_timeout), "until deleted, at most %d s" % wait_timeout)
+                  lambda: aws_elb.wait_until_deleted(ctx.elb, ctx.elbv2, classic_names, nlb_arns, ctx.wait_timeout),
+                  "until deleted, at most %d s" % ctx.wait_timeout)
     for group in owned_groups:
-        plan.delete("target group", group["TargetGroupName"], lambda arn=group["TargetGroupArn"]: delete_target_group(clients.elbv2, arn))
+        plan.delete("target group", group["TargetGroupName"],
+                    lambda arn=group["TargetGroupArn"]: aws_elb.delete_target_group(ctx.elbv2, arn))
     return plan

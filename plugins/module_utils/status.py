@@ -26,12 +26,11 @@ from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_rou
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_security_groups
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_subnets
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_vpcs
-from ansible_collections.amazon.aws.plugins.module_utils import elb_utils
 
 from . import instances as machine_sets
-from . import loadbalancer
 from . import lookup
 from . import naming
+from .aws import elb as aws_elb
 
 PENDING = "Pending"
 PROVISIONING = "Provisioning"
@@ -46,7 +45,7 @@ REQUIRED_SG_ROLES = (naming.SG_CONTROL_PLANE, naming.SG_NODE)
 # Scale-down, rollouts and deletes terminate through the API; any other reason is a failure.
 EXPECTED_TERMINATION = "Client.UserInitiatedShutdown"
 
-LB_TYPES = {"network": loadbalancer.NLB, "application": "alb", "gateway": "gwlb"}
+LB_TYPES = {"network": aws_elb.NLB, "application": "alb", "gateway": "gwlb"}
 
 ClusterStatus = collections.namedtuple("ClusterStatus", "view waiting_for")
 
@@ -220,7 +219,7 @@ def _nlb_view(balancer):
 def _classic_view(balancer):
     return {
         "name": balancer["LoadBalancerName"],
-        "type": loadbalancer.CLASSIC,
+        "type": aws_elb.CLASSIC,
         "dns_name": balancer.get("DNSName") or None,
         "scheme": balancer.get("Scheme"),
         # A classic ELB has no state: it serves from the moment it exists.
@@ -242,10 +241,10 @@ def read_api_load_balancers(elbv2, elb, cluster_names):
     if not wanted:
         return {}
     names = list(wanted) if len(wanted) == 1 else None
-    nlbs = [lb for lb in (elb_utils.describe_load_balancers(elbv2, names=names) or []) if lb["LoadBalancerName"] in wanted]
-    classics = [lb for lb in loadbalancer.describe_classic_balancers(elb, names=names) if lb["LoadBalancerName"] in wanted]
-    nlb_tags = loadbalancer.elbv2_tags(elbv2, [lb["LoadBalancerArn"] for lb in nlbs]) if nlbs else {}
-    classic_tags = loadbalancer.describe_classic_tags(elb, [lb["LoadBalancerName"] for lb in classics]) if classics else {}
+    nlbs = [lb for lb in (aws_elb.describe_load_balancers(elbv2, names=names) or []) if lb["LoadBalancerName"] in wanted]
+    classics = [lb for lb in aws_elb.describe_classic_balancers(elb, names=names) if lb["LoadBalancerName"] in wanted]
+    nlb_tags = aws_elb.elbv2_tags(elbv2, [lb["LoadBalancerArn"] for lb in nlbs]) if nlbs else {}
+    classic_tags = aws_elb.describe_classic_tags(elb, [lb["LoadBalancerName"] for lb in classics]) if classics else {}
     candidates = [(nlb_tags.get(lb["LoadBalancerArn"], {}), _nlb_view(lb)) for lb in nlbs]
     candidates += [(classic_tags.get(lb["LoadBalancerName"], {}), _classic_view(lb)) for lb in classics]
     found = {}
@@ -402,7 +401,7 @@ def _cluster_view(name, region, owned, balancers, network):
         "region": region,
         "phase": None,
         "failure_message": None,
-        "control_plane_endpoint": {"host": balancer["dns_name"], "port": loadbalancer.API_PORT} if balancer and balancer["dns_name"] else None,
+        "control_plane_endpoint": {"host": balancer["dns_name"], "port": aws_elb.API_PORT} if balancer and balancer["dns_name"] else None,
         "vpc_id": vpc_id,
         "managed_vpc": bool(owned["vpcs"]),
         "subnets": _subnet_views(owned, vpc_id, _used_subnet_ids(instances, balancer), network),

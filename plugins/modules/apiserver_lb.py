@@ -175,18 +175,13 @@ plan:
       sample: nlb internet-facing in subnet-0123456789abcdef0, security group sg-0123456789abcdef0
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-
 from ansible_collections.kubecluster.aws.plugins.module_utils import loadbalancer
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
+from ansible_collections.kubecluster.aws.plugins.module_utils.plan import Plan
 
 
-def clients(module, spec):
-    return loadbalancer.Clients(ec2=runner.client(module, spec, "ec2"), elb=runner.client(module, spec, "elb"),
-                                elbv2=runner.client(module, spec, "elbv2"))
-
-
-def main():
+def main() -> None:
     argument_spec = dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
         wait_for_targets=dict(type="bool", default=True),
@@ -197,21 +192,18 @@ def main():
     params = module.params
     if params["wait_timeout"] < 1:
         module.fail_json(msg="wait_timeout: %d is not a number of seconds; use 1 or more (default 600)" % params["wait_timeout"])
-    aws = clients(module, spec)
-    result = {}
-    try:
+    ctx = Context.from_module(module, spec["region"], wait_timeout=params["wait_timeout"])
+
+    def build() -> Plan:
         if params["state"] == "present":
-            plan, result["load_balancer"] = loadbalancer.plan_present(
-                aws, spec, wait_for_targets=params["wait_for_targets"], wait_timeout=params["wait_timeout"],
-                allow_missing_network=module.check_mode)
+            plan = loadbalancer.plan_present(ctx, spec, wait_for_targets=params["wait_for_targets"],
+                                             allow_missing_network=module.check_mode)
         else:
-            plan = loadbalancer.plan_absent(aws, spec, wait_timeout=params["wait_timeout"])
-    except loadbalancer.LoadBalancerError as error:
-        module.fail_json(msg=str(error))
-    except AnsibleAWSError as error:
-        runner.fail_aws(module, error)
-    header = "kubecluster.aws.apiserver_lb: cluster %s in %s, state %s" % (spec["name"], spec["region"], params["state"])
-    runner.finish(module, plan, header, **result)
+            plan = loadbalancer.plan_absent(ctx, spec)
+        plan.header = "kubecluster.aws.apiserver_lb: cluster %s in %s, state %s" % (spec["name"], spec["region"], params["state"])
+        return plan
+
+    runner.reconcile(module, build)
 
 
 if __name__ == "__main__":

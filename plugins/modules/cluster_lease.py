@@ -162,26 +162,30 @@ previous_holder:
   sample: AWX job 17 since 2025-01-31T07:10:00Z
 """
 
+from typing import Any, Dict, Optional, Tuple
+
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import lease as lease_utils
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
+from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 
 VISIBLE = ("holder", "since", "expires")
 
 
-def visible(record):
+def visible(record: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     """What the module returns of a lease record: who and when, not the host's pid details."""
-    return dict((key, (record or {}).get(key)) for key in VISIBLE if (record or {}).get(key) is not None)
+    return {key: (record or {}).get(key) for key in VISIBLE if (record or {}).get(key) is not None}
 
 
-def previous_text(record):
+def previous_text(record: Optional[Dict[str, Any]]) -> Optional[str]:
     if not record:
         return None
     return "%s since %s" % (record.get("holder", "an unknown run"), record.get("since", "?"))
 
 
-def check_options(module):
+def check_options(module: Any) -> None:
     params = module.params
     if not lease_utils.MIN_TTL <= params["ttl"] <= lease_utils.MAX_TTL:
         module.fail_json(msg="ttl: must be from %d to %d seconds, not %d"
@@ -190,7 +194,7 @@ def check_options(module):
         module.fail_json(msg="token: state absent releases the lease this run took; pass the token its acquire returned")
 
 
-def present(module, lease):
+def present(module: Any, lease: lease_utils.Lease) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     params = module.params
     if module.check_mode:
         seen = lease.preview(params["token"], params["force"])
@@ -201,10 +205,7 @@ def present(module, lease):
         if seen.get("previous"):
             out["previous_holder"] = previous_text(seen["previous"])
         return out, {"before": visible(seen.get("previous") or seen), "after": {"holder": params["holder"]}}
-    try:
-        got = lease.acquire(params["token"], params["holder"], params["ttl"], params["force"])
-    except lease_utils.LeaseHeld as held:
-        module.fail_json(msg=str(held), outcome="held", lease=lease.name, **visible(held.lease))
+    got = lease.acquire(params["token"], params["holder"], params["ttl"], params["force"])
     out = dict(visible(got), outcome=got["action"], token=got["token"], changed=True)
     if got.get("previous"):
         out["previous_holder"] = previous_text(got["previous"])
@@ -212,7 +213,7 @@ def present(module, lease):
     return out, {"before": visible(got.get("previous")), "after": visible(got)}
 
 
-def absent(module, lease):
+def absent(module: Any, lease: lease_utils.Lease) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     token = module.params["token"]
     if module.check_mode:
         raw, current = lease.read()
@@ -228,7 +229,7 @@ def absent(module, lease):
             {"before": visible(done) if released else {}, "after": {}})
 
 
-def main():
+def main() -> None:
     argument_spec = dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
         token=dict(type="str", no_log=False),
@@ -239,13 +240,18 @@ def main():
     module = runner.cluster_module(argument_spec)
     identity = runner.load_identity(module)
     check_options(module)
-    ssm = runner.client(module, identity, "ssm")
-    lease = lease_utils.Lease(ssm, identity["name"], identity["region"])
+    ctx = Context.from_module(module, identity["region"])
+    lease = lease_utils.Lease(ctx.ssm, identity["name"], identity["region"])
     try:
         if module.params["state"] == "absent":
             out, diff = absent(module, lease)
         else:
             out, diff = present(module, lease)
+    except lease_utils.LeaseHeld as held:
+        # Held is an answer, not a fault: the holder and its times are return values a playbook reads.
+        module.fail_json(msg=str(held), outcome="held", lease=lease.name, **visible(held.lease))
+    except KubeclusterError as error:
+        runner.fail(module, error)
     except AnsibleAWSError as error:
         runner.fail_aws(module, error)
     out["lease"] = lease.name

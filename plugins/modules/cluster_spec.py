@@ -103,75 +103,66 @@ elastic_ips:
       sample: 0
 """
 
+from typing import Any, Dict, List, Optional, Set
+
 try:
     import botocore
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_addresses
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_key_pairs
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
-from ansible_collections.kubecluster.aws.plugins.module_utils.spec import SpecError
+from ansible_collections.kubecluster.aws.plugins.module_utils.aws import ec2 as aws_ec2
+from ansible_collections.kubecluster.aws.plugins.module_utils.aws import iam as aws_iam
+from ansible_collections.kubecluster.aws.plugins.module_utils.aws import servicequotas as aws_servicequotas
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
+from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import check_against_account
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import instance_profiles
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import nat_gateway_count
 
-EIP_QUOTA_CODE = "L-0263D0A3"
 DEFAULT_EIP_QUOTA = 5
 
 
-def elastic_ip_quota(module, spec, ec2):
+def elastic_ip_quota(ctx: Context) -> int:
     """The region's Elastic IP quota: Service Quotas first, as raised quotas only show there."""
-    quotas = module.client("service-quotas", region=spec["region"], retry_decorator=AWSRetry.jittered_backoff())
     try:
-        answer = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=EIP_QUOTA_CODE, aws_retry=True)
-        return int(answer["Quota"]["Value"])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-        pass  # not permitted or not served here: the account attribute holds the default quota
-    attributes = ec2.describe_account_attributes(AttributeNames=["vpc-max-elastic-ips"], aws_retry=True)
-    for attribute in attributes.get("AccountAttributes", []):
-        for value in attribute.get("AttributeValues", []):
-            return int(value["AttributeValue"])
-    return DEFAULT_EIP_QUOTA
+        quota = aws_servicequotas.elastic_ip_quota(ctx.service_quotas)
+    except AnsibleAWSError:
+        quota = None  # not permitted or not served here: the account attribute holds the default quota
+    if quota is None:
+        quota = aws_ec2.vpc_max_elastic_ips(ctx.ec2)
+    return DEFAULT_EIP_QUOTA if quota is None else quota
 
 
-def existing_key_pairs(ec2, key_name):
+def existing_key_pairs(ec2: Any, key_name: Optional[str]) -> Optional[Set[str]]:
     if not key_name:
         return None
-    return set(pair["KeyName"] for pair in describe_key_pairs(ec2, KeyNames=[key_name]))
+    return {pair["KeyName"] for pair in aws_ec2.describe_key_pairs(ec2, KeyNames=[key_name])}
 
 
-def missing_instance_profiles(module, spec):
+def missing_instance_profiles(ctx: Context, spec: Dict[str, Any]) -> List[str]:
     """Field paths whose instance profile does not exist: machines could not launch with them."""
-    iam = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
-    missing = set()
-    for name in set(instance_profiles(spec).values()):
-        try:
-            iam.get_instance_profile(InstanceProfileName=name, aws_retry=True)
-        except is_boto3_error_code("NoSuchEntity"):
-            missing.add(name)
-    return sorted(path for path, name in instance_profiles(spec).items() if name in missing)
+    profiles = instance_profiles(spec)
+    missing = set(aws_iam.missing_instance_profiles(ctx.iam, list(profiles.values())))
+    return sorted(path for path, name in profiles.items() if name in missing)
 
 
-def check_account(module, spec):
-    ec2 = runner.client(module, spec, "ec2")
-    spec = runner.resolve_zones(module, spec, ec2)
+def check_account(module: Any, ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    spec = runner.resolve_zones(module, spec, ctx.ec2)
     zones = spec["network"]["availability_zones"]
-    addresses = describe_addresses(ec2)
+    addresses = aws_ec2.describe_addresses(ctx.ec2)
     owned = [a for a in addresses if naming.is_owned(naming.tags_to_dict(a.get("Tags")), spec["name"])]
-    quota = elastic_ip_quota(module, spec, ec2)
-    check_against_account(spec, zones, quota, len(addresses), len(owned), existing_key_pairs(ec2, spec["ssh_key_name"]),
-                          missing_instance_profiles(module, spec))
+    quota = elastic_ip_quota(ctx)
+    check_against_account(spec, zones, quota, len(addresses), len(owned), existing_key_pairs(ctx.ec2, spec["ssh_key_name"]),
+                          missing_instance_profiles(ctx, spec))
     return dict(cluster=spec, nat_gateway_count=nat_gateway_count(spec, len(zones)),
                 elastic_ips=dict(quota=quota, in_use=len(addresses), owned=len(owned)))
 
 
-def main():
+def main() -> None:
     argument_spec = dict(
         check_account=dict(type="bool", default=True),
     )
@@ -179,14 +170,13 @@ def main():
     spec = runner.load_spec(module)
     if not module.params["check_account"]:
         module.exit_json(changed=False, cluster=spec)
+    ctx = Context.from_module(module, spec["region"])
     try:
-        result = check_account(module, spec)
-    except SpecError as error:
-        module.fail_json(msg=error.message, errors=error.errors)
-    except AnsibleAWSError as error:
-        module.fail_json_aws_error(error)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed to read the account to check the cluster spec")
+        result = check_account(module, ctx, spec)
+    except KubeclusterError as error:
+        runner.fail(module, error)
+    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        runner.fail_aws(module, error)
     module.exit_json(changed=False, **result)
 
 

@@ -205,38 +205,16 @@ diff:
         ~ cloudformation stack cluster-api-provider-aws-sigs-k8s-io (changed AWSIAMRoleNodes)
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import iam
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.plan import Plan
 
 
-def reconcile(module, cfn, tmpl):
-    """The plan for the wanted state and the reference the results are read by afterwards."""
-    params = module.params
-    name = params["stack_name"]
-    if params["state"] == "present":
-        have = iam.read_stack(cfn, name, params["wait_timeout"])
-        plan = iam.plan_present(cfn, have, name, tmpl, params["tags"], params["wait_timeout"])
-        ref = name
-    else:
-        have = iam.read_stack(cfn, name, params["wait_timeout"], with_template=False)
-        plan = iam.plan_absent(cfn, have, params["wait_timeout"])
-        ref = have["id"] if have else name
-    known = have["stack"] if have and not plan.actions else None
-    return plan, iam.stack_results(cfn, ref, known)
-
-
-def main():
+def main() -> None:
     argument_spec = dict(
         state=dict(type="str", default="present", choices=["present", "absent", "rendered"]),
         stack_name=dict(type="str", default=naming.IAM_STACK_NAME),
@@ -251,22 +229,22 @@ def main():
 
     tmpl = iam.template()
     result = dict(stack_name=params["stack_name"], template=tmpl, template_body=iam.template_body(tmpl))
-    if params["state"] == "rendered":
-        header = "CloudFormation template of %s (rendered, no AWS call)" % params["stack_name"]
-        runner.finish(module, Plan(), header, stack_id=None, stack_status=None, outputs={}, resources=[], **result)
 
-    cfn = module.client("cloudformation", retry_decorator=AWSRetry.jittered_backoff())
-    header = "CloudFormation stack %s in %s" % (params["stack_name"], module.region)
-    try:
-        plan, stack = reconcile(module, cfn, tmpl)
-        result.update(stack)
-        runner.finish(module, plan, header, **result)
-    except iam.StackStateError as error:
-        module.fail_json(msg=str(error))
-    except AnsibleAWSError as error:
-        module.fail_json_aws_error(error)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed to reconcile the IAM stack %s" % params["stack_name"])
+    def build() -> Plan:
+        if params["state"] == "rendered":
+            plan = Plan("CloudFormation template of %s (rendered, no AWS call)" % params["stack_name"])
+            plan.returns.update(stack_id=None, stack_status=None, outputs={}, resources=[])
+        else:
+            ctx = Context.from_module(module, module.region, wait_timeout=params["wait_timeout"])
+            if params["state"] == "present":
+                plan = iam.plan_present(ctx, params["stack_name"], params["tags"], tmpl)
+            else:
+                plan = iam.plan_absent(ctx, params["stack_name"])
+            plan.header = "CloudFormation stack %s in %s" % (params["stack_name"], module.region)
+        plan.returns.update(result)
+        return plan
+
+    runner.reconcile(module, build)
 
 
 if __name__ == "__main__":

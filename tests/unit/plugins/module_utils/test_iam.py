@@ -8,6 +8,8 @@ import pytest
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import iam
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from ansible_collections.kubecluster.aws.plugins.module_utils.aws import cloudformation as aws_cfn
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 
 NAME = naming.IAM_STACK_NAME
 STACK_ID = "arn:aws:cloudformation:ap-northeast-2:123456789012:stack/%s/1111" % NAME
@@ -34,6 +36,11 @@ Resources:
 def have(status="CREATE_COMPLETE", template=None, tags=None):
     return {"id": STACK_ID, "name": NAME, "status": status, "tags": tags or {},
             "template": iam.template() if template is None else template, "stack": {"StackId": STACK_ID}}
+
+
+def ctx(cfn, wait_timeout=900):
+    """A Context whose CloudFormation client is ``cfn``."""
+    return Context(lambda service: cfn, "ap-northeast-2", wait_timeout=wait_timeout)
 
 
 def actions(plan):
@@ -157,7 +164,7 @@ def test_option_errors_name_the_option_and_the_fix():
 def test_missing_stack_plans_a_create_and_a_wait_that_call_cloudformation():
     cfn = mock.MagicMock()
     cfn.create_stack.return_value = {"StackId": STACK_ID}
-    plan = iam.plan_present(cfn, None, NAME, iam.template(), {"team": 7}, 120)
+    plan = iam.plan_stack_present(ctx(cfn, 120), None, NAME, iam.template(), {"team": 7})
     assert actions(plan) == [("create", "3 InstanceProfile, 3 ManagedPolicy, 3 Role"), ("wait", "CREATE_COMPLETE")]
     cfn.assert_not_called()
     plan.apply()
@@ -170,15 +177,15 @@ def test_missing_stack_plans_a_create_and_a_wait_that_call_cloudformation():
 
 
 def test_identical_stack_plans_nothing():
-    assert iam.plan_present(None, have(tags={"a": "b"}), NAME, iam.template(), None, 900).actions == []
-    assert iam.plan_present(None, have(tags={"a": "b"}), NAME, iam.template(), {"a": "b"}, 900).actions == []
+    assert iam.plan_stack_present(ctx(None, 900), have(tags={"a": "b"}), NAME, iam.template(), None).actions == []
+    assert iam.plan_stack_present(ctx(None, 900), have(tags={"a": "b"}), NAME, iam.template(), {"a": "b"}).actions == []
 
 
 def test_changed_stack_plans_an_update_naming_what_differs():
     deployed = iam.template()
     deployed["Resources"][iam.POLICY_CONTROLLERS]["Properties"]["PolicyDocument"]["Statement"].pop()
     cfn = mock.MagicMock()
-    plan = iam.plan_present(cfn, have(template=deployed), NAME, iam.template(), {"team": "x"}, 900)
+    plan = iam.plan_stack_present(ctx(cfn, 900), have(template=deployed), NAME, iam.template(), {"team": "x"})
     assert actions(plan) == [("update", "changed AWSIAMManagedPolicyControllers; tags +team"), ("wait", "UPDATE_COMPLETE")]
     plan.apply()
     kwargs = cfn.update_stack.call_args.kwargs
@@ -190,7 +197,7 @@ def test_changed_stack_plans_an_update_naming_what_differs():
 def test_stacks_that_only_allow_deletion_are_deleted_and_created_again(status):
     cfn = mock.MagicMock()
     cfn.create_stack.return_value = {"StackId": STACK_ID + "-new"}
-    plan = iam.plan_present(cfn, have(status=status, template=False), NAME, iam.template(), None, 900)
+    plan = iam.plan_stack_present(ctx(cfn, 900), have(status=status, template=False), NAME, iam.template(), None)
     assert [a.verb for a in plan.actions] == ["delete", "wait", "create", "wait"]
     assert plan.actions[0].detail.startswith(status + ": ")
     plan.apply()
@@ -201,13 +208,13 @@ def test_stacks_that_only_allow_deletion_are_deleted_and_created_again(status):
 @pytest.mark.parametrize("status", ["UPDATE_ROLLBACK_FAILED", "IMPORT_ROLLBACK_FAILED"])
 def test_a_failed_update_rollback_raises_with_the_fix(status):
     with pytest.raises(iam.StackStateError, match="continue-update-rollback"):
-        iam.plan_present(None, have(status=status), NAME, iam.template(), None, 900)
+        iam.plan_stack_present(ctx(None, 900), have(status=status), NAME, iam.template(), None)
 
 
 def test_absent_plans_a_delete_by_id_or_nothing():
-    assert iam.plan_absent(None, None, 900).actions == []
+    assert iam.plan_stack_absent(ctx(None, 900), None).actions == []
     cfn = mock.MagicMock()
-    plan = iam.plan_absent(cfn, have(), 900)
+    plan = iam.plan_stack_absent(ctx(cfn, 900), have())
     assert [a.verb for a in plan.actions] == ["delete", "wait"]
     plan.apply()
     assert cfn.delete_stack.call_args.kwargs["StackName"] == STACK_ID
@@ -221,8 +228,8 @@ def test_in_progress_excludes_review():
 
 
 def test_waiter_attempts_cover_the_timeout():
-    assert iam._waiter_config(900) == {"Delay": 10, "MaxAttempts": 90}  # pylint: disable=protected-access
-    assert iam._waiter_config(1) == {"Delay": 10, "MaxAttempts": 1}  # pylint: disable=protected-access
+    assert aws_cfn.stack_waiter_config(900) == {"Delay": 10, "MaxAttempts": 90}
+    assert aws_cfn.stack_waiter_config(1) == {"Delay": 10, "MaxAttempts": 1}
 
 
 def test_a_failed_wait_reports_the_status_and_the_failure_reasons():
@@ -234,8 +241,8 @@ def test_a_failed_wait_reports_the_status_and_the_failure_reasons():
         {"LogicalResourceId": NAME, "ResourceStatus": "ROLLBACK_COMPLETE"},
         {"LogicalResourceId": iam.ROLE_NODES, "ResourceStatus": "CREATE_FAILED",
          "ResourceStatusReason": "nodes.cluster-api-provider-aws.sigs.k8s.io already exists"}]}
-    with pytest.raises(iam.CloudFormationError) as raised:
-        iam.wait_for(cfn, STACK_ID, 60, "CREATE_COMPLETE")
+    with pytest.raises(aws_cfn.CloudFormationError) as raised:
+        aws_cfn.wait_for(cfn, STACK_ID, 60, "CREATE_COMPLETE")
     assert raised.value.message == (
         "Stack %s did not reach CREATE_COMPLETE within 60s: it is ROLLBACK_COMPLETE; "
         "AWSIAMRoleNodes CREATE_FAILED: nodes.cluster-api-provider-aws.sigs.k8s.io already exists" % STACK_ID)

@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import lease as lease_module
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from ansible_collections.kubecluster.aws.plugins.module_utils.aws import ssm as aws_ssm
 
 REGION = "ap-northeast-2"
 CLUSTER = "capi-example"
@@ -171,16 +172,16 @@ def test_a_stale_marker_of_a_taker_that_died_is_cleared(ssm, clock):
 def test_a_run_that_slips_in_during_a_takeover_wins_cleanly(ssm, clock, monkeypatch):
     runner(ssm, clock).acquire(None, "AWX job 17", ttl=1800)
     clock.advance(3600)
-    real_delete = lease_module._delete  # pylint: disable=protected-access
+    real_delete = aws_ssm.delete_parameter
 
     def delete_then_a_third_run_acquires(client, name):
         done = real_delete(client, name)
         if name == NAME:
-            monkeypatch.setattr(lease_module, "_delete", real_delete)
+            monkeypatch.setattr(aws_ssm, "delete_parameter", real_delete)
             runner(ssm, clock, host="ctl09").acquire(None, "AWX job 30", ttl=1800)
         return done
 
-    monkeypatch.setattr(lease_module, "_delete", delete_then_a_third_run_acquires)
+    monkeypatch.setattr(aws_ssm, "delete_parameter", delete_then_a_third_run_acquires)
 
     with pytest.raises(lease_module.LeaseHeld, match="being changed by AWX job 30"):
         runner(ssm, clock, host="ctl03").acquire(None, "AWX job 20", ttl=1800)

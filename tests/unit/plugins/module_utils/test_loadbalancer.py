@@ -7,6 +7,7 @@ from moto import mock_aws
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.kubecluster.aws.plugins.module_utils import loadbalancer
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
 
@@ -116,11 +117,8 @@ def test_matching_type_and_scheme_pass():
 def clients(aws_env):
     with mock_aws():
         retrying = AWSRetry.jittered_backoff()
-        yield loadbalancer.Clients(
-            ec2=boto3.client("ec2", region_name=REGION),
-            elb=RetryingBotoClientWrapper(boto3.client("elb", region_name=REGION), retrying),
-            elbv2=RetryingBotoClientWrapper(boto3.client("elbv2", region_name=REGION), retrying),
-        )
+        # As Context.from_module makes them: clients that take aws_retry=True.
+        yield Context(lambda service: RetryingBotoClientWrapper(boto3.client(service, region_name=REGION), retrying), REGION)
 
 
 def count_calls(client, event):
