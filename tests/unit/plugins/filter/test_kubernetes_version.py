@@ -4,9 +4,11 @@ The expected values are what the roles' own expressions gave before the helper r
 (kept below as ``_before_*``), for every minor the roles handle, with and without the leading v.
 """
 
+import os
 import re
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubecluster.aws.plugins.filter.kubernetes_version import FilterModule
@@ -17,15 +19,16 @@ MINORS = range(28, 37)
 VERSIONS = ["v1.%d.%d" % (minor, patch) for minor in MINORS for patch in (0, 4, 12)]
 VERSIONS += [version[1:] for version in VERSIONS]
 
-# roles/node_prerequisites/defaults/main.yml and roles/addons/defaults/main.yml
-PAUSE_VERSIONS = {28: "3.9", 31: "3.10", 34: "3.10.1", 36: "3.10.2"}
-ADDON_VERSIONS = {
-    "calico": {28: "v3.28.2", 29: "v3.29.3", 30: "v3.30.3"},
-    "cilium": {28: "v1.16.12", 30: "v1.17.3", 33: "v1.18.9"},
-    "aws_cloud_controller_manager": {28: "v1.28.9", 29: "v1.29.8", 30: "v1.30.9", 31: "v1.31.8", 32: "v1.32.5",
-                                     33: "v1.33.0", 34: "v1.34.0", 35: "v1.35.0"},
-    "ebs_csi_driver": {28: "v1.43.0"},
-}
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+
+
+def _role_default(role, name):
+    with open(os.path.join(REPO, "roles", role, "defaults", "main.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)[name]
+
+
+PAUSE_VERSIONS = _role_default("node_prerequisites", "node_prerequisites_pause_versions")
+ADDON_VERSIONS = _role_default("addons", "addons_versions")
 
 
 def _strip_v(version):
@@ -95,8 +98,9 @@ def test_kubeadm_reads_v1beta4_from_1_31(minor, api):
 @pytest.mark.parametrize("minor, pause", [(28, "3.9"), (29, "3.9"), (30, "3.9"), (31, "3.10"), (32, "3.10"),
                                           (33, "3.10"), (34, "3.10.1"), (35, "3.10.1"), (36, "3.10.2")])
 def test_pinned_takes_the_newest_pin_at_or_below_the_minor(minor, pause):
-    assert kubernetes_pinned(PAUSE_VERSIONS, "v1.%d.0" % minor) == pause
-    assert kubernetes_pinned(PAUSE_VERSIONS, "1.%d.0" % minor) == pause
+    pins = {28: "3.9", 31: "3.10", 34: "3.10.1", 36: "3.10.2"}
+    assert kubernetes_pinned(pins, "v1.%d.0" % minor) == pause
+    assert kubernetes_pinned(pins, "1.%d.0" % minor) == pause
 
 
 def test_pinned_accepts_minors_written_as_strings():
