@@ -573,7 +573,7 @@ def test_token_groups_must_be_bootstrappers_and_need_authentication(make_host):
     check(make_host, VALID_INIT, '"system:bootstrappers:kubeadm:default-node-token"', '"system:nodes"',
           'bootstrapTokens.0.groups: Invalid value: []string{"system:nodes"}: bootstrap group "system:nodes" is invalid '
           "(must match \\Asystem:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]\\z)")
-    # groups default to the kubeadm group, so a signing-only token fails unless... it has no usable groups: as kubeadm
+    # groups default to the default-node-token group, so a signing-only token without groups fails too, as in kubeadm
     check(make_host, VALID_INIT, "usages: [signing, authentication]", "usages: [signing]",
           'bootstrapTokens.0.groups: Invalid value: []string{"system:bootstrappers:kubeadm:default-node-token"}: token groups cannot be specified '
           'unless --usages includes "authentication"')
