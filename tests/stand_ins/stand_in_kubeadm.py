@@ -266,7 +266,19 @@ def node_object(ctx, name, registration, control_plane, address, kubelet):
 
 
 def node_name(flags_, registration):
-    return flags_.get("node-name") or registration.get("name") or os.uname().nodename.lower()
+    """--node-name, else nodeRegistration.name trimmed and lowercased as kubeadm's GetHostname does, else the hostname."""
+    return flags_.get("node-name") or lib.registration_name(registration) or os.uname().nodename.lower()
+
+
+def bind_port_flag(flags_):
+    """--apiserver-bind-port is an int32 flag in kubeadm: cobra refuses what does not parse."""
+    value = flags_.get("apiserver-bind-port")
+    if value is None:
+        return None
+    if not lib.re.match(r"^[+-]?[0-9]+\Z", value) or not -2 ** 31 <= int(value) < 2 ** 31:
+        raise StandInError('invalid argument "%s" for "--apiserver-bind-port" flag: strconv.ParseInt: parsing "%s": %s'
+                           % (value, value, "invalid syntax" if not lib.re.match(r"^[+-]?[0-9]+\Z", value) else "value out of range"))
+    return int(value)
 
 
 def static_pod(ctx, name, cluster, version, advertise):
@@ -411,6 +423,10 @@ def init_config_from_flags(ctx, flags_):
     cluster = {"networking": {}}
     if flags_.get("apiserver-advertise-address"):
         init["localAPIEndpoint"]["advertiseAddress"] = flags_.get("apiserver-advertise-address")
+    if bind_port_flag(flags_) is not None:
+        init["localAPIEndpoint"]["bindPort"] = bind_port_flag(flags_)
+    if flags_.get("node-name"):
+        init["nodeRegistration"]["name"] = flags_.get("node-name")
     if flags_.get("cri-socket"):
         init["nodeRegistration"]["criSocket"] = flags_.get("cri-socket")
     if flags_.get("certificate-key"):
@@ -510,7 +526,8 @@ def cmd_init(ctx, argv):
         upload_certs(ctx, client, certificate_key)
         if not flags_.get("skip-certificate-key-print"):
             ctx.output.print("[upload-certs] Using certificate key:\n%s" % certificate_key)
-    tokens = init.get("bootstrapTokens") or [{"token": lib.generate_token(), "ttl": "24h0m0s"}]
+    # SetDefaults_BootstrapTokens / SetBootstrapTokensDynamicDefaults: one token if none, a random value where the token is unset
+    tokens = [dict(token, token=token.get("token") or lib.generate_token()) for token in init.get("bootstrapTokens") or [{"ttl": "24h0m0s"}]]
     for token in tokens:
         ttl = lib.stand_in_schema.parse_duration(token.get("ttl", "24h0m0s"))
         create_token(client, token["token"], ttl, token.get("description", ""), tuple(token.get("usages") or ("authentication", "signing")),
@@ -554,8 +571,8 @@ def cmd_init_phase(ctx, argv):
     require_root(ctx)
     client = lib.client_from_kubeconfig(ctx.path(flags_.get("kubeconfig") or ADMIN_CONF) if not flags_.get("kubeconfig") else flags_.get("kubeconfig"))
     key = key or lib.generate_certificate_key()
-    if lib._certificate_key_errors(key, "certificate-key"):
-        raise StandInError(lib._certificate_key_errors(key, "certificate-key")[0])
+    if lib.certificate_key_errors(key, "certificateKey"):
+        raise StandInError(lib.certificate_key_errors(key, "certificateKey")[0])
     upload_certs(ctx, client, key)
     if not flags_.get("skip-certificate-key-print"):
         ctx.output.print("[upload-certs] Using certificate key:\n%s" % key)
@@ -578,8 +595,12 @@ def join_config_from_flags(ctx, flags_):
     join = {"apiVersion": ctx.api_version, "kind": "JoinConfiguration", "discovery": discovery, "nodeRegistration": {}}
     if flags_.get("cri-socket"):
         join["nodeRegistration"]["criSocket"] = flags_.get("cri-socket")
+    if flags_.get("node-name"):
+        join["nodeRegistration"]["name"] = flags_.get("node-name")
     if flags_.get("control-plane"):
         join["controlPlane"] = {"localAPIEndpoint": {}}
+        if bind_port_flag(flags_) is not None:
+            join["controlPlane"]["localAPIEndpoint"]["bindPort"] = bind_port_flag(flags_)
         if flags_.get("certificate-key"):
             join["controlPlane"]["certificateKey"] = flags_.get("certificate-key")
         if flags_.get("apiserver-advertise-address"):
@@ -787,6 +808,10 @@ def cmd_token(ctx, argv):
         token = flags_.positional[0] if flags_.positional else lib.generate_token()
         if not lib.TOKEN_RE.match(token):
             raise StandInError('the bootstrap token "%s" was not of the form "^([a-z0-9]{6})\\.([a-z0-9]{16})$"' % token)
+        # the flags become InitConfiguration.bootstrapTokens[0], which kubeadm validates (ValidateBootstrapTokens)
+        errors = lib.bootstrap_token_errors([{"token": token, "ttl": flags_.get("ttl"), "usages": flags_.get("usages"), "groups": flags_.get("groups")}])
+        if errors:
+            raise StandInError("\n".join(errors))
         ttl = lib.stand_in_schema.parse_duration(flags_.get("ttl", "24h0m0s"))
         create_token(client, token, ttl, flags_.get("description", ""), tuple(flags_.get("usages") or ("signing", "authentication")),
                      tuple(flags_.get("groups") or (lib.DEFAULT_TOKEN_GROUP,)))

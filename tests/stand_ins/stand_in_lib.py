@@ -323,17 +323,6 @@ def by_kind(documents):
     return {document["kind"]: document for document in documents}
 
 
-def _cidrs_ok(text):
-    try:
-        for part in str(text).split(","):
-            ipaddress.ip_network(part.strip(), strict=False)
-            if "/" not in part:
-                return False
-        return True
-    except ValueError:
-        return False
-
-
 def _endpoint_ok(text):
     host, _sep, port = str(text).rpartition(":") if ":" in str(text) else (str(text), "", "")
     host = host.strip("[]") or str(text)
@@ -374,10 +363,255 @@ def _node_registration_errors(registration, warnings):
     return errors
 
 
-def _certificate_key_errors(key, path):
-    if key and not re.match(r"^([0-9a-f]{32}|[0-9a-f]{48}|[0-9a-f]{64})$", str(key)):
-        return ['%s: Invalid value: "%s": certificate key must be a hex encoded AES key of 16, 24 or 32 bytes' % (path, key)]
+# -- kubeadm's validation (cmd/kubeadm/app/apis/kubeadm/validation/validation.go) -------------------------
+# Each rule below names the Go function it mirrors; messages follow apimachinery's field.Error:
+# "<field path>: Invalid value: <value>: <detail>". kubeadm validates after its static and dynamic
+# defaulting (bootstrap token ttl/usages/groups, bindPort 6443, caCertPath, certificatesDir,
+# etcd dataDir, dnsDomain cluster.local, node name lowercased), so the rules see the defaulted values.
+DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_SUBDOMAIN = DNS1123_LABEL + "(\\." + DNS1123_LABEL + ")*"
+WILDCARD_DNS1123_SUBDOMAIN = "\\*\\." + DNS1123_SUBDOMAIN
+BOOTSTRAP_GROUP_PATTERN = "\\Asystem:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]\\z"  # k8s.io/cluster-bootstrap/token/api
+BOOTSTRAP_GROUP_RE = re.compile(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]\Z")
+KNOWN_TOKEN_USAGES = ("signing", "authentication")
+DEFAULT_TOKEN_TTL = "24h0m0s"  # bootstraptoken/v1 SetDefaults_BootstrapToken: TTL defaults even when expires is set
+MINIMUM_ADDRESSES_IN_SERVICE_SUBNET = 10  # constants.go: the DNS service is always the 10th address
+MAXIMUM_BITS_FOR_SERVICE_SUBNET = 20  # constants.go: /12 for IPv4, /108 for IPv6
+MINIMUM_ADDRESSES_IN_POD_SUBNET = 14
+POD_SUBNET_NODE_MASK_MAX_DIFF = 16
+CERTIFICATE_KEY_SIZE = 32
+
+
+def _go_value(value):
+    """A bad value as field.Error prints it: %q for strings, %v for numbers, %#v for []string."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[]string{%s}" % ", ".join(json.dumps(str(item), ensure_ascii=False) for item in value)
+    return str(value)
+
+
+def invalid(path, value, detail):
+    return "%s: Invalid value: %s: %s" % (path, _go_value(value), detail)
+
+
+def _regex_error(message, pattern, example):
+    return "%s (e.g. '%s', regex used for validation is '%s')" % (message, example, pattern)
+
+
+def dns1123_subdomain_errors(value):
+    """apimachinery validation.IsDNS1123Subdomain."""
+    errors = []
+    if len(value) > 253:
+        errors.append("must be no more than 253 characters")
+    if not re.match("^" + DNS1123_SUBDOMAIN + r"\Z", value):
+        errors.append(_regex_error("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start "
+                                   "and end with an alphanumeric character", DNS1123_SUBDOMAIN, "example.com"))
+    return errors
+
+
+def wildcard_dns1123_subdomain_errors(value):
+    """apimachinery validation.IsWildcardDNS1123Subdomain."""
+    errors = []
+    if len(value) > 253:
+        errors.append("must be no more than 253 characters")
+    if not re.match("^" + WILDCARD_DNS1123_SUBDOMAIN + r"\Z", value):
+        errors.append(_regex_error("a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of "
+                                   "lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character",
+                                   WILDCARD_DNS1123_SUBDOMAIN, "*.example.com"))
+    return errors
+
+
+def parse_ip_sloppy(text):
+    """k8s.io/utils/net ParseIPSloppy: Go's net.ParseIP that also takes IPv4 octets with leading zeros; None if invalid."""
+    if not isinstance(text, str) or not text or "%" in text or text.strip() != text:
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    head, sep, tail = text.rpartition(":")
+    octets = tail.split(".")
+    if len(octets) != 4 or not all(octet.isdigit() and octet.isascii() and int(octet) < 256 for octet in octets):
+        return None
+    try:
+        return ipaddress.ip_address(head + sep + ".".join(str(int(octet)) for octet in octets))
+    except ValueError:
+        return None
+
+
+def parse_cidr_sloppy(text):
+    """ParseCIDRSloppy: "<ip>/<prefix length>", host bits allowed; the network, or None."""
+    address, sep, prefix = text.partition("/")
+    ip = parse_ip_sloppy(address)
+    if not sep or ip is None or not prefix.isdigit() or not prefix.isascii() or int(prefix) > ip.max_prefixlen:
+        return None
+    return ipaddress.ip_network("%s/%s" % (ip, int(prefix)), strict=False)
+
+
+def _range_size(network):
+    """k8s.io/utils/net RangeSize."""
+    host_bits = network.max_prefixlen - network.prefixlen
+    if (network.version == 4 and host_bits >= 31) or (network.version == 6 and host_bits >= 127):
+        return 0
+    return 2 ** 63 - 1 if host_bits >= 63 else 1 << host_bits
+
+
+def ip_net_errors(text, minimum, path):
+    """ValidateIPNetFromString: (errors, the parsed networks or None)."""
+    networks = [parse_cidr_sloppy(part) for part in str(text).split(",")]
+    if any(network is None for network in networks):
+        return [invalid(path, text, "couldn't parse subnet")], None
+    errors = []
+    dual_stack = "expected one (IPv4 or IPv6) CIDR or two CIDRs from each family for dual-stack networking"
+    if len(networks) > 2 or (len(networks) == 2 and networks[0].version == networks[1].version):
+        errors.append(invalid(path, text, dual_stack))
+    for network in networks:
+        size = _range_size(network)
+        if size < minimum:
+            errors.append(invalid(path, str(network), "subnet with %d address(es) is too small, the minimum is %d" % (size, minimum)))
+    return errors, networks
+
+
+def _arg_value(args, name):
+    """kubeadm.GetArgValue(args, name, -1): the last value given for a flag in extraArgs (list or map)."""
+    if isinstance(args, dict):
+        return args.get(name)
+    found = None
+    for item in args or []:
+        if isinstance(item, dict) and item.get("name") == name:
+            found = item.get("value", "")
+    return found
+
+
+def networking_errors(cluster):
+    """ValidateNetworking with ValidateServiceSubnetSize and ValidatePodSubnetNodeMask (and getClusterNodeMask)."""
+    networking = cluster.get("networking") or {}
+    errors = []
+    domain = networking.get("dnsDomain") or "cluster.local"
+    errors += [invalid("networking.dnsDomain", domain, error) for error in dns1123_subdomain_errors(domain)]
+    service = networking.get("serviceSubnet") or "10.96.0.0/12"
+    found, networks = ip_net_errors(service, MINIMUM_ADDRESSES_IN_SERVICE_SUBNET, "networking.serviceSubnet")
+    errors += found
+    for network in networks or []:
+        if network.max_prefixlen - network.prefixlen > MAXIMUM_BITS_FOR_SERVICE_SUBNET:
+            errors.append(invalid("networking.serviceSubnet", str(network), "specified service subnet is too large; for %d-bit addresses, the mask "
+                                  "must be >= %d" % (network.max_prefixlen, network.max_prefixlen - MAXIMUM_BITS_FOR_SERVICE_SUBNET)))
+    pods = networking.get("podSubnet")
+    if pods:
+        found, networks = ip_net_errors(pods, MINIMUM_ADDRESSES_IN_POD_SUBNET, "networking.podSubnet")
+        errors += found
+        manager_args = (cluster.get("controllerManager") or {}).get("extraArgs")
+        for network in (networks or []) if _arg_value(manager_args, "allocate-node-cidrs") != "false" else []:
+            flag = "node-cidr-mask-size-ipv6" if network.version == 6 else "node-cidr-mask-size-ipv4"
+            given = _arg_value(manager_args, flag)
+            if given:
+                if not re.match(r"^[+-]?[0-9]+\Z", given):
+                    errors.append(invalid("networking.podSubnet", str(network), "could not parse the value of the kube-controller-manager flag %s as "
+                                          'an integer: strconv.Atoi: parsing "%s": invalid syntax' % (flag, given)))
+                    continue
+                node_mask = int(given)
+            else:
+                node_mask = 64 if network.version == 6 else 24
+            if network.prefixlen > node_mask:
+                errors.append(invalid("networking.podSubnet", str(network), "the size of pod subnet with mask %d is smaller than the size of node "
+                                      "subnet with mask %d" % (network.prefixlen, node_mask)))
+            elif node_mask - network.prefixlen > POD_SUBNET_NODE_MASK_MAX_DIFF:
+                errors.append(invalid("networking.podSubnet", str(network), "pod subnet mask (%d) and node-mask (%d) difference is greater than %d"
+                                      % (network.prefixlen, node_mask, POD_SUBNET_NODE_MASK_MAX_DIFF)))
+    return errors
+
+
+def cert_sans_errors(names, path):
+    """ValidateCertSANs: each an IP, a DNS-1123 subdomain or a wildcard one."""
+    errors = []
+    for name in names or []:
+        name = str(name)
+        plain = dns1123_subdomain_errors(name)
+        if plain:
+            wildcard = wildcard_dns1123_subdomain_errors(name)
+            if wildcard and parse_ip_sloppy(name) is None:
+                errors.append(invalid(path, name, "altname is not a valid IP address, DNS label or a DNS label with subdomain wildcards: %s; %s"
+                                      % ("; ".join(plain), "; ".join(wildcard))))
+    return errors
+
+
+def absolute_path_errors(value, path):
+    """ValidateAbsolutePath (isAbs is filepath.IsAbs on Linux)."""
+    return [] if str(value).startswith("/") else [invalid(path, value, "path is not absolute")]
+
+
+def api_endpoint_errors(endpoint, path):
+    """SetAPIEndpointDynamicDefaults (runs before validation and fails first on a bad address) and ValidateAPIEndpoint's port."""
+    errors = []
+    address = endpoint.get("advertiseAddress")
+    if address and parse_ip_sloppy(address) is None:
+        errors.append('couldn\'t use "%s" as "apiserver-advertise-address", must be ipv4 or ipv6 address' % address)
+    port = endpoint.get("bindPort") or 6443  # SetDefaults_APIEndpoint: 0 -> 6443
+    if not 1 <= port <= 65535:
+        errors.append(invalid(path + ".bindPort", port, "port number is not valid"))
+    return errors
+
+
+def certificate_key_errors(key, path):
+    """ValidateCertificateKey: hex.DecodeString, then exactly CertificateKeySize (32) bytes."""
+    if not key:
+        return []
+    raw = str(key).encode("utf-8")
+    hexdigits = b"0123456789abcdefABCDEF"
+    bad = next((index for index in range(len(raw) - len(raw) % 2) if raw[index] not in hexdigits), None)
+    if bad is None and len(raw) % 2 and raw[-1] not in hexdigits:
+        bad = len(raw) - 1
+    if bad is not None:
+        character = bytes([raw[bad]]).decode("latin-1")
+        return [invalid(path, key, "certificate key decoding error: encoding/hex: invalid byte: U+%04X '%s'" % (raw[bad], character))]
+    if len(raw) % 2:
+        return [invalid(path, key, "certificate key decoding error: encoding/hex: odd length hex string")]
+    if len(raw) // 2 != CERTIFICATE_KEY_SIZE:
+        return [invalid(path, key, "invalid certificate key size %d, the key must be an AES key of size %d" % (len(raw) // 2, CERTIFICATE_KEY_SIZE))]
     return []
+
+
+_certificate_key_errors = certificate_key_errors  # the name stand_in_kubeadm used before
+
+
+def bootstrap_token_errors(tokens, path="bootstrapTokens"):
+    """ValidateBootstrapTokens (ValidateToken, ValidateTokenUsages, ValidateTokenGroups, ttl/expires) on the defaulted tokens."""
+    errors = []
+    for index, token in enumerate(tokens or []):
+        token_path = "%s.%d" % (path, index)  # kubeadm: fldPath.Child(fmt.Sprintf("%d", i))
+        value = token.get("token")
+        if value is not None and not TOKEN_RE.match(str(value)):
+            errors.append(invalid(token_path + ".token", value, "the bootstrap token is invalid"))
+        usages = list(token.get("usages") or KNOWN_TOKEN_USAGES)
+        groups = list(token.get("groups") or [DEFAULT_TOKEN_GROUP])
+        unknown = sorted(set(usage for usage in usages if usage not in KNOWN_TOKEN_USAGES))
+        if unknown:
+            errors.append(invalid(token_path + ".usages", usages, "invalid bootstrap token usage string: %s, valid usage options: %s"
+                                  % (",".join(unknown), ",".join(KNOWN_TOKEN_USAGES))))
+        if groups and "authentication" not in usages:
+            errors.append(invalid(token_path + ".groups", groups, 'token groups cannot be specified unless --usages includes "authentication"'))
+        for group in groups:
+            if not BOOTSTRAP_GROUP_RE.match(str(group)):
+                errors.append(invalid(token_path + ".groups", groups, "bootstrap group %s is invalid (must match %s)"
+                                      % (json.dumps(str(group)), BOOTSTRAP_GROUP_PATTERN)))
+        ttl = token.get("ttl") if token.get("ttl") is not None else DEFAULT_TOKEN_TTL
+        if token.get("expires") is not None and ttl is not None:
+            errors.append(invalid(token_path, "", "the BootstrapToken .TTL and .Expires fields are mutually exclusive"))
+    return errors
+
+
+def registration_name(registration):
+    """SetNodeRegistrationDynamicDefaults -> GetHostname: the given name trimmed and lowercased (empty: the hostname)."""
+    return str(registration.get("name") or "").strip().lower()
+
+
+def node_name_errors(registration):
+    """ValidateNodeRegistrationOptions: the (defaulted) name must be a DNS-1123 subdomain."""
+    name = registration_name(registration)
+    if not name:
+        return []
+    return [invalid("nodeRegistration.name", name, error) for error in dns1123_subdomain_errors(name)]
 
 
 def semantic_errors(kinds, minor, warnings):
@@ -389,10 +623,10 @@ def semantic_errors(kinds, minor, warnings):
         if endpoint and not _endpoint_ok(endpoint):
             errors.append('controlPlaneEndpoint: Invalid value: "%s": must be a valid IP address or a valid RFC-1123 DNS subdomain with an optional port'
                           % endpoint)
-        networking = cluster.get("networking") or {}
-        for field in ("podSubnet", "serviceSubnet"):
-            if networking.get(field) and not _cidrs_ok(networking[field]):
-                errors.append('networking.%s: Invalid value: "%s": couldn\'t parse subnet' % (field, networking[field]))
+        errors += networking_errors(cluster)
+        # SetClusterDynamicDefaults lowercases apiServer.certSANs before validation; etcd's SANs are taken as given
+        errors += cert_sans_errors([str(name).lower() for name in (cluster.get("apiServer") or {}).get("certSANs") or []], "apiServer.certSANs")
+        errors += absolute_path_errors(cluster.get("certificatesDir") or "/etc/kubernetes/pki", "certificatesDir")
         algorithm = cluster.get("encryptionAlgorithm")
         if algorithm and (algorithm not in stand_in_schema.ENCRYPTION_ALGORITHMS or stand_in_schema.ENCRYPTION_ALGORITHMS[algorithm] > minor):
             allowed = sorted(name for name, since in stand_in_schema.ENCRYPTION_ALGORITHMS.items() if since <= minor)
@@ -400,6 +634,15 @@ def semantic_errors(kinds, minor, warnings):
         etcd = cluster.get("etcd") or {}
         if etcd.get("local") and etcd.get("external"):
             errors.append("etcd: Invalid value: \"\": either etcd.local or etcd.external must be set, not both")
+        elif etcd.get("external"):  # ValidateEtcd: the external files, when given, must be absolute paths
+            for field in ("caFile", "certFile", "keyFile"):
+                if etcd["external"].get(field):
+                    errors += absolute_path_errors(etcd["external"][field], "etcd.external." + field)
+        else:  # SetDefaults_Etcd: local etcd with dataDir /var/lib/etcd unless given
+            local = etcd.get("local") or {}
+            errors += absolute_path_errors(local.get("dataDir") or "/var/lib/etcd", "etcd.local.dataDir")
+            errors += cert_sans_errors(local.get("serverCertSANs"), "etcd.local.serverCertSANs")
+            errors += cert_sans_errors(local.get("peerCertSANs"), "etcd.local.peerCertSANs")
         for component in ("apiServer", "controllerManager", "scheduler"):
             errors += _extra_args_errors((cluster.get(component) or {}).get("extraArgs"), component + ".extraArgs")
         errors += _extra_args_errors((etcd.get("local") or {}).get("extraArgs"), "etcd.local.extraArgs")
@@ -411,20 +654,18 @@ def semantic_errors(kinds, minor, warnings):
                 errors.append('kubernetesVersion: Invalid value: "%s": must be a semantic version like "v1.31.4"' % version)
     init = kinds.get("InitConfiguration")
     if init:
-        for index, token in enumerate(init.get("bootstrapTokens") or []):
-            if not TOKEN_RE.match(str(token.get("token", ""))):
-                errors.append('bootstrapTokens[%d].token: Invalid value: "%s": the bootstrap token is invalid' % (index, token.get("token", "")))
-        errors += _certificate_key_errors(init.get("certificateKey"), "certificateKey")
+        errors += bootstrap_token_errors(init.get("bootstrapTokens"))
+        errors += certificate_key_errors(init.get("certificateKey"), "certificateKey")
+        errors += node_name_errors(init.get("nodeRegistration") or {})
         errors += _node_registration_errors(init.get("nodeRegistration") or {}, warnings)
-        endpoint = init.get("localAPIEndpoint") or {}
-        if endpoint.get("advertiseAddress"):
-            try:
-                ipaddress.ip_address(endpoint["advertiseAddress"])
-            except ValueError:
-                errors.append('localAPIEndpoint.advertiseAddress: Invalid value: "%s": must be a valid IP address' % endpoint["advertiseAddress"])
+        errors += api_endpoint_errors(init.get("localAPIEndpoint") or {}, "localAPIEndpoint")
     join = kinds.get("JoinConfiguration")
     if join:
+        errors += node_name_errors(join.get("nodeRegistration") or {})
         errors += _node_registration_errors(join.get("nodeRegistration") or {}, warnings)
+        ca_cert_path = join.get("caCertPath") or "/etc/kubernetes/pki/ca.crt"  # ValidateJoinConfiguration: absolute and *.crt
+        if not ca_cert_path.startswith("/") or not ca_cert_path.endswith(".crt"):
+            errors.append(invalid("caCertPath", ca_cert_path, "the ca certificate path must be an absolute path"))
         discovery = join.get("discovery") or {}
         token_discovery, file_discovery = discovery.get("bootstrapToken"), discovery.get("file")
         if not token_discovery and not file_discovery:
@@ -447,7 +688,13 @@ def semantic_errors(kinds, minor, warnings):
         tls_token = discovery.get("tlsBootstrapToken")
         if tls_token and not TOKEN_RE.match(str(tls_token)):
             errors.append('discovery.tlsBootstrapToken: Invalid value: "%s": the bootstrap token is invalid' % tls_token)
-        errors += _certificate_key_errors((join.get("controlPlane") or {}).get("certificateKey"), "controlPlane.certificateKey")
+        if join.get("controlPlane") is not None:  # ValidateJoinControlPlane
+            control_plane = join["controlPlane"] or {}
+            errors += api_endpoint_errors(control_plane.get("localAPIEndpoint") or {}, "controlPlane.localAPIEndpoint")
+            errors += certificate_key_errors(control_plane.get("certificateKey"), "controlPlane.certificateKey")
+    reset = kinds.get("ResetConfiguration")
+    if reset and reset.get("certificatesDir"):
+        errors += absolute_path_errors(reset["certificatesDir"], "certificatesDir")
     kubelet = kinds.get("KubeletConfiguration")
     if kubelet:
         driver = kubelet.get("cgroupDriver")

@@ -10,7 +10,7 @@ k8s.io/kubelet/config/v1beta1 and k8s.io/kube-proxy/config/v1alpha1 (kubernetes.
 config-api/). A schema is a dict of field name -> type; a type is one of the strings below, a
 nested schema dict, or a one-element list holding the type of the items:
 
-    "str" "bool" "int" "float" "dur" (a Go duration string) "any"
+    "str" "bool" "int" "float" "dur" (a Go duration string) "time" (a metav1.Time: RFC 3339) "any"
     "{str}" "{bool}" "{[str]}" "{any}"   maps with string keys
     ["str"], [schema]                    lists
 
@@ -28,7 +28,7 @@ HOST_PATH_MOUNT = {"name": "str", "hostPath": "str", "mountPath": "str", "readOn
 API_ENDPOINT = {"advertiseAddress": "str", "bindPort": "int"}
 PATCHES = {"directory": "str"}
 IMAGE_META = {"imageRepository": "str", "imageTag": "str"}
-BOOTSTRAP_TOKEN = {"token": "str", "description": "str", "ttl": "dur", "expires": "str", "usages": ["str"], "groups": ["str"]}
+BOOTSTRAP_TOKEN = {"token": "str", "description": "str", "ttl": "dur", "expires": "time", "usages": ["str"], "groups": ["str"]}
 TIMEOUTS = {"controlPlaneComponentHealthCheck": "dur", "kubeletHealthCheck": "dur", "kubernetesAPICall": "dur", "etcdAPICall": "dur",
             "tlsBootstrap": "dur", "discovery": "dur", "upgradeManifests": "dur"}
 DISCOVERY_FILE = {"kubeConfigPath": "str"}
@@ -165,7 +165,7 @@ COMPONENT_KINDS = {
 }
 
 _DURATION_RE = re.compile(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
-_GO_TYPES = {"str": "string", "bool": "bool", "int": "int32", "float": "float64", "dur": "string"}
+_GO_TYPES = {"str": "string", "bool": "bool", "int": "int32", "float": "float64", "dur": "string", "time": "string"}
 
 
 def parse_duration(text):
@@ -180,6 +180,53 @@ def parse_duration(text):
     for number, _whole, _fraction, unit in re.findall(r"((\d+(\.\d*)?|\.\d+))(ns|us|µs|ms|s|m|h)", text):
         total += float(number) * units[unit]
     return sign * total
+
+
+RFC3339 = "2006-01-02T15:04:05Z07:00"
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def rfc3339_error(value):
+    """None if Go's time.Parse(time.RFC3339, value) accepts value (metav1.Time's UnmarshalJSON), else its error text."""
+    def cannot(rest, element):
+        return 'parsing time "%s" as "%s": cannot parse "%s" as "%s"' % (value, RFC3339, rest, element)
+    rest, numbers = value, {}
+    # (layout element, digits it takes: fixed count, or (1, 2) for the unpadded hour "15")
+    for element, literal, width in (("2006", None, 4), ("-", "-", 0), ("01", None, 2), ("-", "-", 0), ("02", None, 2), ("T", "T", 0),
+                                    ("15", None, (1, 2)), (":", ":", 0), ("04", None, 2), (":", ":", 0), ("05", None, 2)):
+        if literal:
+            if not rest.startswith(literal):
+                return cannot(rest, element)
+            rest = rest[len(literal):]
+            continue
+        low, high = width if isinstance(width, tuple) else (width, width)
+        count = 0
+        while count < high and count < len(rest) and rest[count].isdigit() and rest[count].isascii():
+            count += 1
+        if count < low:
+            return cannot(rest, element)
+        numbers[element], rest = int(rest[:count]), rest[count:]
+        limits = {"01": (1, 12, "month"), "02": (1, 31, "day"), "15": (0, 23, "hour"), "04": (0, 59, "minute"), "05": (0, 59, "second")}
+        if element in limits and not limits[element][0] <= numbers[element] <= limits[element][1]:
+            return 'parsing time "%s": %s out of range' % (value, limits[element][2])
+        if element == "05" and len(rest) >= 2 and rest[0] in ".," and rest[1].isdigit():
+            count = 1
+            while count < len(rest) and rest[count].isdigit():
+                count += 1
+            rest = rest[count:]
+    if rest.startswith("Z"):
+        rest = rest[1:]
+    elif len(rest) >= 6 and rest[0] in "+-" and rest[3] == ":" and (rest[1:3] + rest[4:6]).isdigit():
+        rest = rest[6:]
+    else:
+        return cannot(rest, "Z07:00")
+    if rest:
+        return 'parsing time "%s": extra text: "%s"' % (value, rest)
+    year, month = numbers["2006"], numbers["01"]
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if numbers["02"] > _DAYS_IN_MONTH[month - 1] or (month == 2 and numbers["02"] == 29 and not leap):
+        return 'parsing time "%s": day out of range' % value
+    return None
 
 
 def _json_type(value):
@@ -252,10 +299,12 @@ class Decoder:
                 parse_duration(value)
             except ValueError as error:
                 self.errors.append("%s: %s" % (path, error))
+        if schema == "time" and rfc3339_error(value):
+            self.errors.append("%s: %s" % (path, rfc3339_error(value)))
 
     @staticmethod
     def _scalar_ok(kind, value):
-        if kind in ("str", "dur"):
+        if kind in ("str", "dur", "time"):
             return isinstance(value, str)
         if kind == "bool":
             return isinstance(value, bool)

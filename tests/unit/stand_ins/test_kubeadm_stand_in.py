@@ -161,8 +161,9 @@ def test_config_validate_rejects(make_host, version, text, message):
 
 def test_version_dependent_fields(make_host):
     algorithm = GOOD_BETA4.replace("RSA-2048", "ECDSA-P384")
-    http_endpoints = GOOD_BETA4.replace("    encryptionAlgorithm", "    etcd:\n      external:\n        endpoints: [https://e:2379]\n        caFile: a\n"
-                                        "        certFile: b\n        keyFile: c\n        httpEndpoints: [https://e:2381]\n    encryptionAlgorithm")
+    http_endpoints = GOOD_BETA4.replace("    encryptionAlgorithm", "    etcd:\n      external:\n        endpoints: [https://e:2379]\n"
+                                        "        caFile: /e/ca.crt\n        certFile: /e/c.crt\n        keyFile: /e/c.key\n"
+                                        "        httpEndpoints: [https://e:2381]\n    encryptionAlgorithm")
 
     assert validate(make_host("a", version="v1.34.1"), algorithm).returncode == 0
     assert validate(make_host("b", version="v1.35.0"), http_endpoints).returncode == 0
@@ -410,3 +411,281 @@ def test_unimplemented_commands_say_so(make_host):
 
     assert result.returncode == 1 and 'unknown command "alpha"' in result.stderr
     assert phase.returncode == 1 and "not implemented by the kubeadm stand-in" in phase.stderr
+
+
+# == kubeadm's validation rules ==================================================================================
+# cmd/kubeadm/app/apis/kubeadm/validation/validation.go as the stand-in mirrors it (stand_in_lib "kubeadm's validation"):
+# one test per rule, each showing a valid config that passes and the rule's violation failing with the field named.
+KEY = "0123456789abcdef" * 4
+
+# the shape the control_plane role renders (roles/control_plane/vars/main.yml), plus the fields the rules look at
+CLUSTER = """\
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+clusterName: test
+kubernetesVersion: v1.31.4
+controlPlaneEndpoint: "lb.example.com:6443"
+certificatesDir: /etc/kubernetes/pki
+networking:
+  podSubnet: 192.168.0.0/16
+  serviceSubnet: 10.96.0.0/12
+  dnsDomain: cluster.local
+apiServer:
+  certSANs: ["lb.example.com", "Internal-LB.example.com", "*.example.com", "198.18.2.1", "fd00::1"]
+etcd:
+  local:
+    dataDir: /var/lib/etcd
+    serverCertSANs: ["etcd.example.com"]
+controllerManager:
+  extraArgs:
+    - name: cloud-provider
+      value: external
+"""
+INIT_CONFIG = """\
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+bootstrapTokens:
+  - token: abcdef.0123456789abcdef
+    ttl: 15m
+    description: kubeadm init (kubecluster.aws)
+    usages: [signing, authentication]
+    groups: ["system:bootstrappers:kubeadm:default-node-token"]
+certificateKey: "%s"
+nodeRegistration:
+  name: ip-198-18-2-11.ap-northeast-2.compute.internal
+  criSocket: unix:///run/containerd/containerd.sock
+localAPIEndpoint:
+  advertiseAddress: 198.18.2.11
+  bindPort: 6443
+""" % KEY
+VALID_INIT = CLUSTER + "---\n" + INIT_CONFIG
+VALID_JOIN = """\
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+caCertPath: /etc/kubernetes/pki/ca.crt
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: "lb.example.com:6443"
+    token: abcdef.0123456789abcdef
+    caCertHashes: ["sha256:%s"]
+nodeRegistration:
+  name: ip-198-18-2-12.ap-northeast-2.compute.internal
+controlPlane:
+  certificateKey: "%s"
+  localAPIEndpoint:
+    advertiseAddress: 198.18.2.12
+    bindPort: 6443
+""" % ("0" * 64, KEY)
+
+
+def changed(text, old, new):
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+def check(make_host, text, old, new, message):
+    """The config as given passes; with old replaced by new it fails with message."""
+    host = make_host()
+    good = validate(host, text)
+    bad = validate(host, changed(text, old, new))
+    assert (good.returncode, good.stdout) == (0, "ok\n"), good.stderr
+    assert bad.returncode == 1 and message in bad.stderr, bad.stderr
+
+
+def test_the_valid_configs_pass(make_host):
+    host = make_host()
+
+    for text in (VALID_INIT, VALID_JOIN, INIT_CONFIG, CLUSTER):
+        result = validate(host, text)
+        assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
+
+
+# -- ValidateCertificateKey ----------------------------------------------------------------------
+@pytest.mark.parametrize("key,message", [
+    ("ab" * 16, 'certificateKey: Invalid value: "%s": invalid certificate key size 16, the key must be an AES key of size 32' % ("ab" * 16)),
+    ("ab" * 24, "invalid certificate key size 24, the key must be an AES key of size 32"),
+    ("xy" * 32, "certificateKey: Invalid value: \"%s\": certificate key decoding error: encoding/hex: invalid byte: U+0078 'x'" % ("xy" * 32)),
+    (KEY + "a", "certificate key decoding error: encoding/hex: odd length hex string"),
+])
+def test_certificate_key_must_be_32_bytes_of_hex(make_host, key, message):
+    check(make_host, VALID_INIT, KEY, key, message)
+
+
+def test_join_certificate_key_is_checked_too(make_host):
+    check(make_host, VALID_JOIN, KEY, "ab" * 16, 'controlPlane.certificateKey: Invalid value: "%s": invalid certificate key size 16' % ("ab" * 16))
+
+
+# -- ValidateNetworking: ValidateIPNetFromString + ValidateServiceSubnetSize ------------------------------
+def test_service_subnet_at_most_20_host_bits(make_host):
+    check(make_host, VALID_INIT, "serviceSubnet: 10.96.0.0/12", "serviceSubnet: 10.96.0.0/11",
+          'networking.serviceSubnet: Invalid value: "10.96.0.0/11": specified service subnet is too large; for 32-bit addresses, the mask must be >= 12')
+
+
+def test_service_subnet_must_hold_the_dns_address(make_host):
+    """The DNS service is the 10th address: a /28 (16 addresses) holds it, a /29 (8) does not."""
+    check(make_host, changed(VALID_INIT, "10.96.0.0/12", "10.96.0.0/28"), "serviceSubnet: 10.96.0.0/28", "serviceSubnet: 10.96.0.0/29",
+          'networking.serviceSubnet: Invalid value: "10.96.0.0/29": subnet with 8 address(es) is too small, the minimum is 10')
+
+
+def test_subnets_must_parse_and_be_at_most_one_per_family(make_host):
+    check(make_host, VALID_INIT, "podSubnet: 192.168.0.0/16", "podSubnet: 192.168.0.0/16,10.0.0.0/16",
+          'networking.podSubnet: Invalid value: "192.168.0.0/16,10.0.0.0/16": expected one (IPv4 or IPv6) CIDR or two CIDRs from each family')
+    check(make_host, VALID_INIT, "serviceSubnet: 10.96.0.0/12", "serviceSubnet: 10.96.0.0",
+          'networking.serviceSubnet: Invalid value: "10.96.0.0": couldn\'t parse subnet')
+
+
+# -- ValidatePodSubnetNodeMask (getClusterNodeMask) ---------------------------------------------------------------
+def test_pod_subnet_must_hold_a_node_cidr(make_host):
+    check(make_host, VALID_INIT, "podSubnet: 192.168.0.0/16", "podSubnet: 192.168.0.0/25",
+          'networking.podSubnet: Invalid value: "192.168.0.0/25": the size of pod subnet with mask 25 is smaller than the size of node subnet '
+          "with mask 24")
+
+
+def test_pod_subnet_node_mask_comes_from_the_controller_manager(make_host):
+    smaller_nodes = changed(changed(VALID_INIT, "podSubnet: 192.168.0.0/16", "podSubnet: 192.168.0.0/25"),
+                            "      value: external\n", "      value: external\n    - name: node-cidr-mask-size-ipv4\n      value: \"26\"\n")
+    no_allocation = changed(changed(VALID_INIT, "podSubnet: 192.168.0.0/16", "podSubnet: 192.168.0.0/25"),
+                            "      value: external\n", "      value: external\n    - name: allocate-node-cidrs\n      value: \"false\"\n")
+    too_far = changed(VALID_INIT, "podSubnet: 192.168.0.0/16", "podSubnet: 10.0.0.0/7")
+
+    check(make_host, smaller_nodes, 'value: "26"', 'value: "24"', "the size of pod subnet with mask 25 is smaller than the size of node subnet with mask 24")
+    assert validate(make_host("b"), no_allocation).returncode == 0
+    assert 'networking.podSubnet: Invalid value: "10.0.0.0/7": pod subnet mask (7) and node-mask (24) difference is greater than 16' in \
+        validate(make_host("c"), too_far).stderr
+
+
+# -- ValidateNodeRegistrationOptions: the name (lowercased by GetHostname first) ---------------------------------
+def test_node_name_must_be_a_dns_subdomain(make_host):
+    name = "ip-198-18-2-11.ap-northeast-2.compute.internal"
+    check(make_host, changed(VALID_INIT, name, "IP-198-18-2-11.AP-northeast-2.compute.internal"), "IP-198-18-2-11.AP", "Ip_198-18-2-11.AP",
+          'nodeRegistration.name: Invalid value: "ip_198-18-2-11.ap-northeast-2.compute.internal": a lowercase RFC 1123 subdomain must consist of')
+    check(make_host, VALID_JOIN, "ip-198-18-2-12.ap", "ip-198-18-2-12..ap", 'nodeRegistration.name: Invalid value: "ip-198-18-2-12..ap')
+
+
+# -- ValidateBootstrapTokens ---------------------------------------------------------------------------------------
+def test_token_usages_must_be_known(make_host):
+    check(make_host, VALID_INIT, "usages: [signing, authentication]", "usages: [signing, authentication, bogus]",
+          'bootstrapTokens.0.usages: Invalid value: []string{"signing", "authentication", "bogus"}: invalid bootstrap token usage string: bogus, '
+          "valid usage options: signing,authentication")
+
+
+def test_token_groups_must_be_bootstrappers_and_need_authentication(make_host):
+    check(make_host, VALID_INIT, '"system:bootstrappers:kubeadm:default-node-token"', '"system:nodes"',
+          'bootstrapTokens.0.groups: Invalid value: []string{"system:nodes"}: bootstrap group "system:nodes" is invalid '
+          "(must match \\Asystem:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]\\z)")
+    # groups default to the default-node-token group, so a signing-only token without groups fails too, as in kubeadm
+    check(make_host, VALID_INIT, "usages: [signing, authentication]", "usages: [signing]",
+          'bootstrapTokens.0.groups: Invalid value: []string{"system:bootstrappers:kubeadm:default-node-token"}: token groups cannot be specified '
+          'unless --usages includes "authentication"')
+
+
+def test_token_expires_must_be_rfc3339(make_host):
+    check(make_host, VALID_INIT, "    ttl: 15m\n", "    expires: tomorrow\n",
+          'bootstrapTokens[0].expires: parsing time "tomorrow" as "2006-01-02T15:04:05Z07:00": cannot parse "tomorrow" as "2006"')
+
+
+def test_token_ttl_and_expires_are_mutually_exclusive(make_host):
+    """kubeadm defaults ttl to 24h before it validates (SetDefaults_BootstrapToken), so expires fails even without ttl."""
+    check(make_host, VALID_INIT, "    ttl: 15m\n", "    ttl: 15m\n    expires: \"2030-01-01T00:00:00Z\"\n",
+          'bootstrapTokens.0: Invalid value: "": the BootstrapToken .TTL and .Expires fields are mutually exclusive')
+    alone = validate(make_host("b"), changed(VALID_INIT, "    ttl: 15m\n", "    expires: \"2030-01-01T00:00:00Z\"\n"))
+    assert alone.returncode == 1 and "the BootstrapToken .TTL and .Expires fields are mutually exclusive" in alone.stderr
+
+
+# -- ValidateCertSANs ----------------------------------------------------------------------------------------------
+def test_cert_sans_must_be_ips_or_dns_names(make_host):
+    check(make_host, VALID_INIT, '"lb.example.com", "Internal', '"lb_example.com", "Internal',
+          'apiServer.certSANs: Invalid value: "lb_example.com": altname is not a valid IP address, DNS label or a DNS label with subdomain wildcards: '
+          "a lowercase RFC 1123 subdomain must consist of")
+    check(make_host, VALID_INIT, '"*.example.com"', '"*.*.example.com"', 'apiServer.certSANs: Invalid value: "*.*.example.com"')
+    # etcd's SANs are not lowercased by kubeadm before validation, apiServer's are
+    check(make_host, VALID_INIT, '["etcd.example.com"]', '["Etcd.example.com"]', 'etcd.local.serverCertSANs: Invalid value: "Etcd.example.com"')
+
+
+# -- ValidateAPIEndpoint (and SetAPIEndpointDynamicDefaults, which checks the address first) ---------------------------
+def test_bind_port_must_be_1_to_65535(make_host):
+    check(make_host, VALID_INIT, "bindPort: 6443", "bindPort: 65536", "localAPIEndpoint.bindPort: Invalid value: 65536: port number is not valid")
+    check(make_host, VALID_JOIN, "bindPort: 6443", "bindPort: -1", "controlPlane.localAPIEndpoint.bindPort: Invalid value: -1: port number is not valid")
+    assert validate(make_host("b"), changed(VALID_INIT, "bindPort: 6443", "bindPort: 0")).returncode == 0  # 0 is defaulted to 6443
+
+
+def test_advertise_address_must_be_an_ip(make_host):
+    check(make_host, VALID_INIT, "advertiseAddress: 198.18.2.11", "advertiseAddress: cp-0.example.com",
+          'couldn\'t use "cp-0.example.com" as "apiserver-advertise-address", must be ipv4 or ipv6 address')
+    check(make_host, VALID_JOIN, "advertiseAddress: 198.18.2.12", "advertiseAddress: 198.18.2.300",
+          'couldn\'t use "198.18.2.300" as "apiserver-advertise-address", must be ipv4 or ipv6 address')
+
+
+# -- ValidateAbsolutePath, caCertPath ----------------------------------------------------------------------------
+def test_paths_must_be_absolute(make_host):
+    check(make_host, VALID_INIT, "certificatesDir: /etc/kubernetes/pki", "certificatesDir: etc/kubernetes/pki",
+          'certificatesDir: Invalid value: "etc/kubernetes/pki": path is not absolute')
+    check(make_host, VALID_INIT, "dataDir: /var/lib/etcd", "dataDir: var/lib/etcd", 'etcd.local.dataDir: Invalid value: "var/lib/etcd": path is not absolute')
+
+
+def test_ca_cert_path_must_be_an_absolute_crt_file(make_host):
+    check(make_host, VALID_JOIN, "caCertPath: /etc/kubernetes/pki/ca.crt", "caCertPath: pki/ca.crt",
+          'caCertPath: Invalid value: "pki/ca.crt": the ca certificate path must be an absolute path')
+    check(make_host, VALID_JOIN, "caCertPath: /etc/kubernetes/pki/ca.crt", "caCertPath: /etc/kubernetes/pki/ca.pem",
+          'caCertPath: Invalid value: "/etc/kubernetes/pki/ca.pem": the ca certificate path must be an absolute path')
+
+
+# -- ValidateNetworking: dnsDomain -----------------------------------------------------------------------------------
+def test_dns_domain_must_be_a_dns_subdomain(make_host):
+    check(make_host, VALID_INIT, "dnsDomain: cluster.local", "dnsDomain: Cluster_Local",
+          'networking.dnsDomain: Invalid value: "Cluster_Local": a lowercase RFC 1123 subdomain must consist of')
+
+
+# -- the rules apply at init, join and token create as in kubeadm, and to flags -----------------------------------------
+def test_init_validates_before_it_does_anything(make_host, endpoint):
+    host = make_host("cp-0")
+
+    result = host.run("kubeadm", "init", "--config", host.write("init.yaml", changed(INIT.format(endpoint=endpoint), "10.96.0.0/12", "10.0.0.0/8")))
+    flags = host.run("kubeadm", "init", "--control-plane-endpoint", endpoint, "--node-name", "CP_0")
+
+    assert result.returncode == 1 and 'networking.serviceSubnet: Invalid value: "10.0.0.0/8": specified service subnet is too large' in result.stderr
+    assert flags.returncode == 1 and 'nodeRegistration.name: Invalid value: "cp_0"' in flags.stderr
+    assert not host.exists("/etc/kubernetes/admin.conf") and not host.exists("/etc/kubernetes/manifests/kube-apiserver.yaml")
+
+
+def test_join_validates_before_discovery(make_host, endpoint, api):
+    token, ca_hash, key = join_parts(init_cluster(make_host("cp-0"), endpoint).stdout)
+    host = make_host("cp-1")
+    path = join_config(host, endpoint, token, ca_hash, "cp-1", key)
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    bad_address = text + "  localAPIEndpoint:\n    advertiseAddress: not-an-ip\n"
+
+    result = host.run("kubeadm", "join", "--config", host.write("join.yaml", bad_address))
+    flags = host.run("kubeadm", "join", endpoint, "--token", token, "--discovery-token-ca-cert-hash", ca_hash, "--control-plane",
+                     "--certificate-key", "ab" * 16, "--node-name", "cp-1")
+
+    assert result.returncode == 1 and 'couldn\'t use "not-an-ip" as "apiserver-advertise-address"' in result.stderr
+    assert flags.returncode == 1 and "controlPlane.certificateKey: Invalid value" in flags.stderr
+    assert api.object("Node", "cp-1") is None and not host.exists("/etc/kubernetes/kubelet.conf")
+
+
+def test_token_create_checks_usages_and_groups(make_host, endpoint):
+    host = make_host("cp-0")
+    init_cluster(host, endpoint)
+    admin = host.path("/etc/kubernetes/admin.conf")
+
+    usages = host.run("kubeadm", "token", "create", "--usages", "signing,bogus", "--kubeconfig", admin)
+    groups = host.run("kubeadm", "token", "create", "--groups", "system:masters", "--kubeconfig", admin)
+    fine = host.run("kubeadm", "token", "create", "--usages", "signing,authentication", "--groups", "system:bootstrappers:workers", "--kubeconfig", admin)
+
+    assert usages.returncode == 1 and "bootstrapTokens.0.usages: Invalid value" in usages.stderr
+    assert groups.returncode == 1 and 'bootstrap group "system:masters" is invalid' in groups.stderr
+    assert fine.returncode == 0, fine.stderr
+
+
+@pytest.mark.parametrize("pod,service,ok", [
+    ("192.168.0.0/16", "10.96.0.0/12", True),   # the spec's defaults
+    ("10.0.0.0/8", "10.96.0.0/24", True),       # the spec's widest pod CIDR, narrowest service CIDR
+    ("10.0.0.0/24", "10.96.0.0/12", True),      # the spec's narrowest pod CIDR: one /24 node CIDR
+    ("192.168.0.0/16", "10.96.0.0/11", False),  # the spec takes service CIDRs from /8: kubeadm refuses wider than /12
+])
+def test_the_spec_network_range_against_kubeadm(make_host, pod, service, ok):
+    text = changed(changed(VALID_INIT, "podSubnet: 192.168.0.0/16", "podSubnet: %s" % pod), "serviceSubnet: 10.96.0.0/12", "serviceSubnet: %s" % service)
+
+    assert (validate(make_host(), text).returncode == 0) is ok
