@@ -173,6 +173,13 @@ def _network(value, low=16, high=28):
     return None
 
 
+def _service_network(value):
+    problem = _network(value, 12, 24)
+    if problem and "prefix length" in problem:
+        return problem + " (kubeadm refuses a service subnet of more than 20 host bits)"
+    return problem
+
+
 def _cidr_list(value):
     if not isinstance(value, list) or not value:
         return "must be a non-empty list of IPv4 CIDRs such as [203.0.113.0/24]"
@@ -279,8 +286,10 @@ SCHEMA = {
         "nat_gateways": _Field("per_az", _choice(NAT_MODES)),
         "vpc_id": _Field(None, _pattern(_VPC, "a VPC id such as vpc-0123456789abcdef0"), nullable=True),
         "subnet_ids": _Field([], _subnet_ids),
+        # kubeadm: a pod subnet at most 16 bits wider than the /24 node CIDRs and at least one of them wide.
         "pod_cidr": _Field("192.168.0.0/16", lambda v: _network(v, 8, 24)),
-        "service_cidr": _Field("10.96.0.0/12", lambda v: _network(v, 8, 24)),
+        # kubeadm: a service subnet of at most 20 host bits (ValidateServiceSubnetSize).
+        "service_cidr": _Field("10.96.0.0/12", _service_network),
         "cni": _Field("calico", _choice(CNI_PLUGINS)),
         "node_port_cidrs": _Field(["0.0.0.0/0"], _cidr_list),
         "api_load_balancer": _Field(children={

@@ -683,7 +683,7 @@ def test_token_create_checks_usages_and_groups(make_host, endpoint):
     ("192.168.0.0/16", "10.96.0.0/12", True),   # the spec's defaults
     ("10.0.0.0/8", "10.96.0.0/24", True),       # the spec's widest pod CIDR, narrowest service CIDR
     ("10.0.0.0/24", "10.96.0.0/12", True),      # the spec's narrowest pod CIDR: one /24 node CIDR
-    ("192.168.0.0/16", "10.96.0.0/11", False),  # the spec takes service CIDRs from /8: kubeadm refuses wider than /12
+    ("192.168.0.0/16", "10.96.0.0/11", False),  # kubeadm refuses wider than /12, and so does the spec
 ])
 def test_the_spec_network_range_against_kubeadm(make_host, pod, service, ok):
     text = changed(changed(VALID_INIT, "podSubnet: 192.168.0.0/16", "podSubnet: %s" % pod), "serviceSubnet: 10.96.0.0/12", "serviceSubnet: %s" % service)

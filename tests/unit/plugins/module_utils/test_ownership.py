@@ -64,6 +64,13 @@ def test_double_claims_name_only_resources_of_this_cluster_claimed_by_another():
                      "not belong to (ec2 delete-tags / elbv2 remove-tags), then rerun"]
 
 
+def test_service_cidr_wider_than_kubeadm_allows_is_refused():
+    errors = errors_of(dict(MINIMAL, network={"service_cidr": "10.96.0.0/11"}))
+    assert errors == ["cluster.network.service_cidr: '10.96.0.0/11' must have a prefix length from /12 to /24 "
+                      "(kubeadm refuses a service subnet of more than 20 host bits)"]
+    assert resolve(dict(MINIMAL, network={"service_cidr": "10.96.0.0/12"}))["network"]["service_cidr"] == "10.96.0.0/12"
+
+
 def test_identity_of_a_spec_that_no_longer_validates():
     raw = dict(MINIMAL, control_plane={"replicas": 2}, from_a_newer_version={"x": 1}, kubernetes_version="1.20")
     assert errors_of(raw)
