@@ -111,18 +111,18 @@ def member_groups(machine: Machine) -> List[str]:
     nest groups (add_host): a worker of md-0 is in kubecluster_md_md_0, kube_node and k8s_cluster."""
     members: List[str] = []
     for group, parent in groups(machine):
-        chain: List[Optional[str]] = [group, parent]
+        chain = [group] + ([parent] if parent else [])
         while chain[-1] in GROUP_PARENTS:
-            chain.append(GROUP_PARENTS[str(chain[-1])])
-        members.extend(name for name in chain if name and name not in members)
+            chain.append(GROUP_PARENTS[chain[-1]])
+        members.extend(name for name in chain if name not in members)
     return members
 
 
 def group_clashes(machines: Iterable[Machine]) -> List[str]:
     """Cluster groups whose name is also a deployment's group (cluster md-0 and deployment 0)."""
     listing = list(machines)
-    clusters = set(cluster_group(m["cluster"]) for m in listing)
-    deployments = set(deployment_group(m["set"]) for m in listing if m.get("role") == naming.ROLE_NODE and m.get("set"))
+    clusters = {cluster_group(m["cluster"]) for m in listing}
+    deployments = {deployment_group(m["set"]) for m in listing if m.get("role") == naming.ROLE_NODE and m.get("set")}
     return sorted(clusters & deployments)
 
 
@@ -191,11 +191,11 @@ def refreshed(machines: Iterable[Machine], current: Iterable[Machine]) -> List[D
     Machines launched without waiting get their public IPs after the launch returned; a read
     after the wait has them.
     """
-    now = dict((m["instance_id"], m) for m in current)
+    now = {m["instance_id"]: m for m in current}
     fresh = []
     for machine in machines:
         later = now.get(machine["instance_id"])
-        fresh.append(dict(machine, **dict((key, later.get(key)) for key in FRESH_FIELDS)) if later else dict(machine))
+        fresh.append(dict(machine, **{key: later.get(key) for key in FRESH_FIELDS}) if later else dict(machine))
     return fresh
 
 

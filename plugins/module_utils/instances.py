@@ -224,7 +224,8 @@ def fullest_zone(pool: Sequence[View], machines: Sequence[View], zones: Sequence
     def rank(zone: Optional[str]) -> Tuple[int, int]:
         return per_zone[zone], zones.index(zone) if zone in zones else len(zones)
 
-    return max({m["availability_zone"] for m in pool}, key=rank)
+    candidates: Set[Optional[str]] = {m["availability_zone"] for m in pool}
+    return max(candidates, key=rank)
 
 
 def subnet_for(subnets: Sequence[Dict[str, Any]], zone: str, public: bool) -> Tuple[Optional[Dict[str, Any]], bool]:
@@ -266,6 +267,11 @@ def zones_field(spec: Spec, set_name: str) -> str:
 # --- reading what exists ------------------------------------------------------------------
 
 tags_of = machines.tags_of
+
+
+def name_of(instance: Instance) -> str:
+    """The instance's Name tag, else its id."""
+    return tags_of(instance).get("Name", str(instance["InstanceId"]))
 
 
 def read_set_instances(ec2: Any, cluster_name: str, set_name: str) -> Tuple[List[Instance], List[Instance]]:
@@ -472,16 +478,16 @@ class MachineSet:
             done.update((instance["InstanceId"], tags_of(instance).get("Name")))
         unknown = [name for name in names if name not in by_key and name not in done]
         if unknown:
-            known = sorted(tags_of(i).get("Name", i["InstanceId"]) for i in live)
+            known = sorted(name_of(i) for i in live)
             raise MachineSetError("remove_machines: %s %s not a machine of set %s of cluster %s; name machines of this set by "
                                   "instance id or Name tag (it has: %s)"
                                   % (", ".join(unknown), "is" if len(unknown) == 1 else "are", self.set_name, self.cluster,
                                      ", ".join(known) or "none"))
         removed: List[Instance] = []
         for name in names:
-            instance = by_key.get(name)
-            if instance is not None and instance not in removed:
-                removed.append(instance)
+            found = by_key.get(name)
+            if found is not None and found not in removed:
+                removed.append(found)
         return removed
 
     def plan_terminate(self, instances: Sequence[Instance], reason: str) -> None:
@@ -494,7 +500,7 @@ class MachineSet:
         if not instances:
             return
         ids = [i["InstanceId"] for i in instances]
-        names = [tags_of(i).get("Name", i["InstanceId"]) for i in instances]
+        names = [name_of(i) for i in instances]
         self.plan.delete("ec2 instances", ", ".join(names), lambda: aws_ec2.terminate_instances(self.ec2, ids),
                          "%s: %s" % (reason, ", ".join(ids)))
 
@@ -504,7 +510,7 @@ class MachineSet:
             drift = metadata_drift(instance, wanted)
             if drift:
                 detail = ", ".join("%s %s -> %s" % (key, have, want) for key, (have, want) in sorted(drift.items()))
-                self.plan.update("ec2 instance metadata options", tags_of(instance).get("Name", instance["InstanceId"]),
+                self.plan.update("ec2 instance metadata options", name_of(instance),
                                  self.metadata_fix(instance["InstanceId"], wanted), detail)
 
     def metadata_fix(self, instance_id: str, wanted: Dict[str, Any]) -> Callable[[], Any]:
@@ -679,7 +685,7 @@ class MachineSet:
         # the new machines after the wait returns the addresses callers connect to.
         for reservation in aws_ec2.describe_instances(self.ec2, InstanceIds=ids):
             for instance in reservation["Instances"]:
-                self.new_instances[tags_of(instance).get("Name")] = instance
+                self.new_instances[name_of(instance)] = instance
 
 
 def plan_present(ctx: Context, spec: Spec, set_name: str, remove_machines: Sequence[str] = (), user_data: Optional[str] = None,

@@ -25,7 +25,8 @@ def iso(value: Any) -> Any:
 
 
 def tags_of(instance: Instance) -> Dict[str, str]:
-    return naming.tags_to_dict(instance.get("Tags"))
+    tags: Dict[str, str] = naming.tags_to_dict(instance.get("Tags"))
+    return tags
 
 
 def machine_view(instance: Instance) -> MachineView:

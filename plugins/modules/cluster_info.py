@@ -321,11 +321,11 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils import status
-
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
+from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 
 def check_options(module):
     """Options the argument spec cannot check, before any AWS call."""
@@ -360,9 +360,8 @@ def main():
     check_options(module)
     params = module.params
 
-    ec2 = module.client("ec2")
-    elbv2 = module.client("elbv2")
-    elb = module.client("elb", retry_decorator=AWSRetry.jittered_backoff())
+    ctx = Context.from_module(module, module.region, wait=params["wait"], wait_timeout=params["wait_timeout"])
+    ec2, elbv2, elb = ctx.ec2, ctx.elbv2, ctx.elb
 
     def read():
         return status.survey(ec2, elbv2, elb, module.region, params["name"])
@@ -372,6 +371,8 @@ def main():
             statuses = status.wait_until_ready(read, params["wait_timeout"], params["wait_delay"])
         else:
             statuses = read()
+    except KubeclusterError as error:
+        runner.fail(module, error)
     except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         runner.fail_aws(module, error)
 
