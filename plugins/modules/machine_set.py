@@ -240,6 +240,8 @@ plan:
       sample: 2 x t3.large, ami-0123456789abcdef0 (capa-ami-ubuntu-24.04-v1.31.4-1736000000), ap-northeast-2a/subnet-0a1, ap-northeast-2b/subnet-0b2
 """
 
+from typing import Any, Dict
+
 from ansible_collections.kubecluster.aws.plugins.module_utils import instances
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
@@ -250,7 +252,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.spec import machin
 MAX_USER_DATA = 16384
 
 
-def check_options(module, spec):
+def check_options(module: Any, spec: Dict[str, Any]) -> None:
     """Fail, before any AWS call, on a set the spec does not have or options EC2 would refuse."""
     params = module.params
     if params["state"] == "present":
@@ -267,7 +269,7 @@ def check_options(module, spec):
         module.fail_json(msg="wait_timeout: must be a number of seconds of at least 1, not %d" % params["wait_timeout"])
 
 
-def main():
+def main() -> None:
     argument_spec = dict(
         set=dict(type="str", required=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
