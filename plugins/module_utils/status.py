@@ -292,7 +292,7 @@ def _subnet_views(owned: Dict[str, List[Resource]], vpc_id: Optional[str], used_
     views = [_subnet_view(s, _tags(s).get(naming.ROLE_TAG)) for s in owned["subnets"]]
     seen = {view["id"] for view in views}
     used = [network["subnets"][sid] for sid in sorted(used_subnet_ids) if sid in network["subnets"] and sid not in seen]
-    public: Iterable[str] = lookup._public_subnet_ids(network["route_tables"].get(vpc_id, []), [s["SubnetId"] for s in used])  # pylint: disable=protected-access
+    public = lookup._public_subnet_ids(network["route_tables"].get(vpc_id, []), [s["SubnetId"] for s in used])  # pylint: disable=protected-access
     views += [_subnet_view(s, naming.ROLE_PUBLIC if s["SubnetId"] in public else naming.ROLE_PRIVATE) for s in used]
     return sorted(views, key=lambda view: (view["role"] or "", view["availability_zone"], view["id"]))
 
