@@ -155,7 +155,7 @@ cache_connection: /tmp/kubecluster-inventory-cache
 cache_timeout: 300
 """
 
-import re
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
@@ -163,65 +163,54 @@ from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_ins
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInventoryBase
 
+from ansible_collections.kubecluster.aws.plugins.module_utils import hosts
+from ansible_collections.kubecluster.aws.plugins.module_utils import machines as machine_views
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import cluster_name_error
 
-RUNNING_STATES = ("pending", "running")
-STOPPED_STATES = ("stopping", "stopped")
 ROLES = (naming.ROLE_BASTION, naming.ROLE_CONTROL_PLANE, naming.ROLE_NODE)
 # Machines made by Cluster API itself have no machine-set tag; their role names their set.
 ROLE_SETS = {naming.ROLE_BASTION: naming.SET_BASTION, naming.ROLE_CONTROL_PLANE: naming.SET_CONTROL_PLANE}
-
-GROUP_BASTION = "bastion"
-GROUP_CONTROL_PLANE = "kube_control_plane"
-GROUP_NODE = "kube_node"
-GROUP_CLUSTER = "k8s_cluster"
+# What the inventory keeps of the one machine view (machines.py), cached as it is.
+VIEW_KEYS = ("role", "instance_id", "private_dns_name", "private_ip", "public_ip", "availability_zone", "state")
 HOSTNAME_KEYS = {"private_dns_name": "private_dns_name", "instance_id": "instance_id", "name_tag": "name"}
 
-
-def group_safe(name):
-    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+Machine = Dict[str, Any]
 
 
-def deployment_group(set_name):
-    return "kubecluster_md_" + group_safe(set_name)
-
-
-def cluster_group(cluster_name):
-    return "kubecluster_" + group_safe(cluster_name)
-
-
-def machine_filters(clusters, include_stopped):
+def machine_filters(clusters: Sequence[str], include_stopped: bool) -> List[Dict[str, Any]]:
     """DescribeInstances filters for the machines of ``clusters`` (every cluster when empty).
 
     EC2 ANDs filter names and ORs the values of one name, so several clusters' ownership tags
     go in one ``tag-key`` filter (their value is checked on the result) and no cluster at all
     is a wildcard on the ownership tag's key prefix.
     """
+    filters: List[Dict[str, Any]]
     if len(clusters) == 1:
         filters = naming.owned_filters(clusters[0])
     else:
         keys = [naming.owner_tag(name) for name in clusters] or [naming.OWNER_TAG_PREFIX + "*"]
         filters = [{"Name": "tag-key", "Values": keys}]
-    states = RUNNING_STATES + (STOPPED_STATES if include_stopped else ())
+    states = hosts.UP_STATES + (hosts.STOPPED_STATES if include_stopped else ())
     filters.append({"Name": "tag:" + naming.ROLE_TAG, "Values": list(ROLES)})
     filters.append({"Name": "instance-state-name", "Values": list(states)})
     return filters
 
 
-def owning_cluster(tags, clusters):
+def owning_cluster(tags: Dict[str, str], clusters: Sequence[str]) -> Optional[str]:
     """The cluster whose ownership tag is ``owned`` on the instance (one of ``clusters`` when given), or None."""
     owners = sorted(naming.cluster_name_from_owner_tag(key) or "" for key, value in tags.items() if value == naming.OWNED)
     owners = [name for name in owners if name and (not clusters or name in clusters)]
     return owners[0] if owners else None
 
 
-def machine_view(instance, region, clusters):
+def machine_view(instance: Dict[str, Any], region: str, clusters: Sequence[str]) -> Optional[Machine]:
     """What the inventory needs of one instance, or None when it is not a machine of ``clusters``.
 
-    ``ec2`` is the instance's data as amazon.aws.aws_ec2 hands it to compose and keyed_groups.
+    The machine view of machines.py, with the cluster and region the node contract (hosts.py)
+    needs; ``ec2`` is the instance's data as amazon.aws.aws_ec2 hands it to compose and keyed_groups.
     """
-    tags = naming.tags_to_dict(instance.get("Tags"))
+    tags = machine_views.tags_of(instance)
     cluster = owning_cluster(tags, clusters)
     role = tags.get(naming.ROLE_TAG)
     if cluster is None or role not in ROLES:
@@ -229,82 +218,33 @@ def machine_view(instance, region, clusters):
     ec2 = camel_dict_to_snake_dict(instance, ignore_list=["Tags"])
     ec2["tags"] = tags
     ec2.setdefault("placement", {})["region"] = region
-    return {
-        "cluster": cluster,
-        "region": region,
-        "role": role,
-        "set": tags.get(naming.MACHINE_SET_TAG) or ROLE_SETS.get(role),
-        "instance_id": instance["InstanceId"],
-        "name": tags.get("Name"),
-        "private_dns_name": instance.get("PrivateDnsName"),
-        "private_ip": instance.get("PrivateIpAddress"),
-        "public_ip": instance.get("PublicIpAddress"),
-        "availability_zone": instance.get("Placement", {}).get("AvailabilityZone"),
-        "state": instance["State"]["Name"],
-        "ec2": ec2,
-    }
+    view = machine_views.machine_view(instance)
+    machine = {key: view[key] for key in VIEW_KEYS}
+    machine.update(cluster=cluster, region=region, set=view["set"] or ROLE_SETS.get(role), name=tags.get("Name"), ec2=ec2)
+    return machine
 
 
-def bastion_addresses(machines):
-    """{cluster: public IP of its bastion}; a bastion that is not up or has no public IP cannot be jumped through."""
-    addresses = {}
-    for machine in sorted(machines, key=lambda m: m["instance_id"]):
-        if machine["role"] == naming.ROLE_BASTION and machine["state"] in RUNNING_STATES and machine["public_ip"]:
-            addresses.setdefault(machine["cluster"], machine["public_ip"])
-    return addresses
+def bastion_addresses(machines: Iterable[Machine]) -> Dict[str, Optional[str]]:
+    """{cluster: public IP of its bastion to jump through, or None}, as the node contract picks it."""
+    by_cluster: Dict[str, List[Machine]] = {}
+    for machine in machines:
+        by_cluster.setdefault(machine["cluster"], []).append(machine)
+    return {cluster: hosts.bastion_address(members) for cluster, members in by_cluster.items()}
 
 
-def machine_groups(machine):
-    """[(group, parent group or None)] of a machine; a deployment's group is a child of kube_node."""
-    groups = [(cluster_group(machine["cluster"]), None)]
-    if machine["role"] == naming.ROLE_BASTION:
-        groups.append((GROUP_BASTION, None))
-    elif machine["role"] == naming.ROLE_CONTROL_PLANE:
-        groups.append((GROUP_CONTROL_PLANE, None))
-    elif machine["set"]:
-        groups.append((deployment_group(machine["set"]), GROUP_NODE))
-    else:
-        groups.append((GROUP_NODE, None))
-    return groups
-
-
-def connect_address(machine, proxy_jump):
-    """The address SSH connects to: the bastion's public IP and, when the controller is outside
-    the VPC (proxy_jump), any machine's public IP; otherwise the private IP."""
-    if machine["public_ip"] and (proxy_jump or machine["role"] == naming.ROLE_BASTION):
-        return machine["public_ip"]
-    return machine["private_ip"]
-
-
-def host_vars(machine, bastion_ip, proxy_jump, bastion_user):
-    """The host variables of the node-side contract for one machine."""
-    variables = {
-        "ansible_host": connect_address(machine, proxy_jump),
-        "kubecluster_node_name": machine["private_dns_name"],
-        "kubecluster_instance_id": machine["instance_id"],
-        "kubecluster_machine_set": machine["set"],
-        "kubecluster_availability_zone": machine["availability_zone"],
-        "kubecluster_cluster_name": machine["cluster"],
-        "kubecluster_role": machine["role"],
-        "kubecluster_region": machine["region"],
-    }
-    if proxy_jump and bastion_ip and machine["role"] != naming.ROLE_BASTION and not machine["public_ip"]:
-        variables["ansible_ssh_common_args"] = "-o ProxyJump=%s@%s" % (bastion_user, bastion_ip)
+def host_vars(machine: Machine, bastion_ip: Optional[str], proxy_jump: bool, bastion_user: str) -> Dict[str, Any]:
+    """The node contract's host variables, and the role and region, which tell machines of several
+    roles and regions apart in one source."""
+    variables = hosts.host_vars(machine, bastion_ip, proxy_jump, bastion_user)
+    variables.update(kubecluster_role=machine["role"], kubecluster_region=machine["region"])
     return variables
 
 
-def group_clashes(machines):
-    """Cluster groups whose name is also a deployment's group (cluster md-0 and deployment 0)."""
-    clusters = set(cluster_group(m["cluster"]) for m in machines)
-    deployments = set(deployment_group(m["set"]) for m in machines if m["role"] == naming.ROLE_NODE and m["set"])
-    return sorted(clusters & deployments)
-
-
-class InventoryModule(AWSInventoryBase):
+class InventoryModule(AWSInventoryBase):  # type: ignore[misc]  # amazon.aws is read as untyped
     NAME = "kubecluster.aws.machines"
     INVENTORY_FILE_SUFFIXES = ("machines.yml", "machines.yaml")
 
-    def parse(self, inventory, loader, path, cache=True):
+    def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache=cache)
         clusters = self._clusters()
         regions = self._regions()
@@ -314,42 +254,43 @@ class InventoryModule(AWSInventoryBase):
         self._populate(machines)
         self.update_cached_result(path, cache, machines)
 
-    def _clusters(self):
+    def _clusters(self) -> List[str]:
         clusters = self.get_option("clusters") or []
         errors = [error for error in (cluster_name_error(name) for name in clusters) if error]
         if errors:
             self.fail_aws("clusters: %s" % "; ".join(errors))
         return sorted(set(clusters))
 
-    def _regions(self):
-        regions = self.get_option("regions")
+    def _regions(self) -> List[str]:
+        regions: List[str] = self.get_option("regions")
         if regions:
             return regions
         if not self.region:
             self.fail_aws("regions: no region to read; list the clusters' region in regions, or set region or AWS_REGION")
         return [self.region]
 
-    def _read_machines(self, region, clusters):
+    def _read_machines(self, region: str, clusters: Sequence[str]) -> List[Machine]:
         ec2 = self.client("ec2", region=region)
+        include_stopped = self.get_option("include_stopped")
         try:
-            reservations = describe_instances(ec2, Filters=machine_filters(clusters, self.get_option("include_stopped")))
+            reservations = describe_instances(ec2, Filters=machine_filters(clusters, include_stopped))
         except AnsibleAWSError as error:
             self.fail_aws("Failed to read the machines in %s" % region, exception=error)
         views = (machine_view(instance, region, clusters) for reservation in reservations for instance in reservation["Instances"])
-        return [view for view in views if view is not None]
+        return [view for view in views if view is not None and hosts.listed(view, include_stopped)]
 
-    def _populate(self, machines):
-        clashes = group_clashes(machines)
+    def _populate(self, machines: List[Machine]) -> None:
+        clashes = hosts.group_clashes(machines)
         if clashes:
             self.fail_aws("clusters: group %s would hold both a cluster and a machine deployment; "
                           "list the cluster in its own inventory source (clusters: [name])" % ", ".join(clashes))
-        for group in (GROUP_BASTION, GROUP_CONTROL_PLANE, GROUP_NODE, GROUP_CLUSTER):
+        for group in (hosts.GROUP_BASTION, hosts.GROUP_CONTROL_PLANE, hosts.GROUP_NODE, hosts.GROUP_CLUSTER):
             self.inventory.add_group(group)
-        self.inventory.add_child(GROUP_CLUSTER, GROUP_CONTROL_PLANE)
-        self.inventory.add_child(GROUP_CLUSTER, GROUP_NODE)
+        for fixed_child, fixed_parent in hosts.GROUP_PARENTS.items():
+            self.inventory.add_child(fixed_parent, fixed_child)
         bastions = bastion_addresses(machines)
         for host, machine in self._named(machines):
-            for group, parent in machine_groups(machine):
+            for group, parent in hosts.groups(machine):
                 self.inventory.add_group(group)
                 if parent:
                     self.inventory.add_child(parent, group)
@@ -359,7 +300,7 @@ class InventoryModule(AWSInventoryBase):
                 self.inventory.set_variable(host, key, value)
             self._construct(host, dict(machine["ec2"], **variables))
 
-    def _named(self, machines):
+    def _named(self, machines: Iterable[Machine]) -> List[Tuple[str, Machine]]:
         """(host name, machine) pairs sorted by cluster and host name; a name taken twice falls back to the instance id."""
         key = HOSTNAME_KEYS[self.get_option("hostnames")]
         named = sorted(((m[key] or m["instance_id"], m) for m in machines), key=lambda pair: (pair[1]["cluster"], pair[0], pair[1]["instance_id"]))
@@ -373,7 +314,7 @@ class InventoryModule(AWSInventoryBase):
             out.append((host, machine))
         return out
 
-    def _construct(self, host, variables):
+    def _construct(self, host: str, variables: Dict[str, Any]) -> None:
         """compose, groups and keyed_groups, as amazon.aws.aws_ec2 applies them."""
         strict = self.get_option("strict")
         self._set_composite_vars(self.get_option("compose"), variables, host, strict=strict)

@@ -37,6 +37,10 @@ class Context:
 
         return cls(factory, region, wait, wait_timeout)
 
+    def with_wait(self, wait: bool) -> "Context":
+        """The same clients, waiting or not (a delete survey plans terminations it does not wait for)."""
+        return Context(self.client, self.region, wait, self.wait_timeout)
+
     def client(self, service: str) -> Any:
         if service not in self._clients:
             self._clients[service] = self._factory(service)

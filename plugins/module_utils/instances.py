@@ -32,27 +32,28 @@ import datetime
 import hashlib
 import itertools
 import json
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import EC2InstanceErrorHandler
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_images
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_instances
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import modify_instance_metadata_options
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import run_instances
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import terminate_instances
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import is_ansible_aws_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
 from . import lookup
+from . import machines
 from . import naming
+from .aws import ec2 as aws_ec2
+from .context import Context
 from .errors import KubeclusterError
 from .plan import UNKNOWN
 from .plan import Plan
 from .spec import machine_set_spec
 
-LIVE_STATES = ("pending", "running", "stopping", "stopped")
+Instance = Dict[str, Any]
+View = Dict[str, Any]
+Spec = Dict[str, Any]
+
+LIVE_STATES: Tuple[str, ...] = ("pending", "running", "stopping", "stopped")
 # Read too, so that a rerun naming a machine it already removed is a no-op, not an error.
-GONE_STATES = ("shutting-down", "terminated")
+GONE_STATES: Tuple[str, ...] = ("shutting-down", "terminated")
 
 # CAPA's GetCoreSecurityGroups; the bastion has only its own group.
 CONTROL_PLANE_GROUPS = (naming.SG_NODE, naming.SG_LB, naming.SG_CONTROL_PLANE)
@@ -64,7 +65,6 @@ ARM64 = "arm64"
 # Without ec2:DescribeInstanceTypes CAPA assumes x86_64 rather than failing.
 DENIED_CODES = ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException")
 
-WAIT_DELAY = 15
 # States of an instance RunInstances may hand back for a new launch; any other (shutting-down,
 # terminated, stopped...) means the ClientToken was spent on a machine since gone.
 LAUNCHED_STATES = ("pending", "running")
@@ -84,28 +84,17 @@ def utc_now():
 HASH_LENGTH = 12
 
 
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 class MachineSetError(KubeclusterError):
     """The set cannot be reconciled as asked; the message names the cause and the fix."""
 
 
-# --- AWS calls amazon.aws has no wrapper for ---------------------------------------------
-
-@EC2InstanceErrorHandler.common_error_handler("describe instance types")
-@AWSRetry.jittered_backoff()
-def describe_instance_types(ec2, **params):
-    paginator = ec2.get_paginator("describe_instance_types")
-    return paginator.paginate(**params).build_full_result()["InstanceTypes"]
-
-
-@EC2InstanceErrorHandler.common_error_handler("wait for the instances")
-def wait_for_instances(ec2, waiter_name, instance_ids, timeout):
-    config = {"Delay": WAIT_DELAY, "MaxAttempts": max(1, timeout // WAIT_DELAY)}
-    ec2.get_waiter(waiter_name).wait(InstanceIds=instance_ids, WaiterConfig=config)
-
-
 # --- pure decisions -----------------------------------------------------------------------
 
-def security_group_roles(set_name):
+def security_group_roles(set_name: str) -> Tuple[str, ...]:
     if set_name == naming.SET_CONTROL_PLANE:
         return CONTROL_PLANE_GROUPS
     if set_name == naming.SET_BASTION:
@@ -113,12 +102,15 @@ def security_group_roles(set_name):
     return WORKER_GROUPS
 
 
-def set_kubernetes_version(set_name, set_spec):
+def set_kubernetes_version(set_name: str, set_spec: Spec) -> Optional[str]:
     # The bastion runs no Kubernetes: a version upgrade must not make it outdated.
-    return None if set_name == naming.SET_BASTION else set_spec["kubernetes_version"]
+    if set_name == naming.SET_BASTION:
+        return None
+    version: str = set_spec["kubernetes_version"]
+    return version
 
 
-def spec_hash(set_name, set_spec, image_id):
+def spec_hash(set_name: str, set_spec: Spec, image_id: str) -> str:
     """A short stable hash of what defines a machine of the set; user data is not part of it."""
     defining = {
         "instance_type": set_spec["instance_type"],
@@ -133,26 +125,27 @@ def spec_hash(set_name, set_spec, image_id):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
-def client_token(cluster_name, set_name, slot, attempt):
+def client_token(cluster_name: str, set_name: str, slot: int, attempt: int) -> str:
     """RunInstances' idempotency token for the machine of ``slot`` at ``attempt``: a retry, or another
     run racing to fill the same slot, gets the instance the first call made (at most 64 characters)."""
-    return naming.machine_digest(cluster_name, set_name, slot, attempt)[:64]
+    digest: str = naming.machine_digest(cluster_name, set_name, slot, attempt)
+    return digest[:64]
 
 
-def slot_of(instance):
+def slot_of(instance: Instance) -> Optional[int]:
     """The slot tag of an instance as a number, or None when it has none (launched before slots) or a bad one."""
-    value = naming.tags_to_dict(instance.get("Tags")).get(naming.SLOT_TAG)
+    value = tags_of(instance).get(naming.SLOT_TAG)
     if value is None or not value.isdigit():
         return None
     return int(value)
 
 
-def assign_slots(instances):
+def assign_slots(instances: Iterable[Instance]) -> Dict[str, int]:
     """{instance id: slot} for live machines: their slot tag, else (no tag, or a slot another machine
     already holds) the lowest free slot, in name order. Nothing is retagged."""
-    ordered = sorted(instances, key=lambda i: (naming.tags_to_dict(i.get("Tags")).get("Name", ""), i["InstanceId"]))
-    slots = {}
-    untagged = []
+    ordered = sorted(instances, key=lambda i: (tags_of(i).get("Name", ""), i["InstanceId"]))
+    slots: Dict[str, int] = {}
+    untagged: List[Instance] = []
     for instance in ordered:
         slot = slot_of(instance)
         if slot is None or slot in slots.values():
@@ -165,12 +158,13 @@ def assign_slots(instances):
     return slots
 
 
-def missing_slots(held, desired):
+def missing_slots(held: Iterable[int], desired: int) -> List[int]:
     """The slots of 0 .. desired-1 no live machine holds, lowest first."""
-    return [slot for slot in range(desired) if slot not in set(held)]
+    taken = set(held)
+    return [slot for slot in range(desired) if slot not in taken]
 
 
-def metadata_options(set_spec):
+def metadata_options(set_spec: Spec) -> Dict[str, Any]:
     imds = set_spec["instance_metadata"]
     return {
         "HttpTokens": imds["http_tokens"],
@@ -179,21 +173,22 @@ def metadata_options(set_spec):
     }
 
 
-def metadata_drift(instance, wanted):
+def metadata_drift(instance: Instance, wanted: Dict[str, Any]) -> Dict[str, Tuple[Any, Any]]:
     """The IMDS options of an instance that differ from ``wanted``, as {option: (have, want)}."""
     have = dict(instance.get("MetadataOptions") or {})
     # An answer without HttpEndpoint means AWS's default, which is enabled.
     have.setdefault("HttpEndpoint", "enabled")
-    return dict((key, (have.get(key), value)) for key, value in wanted.items() if have.get(key) != value)
+    return {key: (have.get(key), value) for key, value in wanted.items() if have.get(key) != value}
 
 
-def image_name_pattern(image_lookup, kubernetes_version):
+def image_name_pattern(image_lookup: Dict[str, Any], kubernetes_version: Optional[str]) -> str:
     """CAPA's lookup name: the format with the base OS and the version without its leading v filled in."""
     version = (kubernetes_version or "").lstrip("v")
-    return image_lookup["name_format"].replace("{base_os}", image_lookup.get("base_os") or "").replace("{k8s_version}", version)
+    name_format: str = image_lookup["name_format"]
+    return name_format.replace("{base_os}", image_lookup.get("base_os") or "").replace("{k8s_version}", version)
 
 
-def architecture_of(instance_types):
+def architecture_of(instance_types: Sequence[Dict[str, Any]]) -> str:
     """CAPA's choice: arm64 for an Arm-only instance type, else x86_64."""
     supported = instance_types[0]["ProcessorInfo"]["SupportedArchitectures"] if instance_types else []
     if ARM64 in supported and X86_64 not in supported:
@@ -201,23 +196,23 @@ def architecture_of(instance_types):
     return X86_64
 
 
-def spread(zones, counts, count):
+def spread(zones: Sequence[str], counts: Dict[Optional[str], int], count: int) -> List[str]:
     """Zones for ``count`` new machines: each to the zone with the fewest (ties -> zone order)."""
-    counts = dict((zone, counts.get(zone, 0)) for zone in zones)
+    per_zone = {zone: counts.get(zone, 0) for zone in zones}
     chosen = []
-    for dummy in range(count):
-        zone = min(zones, key=lambda z: (counts[z], zones.index(z)))
-        counts[zone] += 1
+    for _ in range(count):
+        zone = min(zones, key=lambda z: (per_zone[z], zones.index(z)))
+        per_zone[zone] += 1
         chosen.append(zone)
     return chosen
 
 
-def scale_down_choice(machines, count, zones):
+def scale_down_choice(machines: Sequence[View], count: int, zones: Sequence[str]) -> List[View]:
     """The ``count`` machines to terminate: outdated first, from the zone holding the most
     machines (ties -> the later zone), newest launch first, as KubeadmControlPlane picks."""
     remaining = list(machines)
     chosen = []
-    for dummy in range(count):
+    for _ in range(count):
         pool = [m for m in remaining if m["outdated"]] or remaining
         zone = fullest_zone(pool, remaining, zones)
         victim = max((m for m in pool if m["availability_zone"] == zone), key=lambda m: (m["launch_time"], m["name"]))
@@ -226,19 +221,20 @@ def scale_down_choice(machines, count, zones):
     return chosen
 
 
-def fullest_zone(pool, machines, zones):
+def fullest_zone(pool: Sequence[View], machines: Sequence[View], zones: Sequence[str]) -> Optional[str]:
     """The zone of a machine in ``pool`` that holds the most ``machines``; ties -> the later zone."""
-    per_zone = {}
+    per_zone: Dict[Optional[str], int] = {}
     for machine in machines:
         per_zone[machine["availability_zone"]] = per_zone.get(machine["availability_zone"], 0) + 1
 
-    def rank(zone):
+    def rank(zone: Optional[str]) -> Tuple[int, int]:
         return per_zone[zone], zones.index(zone) if zone in zones else len(zones)
 
-    return max(set(m["availability_zone"] for m in pool), key=rank)
+    candidates: Set[Optional[str]] = {m["availability_zone"] for m in pool}
+    return max(candidates, key=rank)
 
 
-def subnet_for(subnets, zone, public):
+def subnet_for(subnets: Sequence[Dict[str, Any]], zone: str, public: bool) -> Tuple[Optional[Dict[str, Any]], bool]:
     """The subnet and public-IP choice for a machine in ``zone``.
 
     Private subnet unless the set is public (bastion); a cluster without private subnets
@@ -253,12 +249,12 @@ def subnet_for(subnets, zone, public):
     return None, public
 
 
-def deployment_path(spec, set_name):
+def deployment_path(spec: Spec, set_name: str) -> str:
     names = [d["name"] for d in spec["machine_deployments"]]
     return "cluster.machine_deployments[%d]" % names.index(set_name)
 
 
-def ami_field(spec, set_name):
+def ami_field(spec: Spec, set_name: str) -> str:
     """The spec path of the set's ami_id, for messages."""
     if set_name == naming.SET_CONTROL_PLANE:
         return "cluster.control_plane.ami_id"
@@ -267,7 +263,7 @@ def ami_field(spec, set_name):
     return deployment_path(spec, set_name) + ".ami_id"
 
 
-def zones_field(spec, set_name):
+def zones_field(spec: Spec, set_name: str) -> str:
     """The spec path the set's availability zones come from, for messages."""
     if set_name in (naming.SET_CONTROL_PLANE, naming.SET_BASTION):
         return "cluster.network.availability_zones"
@@ -276,16 +272,21 @@ def zones_field(spec, set_name):
 
 # --- reading what exists ------------------------------------------------------------------
 
-def tags_of(instance):
-    return naming.tags_to_dict(instance.get("Tags"))
+tags_of = machines.tags_of
 
 
-def read_set_instances(ec2, cluster_name, set_name):
+def name_of(instance: Instance) -> str:
+    """The instance's Name tag, else its id."""
+    return tags_of(instance).get("Name", str(instance["InstanceId"]))
+
+
+def read_set_instances(ec2: Any, cluster_name: str, set_name: str) -> Tuple[List[Instance], List[Instance]]:
     """The set's owned instances in one paginated describe, split into (live, gone)."""
-    filters = naming.owned_filters(cluster_name, **{naming.MACHINE_SET_TAG: set_name})
+    filters: List[Dict[str, Any]] = naming.owned_filters(cluster_name, **{naming.MACHINE_SET_TAG: set_name})
     filters.append({"Name": "instance-state-name", "Values": list(LIVE_STATES + GONE_STATES)})
-    live, gone = [], []
-    for reservation in describe_instances(ec2, Filters=filters):
+    live: List[Instance] = []
+    gone: List[Instance] = []
+    for reservation in aws_ec2.describe_instances(ec2, Filters=filters):
         for instance in reservation["Instances"]:
             tags = tags_of(instance)
             # The filters already select these; checked again because a write must never reach another's instance.
@@ -295,23 +296,25 @@ def read_set_instances(ec2, cluster_name, set_name):
     return live, gone
 
 
-class Image(object):
-    def __init__(self, image_id, root_device_name, name=None):
+class Image:
+    """The AMI a set launches from, with what the launch request needs of it."""
+
+    def __init__(self, image_id: str, root_device_name: Optional[str], name: Optional[str] = None) -> None:
         self.id = image_id
         self.root_device_name = root_device_name
         self.name = name
 
 
-def instance_architecture(ec2, instance_type):
+def instance_architecture(ec2: Any, instance_type: str) -> str:
     try:
-        return architecture_of(describe_instance_types(ec2, InstanceTypes=[instance_type]))
+        return architecture_of(aws_ec2.describe_instance_types(ec2, InstanceTypes=[instance_type]))
     except is_ansible_aws_error_code(DENIED_CODES):
         return X86_64
 
 
-def given_image(ec2, spec, set_name, ami_id):
+def given_image(ec2: Any, spec: Spec, set_name: str, ami_id: str) -> Image:
     try:
-        images = describe_images(ec2, ImageIds=[ami_id])
+        images = aws_ec2.describe_images(ec2, ImageIds=[ami_id])
     except is_ansible_aws_error_code(("InvalidAMIID.NotFound", "InvalidAMIID.Malformed")):
         images = []
     if not images:
@@ -320,12 +323,12 @@ def given_image(ec2, spec, set_name, ami_id):
     return Image(images[0]["ImageId"], images[0].get("RootDeviceName"), images[0].get("Name"))
 
 
-def looked_up_image(ec2, spec, set_name, set_spec):
+def looked_up_image(ec2: Any, spec: Spec, set_name: str, set_spec: Spec) -> Image:
     image_lookup = set_spec["image_lookup"]
     version = set_kubernetes_version(set_name, set_spec)
     pattern = image_name_pattern(image_lookup, version)
     arch = instance_architecture(ec2, set_spec["instance_type"])
-    images = describe_images(ec2, Owners=[image_lookup["owner"]], Filters=[
+    images = aws_ec2.describe_images(ec2, Owners=[image_lookup["owner"]], Filters=[
         {"Name": "name", "Values": [pattern]},
         {"Name": "architecture", "Values": [arch]},
         {"Name": "state", "Values": ["available"]},
@@ -344,7 +347,7 @@ def looked_up_image(ec2, spec, set_name, set_spec):
     return Image(newest["ImageId"], newest.get("RootDeviceName"), newest.get("Name"))
 
 
-def resolve_image(ec2, spec, set_name, set_spec):
+def resolve_image(ec2: Any, spec: Spec, set_name: str, set_spec: Spec) -> Image:
     """The set's AMI (the spec's ami_id, else CAPA's lookup), with ONE DescribeImages."""
     if set_spec["ami_id"]:
         return given_image(ec2, spec, set_name, set_spec["ami_id"])
@@ -353,57 +356,46 @@ def resolve_image(ec2, spec, set_name, set_spec):
 
 # --- views returned to the caller ---------------------------------------------------------
 
-def _iso(value):
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def machine_view(instance, current_hash):
-    tags = tags_of(instance)
-    return {
-        "instance_id": instance["InstanceId"],
-        "name": tags.get("Name", instance["InstanceId"]),
-        "set": tags.get(naming.MACHINE_SET_TAG),
-        "role": tags.get(naming.ROLE_TAG),
-        "state": instance["State"]["Name"],
-        "availability_zone": instance.get("Placement", {}).get("AvailabilityZone"),
-        "subnet_id": instance.get("SubnetId"),
-        "private_ip": instance.get("PrivateIpAddress"),
-        "private_dns_name": instance.get("PrivateDnsName"),
-        "public_ip": instance.get("PublicIpAddress"),
-        "image_id": instance.get("ImageId"),
-        "instance_type": instance.get("InstanceType"),
-        "outdated": current_hash is not None and tags.get(naming.SPEC_HASH_TAG) != current_hash,
-        "launch_time": _iso(instance.get("LaunchTime")),
-    }
+def machine_view(instance: Instance, current_hash: Optional[str]) -> View:
+    """The one machine view (machines.py) and whether the machine is outdated, which takes the set's spec hash."""
+    view = machines.machine_view(instance)
+    view["outdated"] = current_hash is not None and tags_of(instance).get(naming.SPEC_HASH_TAG) != current_hash
+    return view
 
 
 # --- the reconcile ------------------------------------------------------------------------
 
-class MachineSet(object):
-    """One reconcile of one machine set: what exists, the plan, and what the caller gets back."""
+class MachineSet:
+    """One reconcile of one machine set: what exists, the plan, and what the caller gets back.
 
-    def __init__(self, ec2, spec, set_name, wait=True, wait_timeout=600, allow_missing_network=False):
-        self.ec2 = ec2
+    The EC2 client and the wait settings come from the Context, read only when needed.
+    """
+
+    def __init__(self, ctx: Context, spec: Spec, set_name: str, allow_missing_network: bool = False) -> None:
+        self.ctx = ctx
         self.spec = spec
-        self.cluster = spec["name"]
+        self.cluster: str = spec["name"]
         self.set_name = set_name
-        self.wait = wait
-        self.wait_timeout = wait_timeout
         self.allow_missing_network = allow_missing_network
-        self._set_spec = None
-        self.plan = Plan()
-        self.header = "machine set %s of cluster %s" % (set_name, self.cluster)
-        self.current_hash = None
-        self.survivors = []
-        self.to_terminate = []
-        self.to_launch = []
-        self.new_instances = {}
-        self.known_names = set()
-        self.known_ids = set()
-        self.read_at = None
+        self._set_spec: Optional[Spec] = None
+        self.plan = Plan("machine set %s of cluster %s" % (set_name, self.cluster))
+        self.current_hash: Optional[str] = None
+        self.survivors: List[Instance] = []
+        self.to_terminate: List[Instance] = []
+        self.to_launch: List[Dict[str, Any]] = []
+        self.new_instances: Dict[str, Instance] = {}
+        self.known_names: Set[Optional[str]] = set()
+        self.known_ids: Set[str] = set()
+        self.read_at: Optional[datetime.datetime] = None
+        self.plan.returns.update(machines=self.machines, outdated=self.outdated, launched=self.launched,
+                                 terminated=self.terminated)
 
     @property
-    def set_spec(self):
+    def ec2(self) -> Any:
+        return self.ctx.ec2
+
+    @property
+    def set_spec(self) -> Spec:
         """The set's settings; read only when planning present, so that a set since dropped
         from the spec can still be terminated."""
         if self._set_spec is None:
@@ -412,24 +404,21 @@ class MachineSet(object):
 
     # what the caller gets back, computed after the apply
 
-    def machines(self):
+    def machines(self) -> List[View]:
         views = [machine_view(i, self.current_hash) for i in self.survivors]
         views += [self.new_view(planned) for planned in self.to_launch]
-        return sorted(views, key=lambda v: v["name"])
+        return sorted(views, key=lambda v: str(v["name"]))
 
-    def outdated(self):
+    def outdated(self) -> List[str]:
         return sorted(v["name"] for v in (machine_view(i, self.current_hash) for i in self.survivors) if v["outdated"])
 
-    def launched(self):
+    def launched(self) -> List[str]:
         return [planned["name"] for planned in self.to_launch]
 
-    def terminated(self):
+    def terminated(self) -> List[str]:
         return [i["InstanceId"] for i in self.to_terminate]
 
-    def result(self):
-        return dict(machines=self.machines, outdated=self.outdated, launched=self.launched, terminated=self.terminated)
-
-    def new_view(self, planned):
+    def new_view(self, planned: Dict[str, Any]) -> View:
         instance = self.new_instances.get(planned["name"])
         if instance:
             return machine_view(instance, self.current_hash)
@@ -443,40 +432,40 @@ class MachineSet(object):
 
     # planning
 
-    def plan_absent(self):
-        live, dummy = read_set_instances(self.ec2, self.cluster, self.set_name)
+    def plan_absent(self) -> Plan:
+        live, _ = read_set_instances(self.ec2, self.cluster, self.set_name)
         self.plan_terminate(live, "state absent")
         self.plan_waits()
-        return self
+        return self.plan
 
-    def plan_present(self, remove_machines=(), user_data=None):
+    def plan_present(self, remove_machines: Sequence[str] = (), user_data: Optional[str] = None) -> Plan:
         self.read_at = utc_now()
         live, gone = read_set_instances(self.ec2, self.cluster, self.set_name)
         removed = self.match_removals(live, gone, remove_machines)
         survivors = [i for i in live if i not in removed]
-        desired = self.set_spec["replicas"]
+        desired: int = self.set_spec["replicas"]
         image = None
         if desired:
             # Needed to launch, and to tell which survivors are outdated.
             image = resolve_image(self.ec2, self.spec, self.set_name, self.set_spec)
             self.current_hash = spec_hash(self.set_name, self.set_spec, image.id)
-        surplus = []
+        surplus: List[Instance] = []
         if len(survivors) > desired:
-            views = dict((i["InstanceId"], i) for i in survivors)
+            by_id = {i["InstanceId"]: i for i in survivors}
             chosen = scale_down_choice([machine_view(i, self.current_hash) for i in survivors], len(survivors) - desired,
                                        self.set_spec["availability_zones"])
-            surplus = [views[v["instance_id"]] for v in chosen]
+            surplus = [by_id[v["instance_id"]] for v in chosen]
             survivors = [i for i in survivors if i not in surplus]
         self.survivors = survivors
         self.plan_terminate(removed + surplus, self.termination_reason(removed, surplus))
         self.plan_metadata_fixes()
-        if desired > len(survivors):
+        if image is not None and desired > len(survivors):
             self.plan_launch(desired - len(survivors), image, user_data, live + gone)
         self.plan_waits()
-        return self
+        return self.plan
 
     @staticmethod
-    def termination_reason(removed, surplus):
+    def termination_reason(removed: Sequence[Instance], surplus: Sequence[Instance]) -> str:
         reasons = []
         if removed:
             reasons.append("remove_machines")
@@ -484,32 +473,32 @@ class MachineSet(object):
             reasons.append("scale down")
         return ", ".join(reasons)
 
-    def match_removals(self, live, gone, names):
+    def match_removals(self, live: Sequence[Instance], gone: Sequence[Instance], names: Sequence[str]) -> List[Instance]:
         """The live instances ``remove_machines`` names; already-terminated ones are done already."""
-        by_key = {}
+        by_key: Dict[Optional[str], Instance] = {}
         for instance in live:
             by_key[instance["InstanceId"]] = instance
             by_key[tags_of(instance).get("Name")] = instance
-        done = set()
+        done: Set[Optional[str]] = set()
         for instance in gone:
             done.update((instance["InstanceId"], tags_of(instance).get("Name")))
         unknown = [name for name in names if name not in by_key and name not in done]
         if unknown:
-            known = sorted(tags_of(i).get("Name", i["InstanceId"]) for i in live)
+            known = sorted(name_of(i) for i in live)
             raise MachineSetError("remove_machines: %s %s not a machine of set %s of cluster %s; name machines of this set by "
                                   "instance id or Name tag (it has: %s)"
                                   % (", ".join(unknown), "is" if len(unknown) == 1 else "are", self.set_name, self.cluster,
                                      ", ".join(known) or "none"))
-        removed = []
+        removed: List[Instance] = []
         for name in names:
-            instance = by_key.get(name)
-            if instance is not None and instance not in removed:
-                removed.append(instance)
+            found = by_key.get(name)
+            if found is not None and found not in removed:
+                removed.append(found)
         return removed
 
-    def plan_terminate(self, instances, reason):
-        conflicts = naming.double_claims([("instance", "%s (%s)" % (i["InstanceId"], tags_of(i).get("Name")), tags_of(i))
-                                          for i in instances], self.cluster)
+    def plan_terminate(self, instances: Sequence[Instance], reason: str) -> None:
+        conflicts: List[str] = naming.double_claims(
+            [("instance", "%s (%s)" % (i["InstanceId"], tags_of(i).get("Name")), tags_of(i)) for i in instances], self.cluster)
         if conflicts:
             raise MachineSetError("Not terminating machines of set %s of cluster %s; nothing was terminated: %s"
                                   % (self.set_name, self.cluster, "; ".join(conflicts)), conflicts)
@@ -517,35 +506,35 @@ class MachineSet(object):
         if not instances:
             return
         ids = [i["InstanceId"] for i in instances]
-        names = [tags_of(i).get("Name", i["InstanceId"]) for i in instances]
-        self.plan.delete("ec2 instances", ", ".join(names), lambda: terminate_instances(self.ec2, ids),
+        names = [name_of(i) for i in instances]
+        self.plan.delete("ec2 instances", ", ".join(names), lambda: aws_ec2.terminate_instances(self.ec2, ids),
                          "%s: %s" % (reason, ", ".join(ids)))
 
-    def plan_metadata_fixes(self):
+    def plan_metadata_fixes(self) -> None:
         wanted = metadata_options(self.set_spec)
         for instance in self.survivors:
             drift = metadata_drift(instance, wanted)
             if drift:
                 detail = ", ".join("%s %s -> %s" % (key, have, want) for key, (have, want) in sorted(drift.items()))
-                self.plan.update("ec2 instance metadata options", tags_of(instance).get("Name", instance["InstanceId"]),
+                self.plan.update("ec2 instance metadata options", name_of(instance),
                                  self.metadata_fix(instance["InstanceId"], wanted), detail)
 
-    def metadata_fix(self, instance_id, wanted):
-        return lambda: modify_instance_metadata_options(self.ec2, instance_id, **wanted)
+    def metadata_fix(self, instance_id: str, wanted: Dict[str, Any]) -> Callable[[], Any]:
+        return lambda: aws_ec2.modify_instance_metadata_options(self.ec2, instance_id, **wanted)
 
-    def plan_launch(self, count, image, user_data, known_instances):
-        subnets = lookup.cluster_subnets(self.ec2, self.spec)
+    def plan_launch(self, count: int, image: Image, user_data: Optional[str], known_instances: Sequence[Instance]) -> None:
+        subnets: List[Dict[str, Any]] = lookup.cluster_subnets(self.ec2, self.spec)
         if not subnets and not self.allow_missing_network:
             raise MachineSetError("machine set %s: cluster %s has no subnets in %s; create its network first "
                                   "(kubecluster.aws.cluster_network)" % (self.set_name, self.cluster, self.spec["region"]))
         groups = self.security_group_ids()
         zones = self.set_spec["availability_zones"]
-        counts = {}
+        counts: Dict[Optional[str], int] = {}
         for instance in self.survivors:
             zone = instance.get("Placement", {}).get("AvailabilityZone")
             counts[zone] = counts.get(zone, 0) + 1
-        self.known_names = set(tags_of(i).get("Name") for i in known_instances)
-        self.known_ids = set(i["InstanceId"] for i in known_instances)
+        self.known_names = {tags_of(i).get("Name") for i in known_instances}
+        self.known_ids = {i["InstanceId"] for i in known_instances}
         slots = missing_slots(assign_slots(self.survivors).values(), self.set_spec["replicas"])[:count]
         for slot, zone in zip(slots, spread(zones, counts, count)):
             subnet, public_ip = subnet_for(subnets, zone, self.set_spec["public"])
@@ -559,26 +548,27 @@ class MachineSet(object):
                                    "public_ip": public_ip, "image": image, "groups": groups, "user_data": user_data})
         self.plan.create("ec2 instances", ", ".join(p["name"] for p in self.to_launch), self.launch, self.launch_detail(image))
 
-    def slot_machine_name(self, slot, attempt):
-        return naming.machine_name(self.cluster, self.set_name, naming.machine_suffix(self.cluster, self.set_name, slot, attempt))
+    def slot_machine_name(self, slot: int, attempt: int) -> str:
+        name: str = naming.machine_name(self.cluster, self.set_name, naming.machine_suffix(self.cluster, self.set_name, slot, attempt))
+        return name
 
-    def first_attempt(self, slot, start):
+    def first_attempt(self, slot: int, start: int) -> int:
         """The first attempt from ``start`` whose machine name no machine this run read has."""
         attempt = start
         while attempt < MAX_LAUNCH_ATTEMPTS and self.slot_machine_name(slot, attempt) in self.known_names:
             attempt += 1
         return attempt
 
-    def missing_subnet_message(self, subnets, zone, public):
+    def missing_subnet_message(self, subnets: Sequence[Dict[str, Any]], zone: str, public: bool) -> str:
         role = naming.ROLE_PUBLIC if public else naming.ROLE_PRIVATE
-        zones = sorted(set(s["availability_zone"] for s in subnets if s["role"] == role))
+        zones = sorted({s["availability_zone"] for s in subnets if s["role"] == role})
         return ("%s: machine set %s needs a %s subnet in %s but cluster %s has %s subnets only in %s; list zones that have "
                 "them, or create the cluster network in %s (kubecluster.aws.cluster_network)"
                 % (zones_field(self.spec, self.set_name), self.set_name, role, zone, self.cluster, role,
                    ", ".join(zones) or "no zone", zone))
 
-    def security_group_ids(self):
-        found = lookup.cluster_security_groups(self.ec2, self.spec)
+    def security_group_ids(self) -> List[str]:
+        found: Dict[str, str] = lookup.cluster_security_groups(self.ec2, self.spec)
         roles = security_group_roles(self.set_name)
         missing = [role for role in roles if role not in found]
         if missing and self.allow_missing_network:
@@ -590,20 +580,20 @@ class MachineSet(object):
                                      " with cluster.network.bastion.enabled: true" if naming.SG_BASTION in missing else ""))
         return [found[role] for role in roles]
 
-    def launch_detail(self, image):
+    def launch_detail(self, image: Image) -> str:
         placed = ", ".join("%s/%s%s" % (p["zone"], p["subnet"]["id"], " public IP" if p["public_ip"] else "") for p in self.to_launch)
         image_text = "%s (%s)" % (image.id, image.name) if image.name else image.id
         return "%d x %s, %s, %s" % (len(self.to_launch), self.set_spec["instance_type"], image_text, placed)
 
-    def instance_tags(self, name, slot):
-        tags = naming.resource_tags(self.cluster, name, naming.machine_role(self.set_name), self.set_spec["additional_tags"],
-                                    cloud_provider=True)
+    def instance_tags(self, name: str, slot: int) -> Dict[str, str]:
+        tags: Dict[str, str] = naming.resource_tags(self.cluster, name, naming.machine_role(self.set_name),
+                                                    self.set_spec["additional_tags"], cloud_provider=True)
         tags[naming.MACHINE_SET_TAG] = self.set_name
         tags[naming.SLOT_TAG] = str(slot)
-        tags[naming.SPEC_HASH_TAG] = self.current_hash
+        tags[naming.SPEC_HASH_TAG] = self.current_hash or ""
         return tags
 
-    def root_volume_mapping(self, image):
+    def root_volume_mapping(self, image: Image) -> Dict[str, Any]:
         volume = self.set_spec["root_volume"]
         ebs = {"VolumeSize": volume["size"], "VolumeType": volume["type"], "Encrypted": volume["encrypted"],
                "DeleteOnTermination": True}
@@ -611,11 +601,12 @@ class MachineSet(object):
             ebs["KmsKeyId"] = volume["kms_key_id"]
         return {"DeviceName": image.root_device_name, "Ebs": ebs}
 
-    def run_request(self, slot, attempt, image, subnet, public_ip, groups, user_data):
+    def run_request(self, slot: int, attempt: int, image: Image, subnet: Dict[str, Any], public_ip: bool, groups: List[str],
+                    user_data: Optional[str]) -> Dict[str, Any]:
         """The RunInstances parameters of the machine of ``slot`` at ``attempt``; the same for every run
         with the same spec, or EC2 would answer IdempotentParameterMismatch to the token."""
         name = self.slot_machine_name(slot, attempt)
-        request = {
+        request: Dict[str, Any] = {
             "ImageId": image.id,
             "InstanceType": self.set_spec["instance_type"],
             "MinCount": 1,
@@ -637,24 +628,24 @@ class MachineSet(object):
             request["UserData"] = user_data
         return request
 
-    def plan_waits(self):
-        if not self.wait:
+    def plan_waits(self) -> None:
+        if not self.ctx.wait:
             return
         if self.to_launch:
             self.plan.wait("ec2 instances running", ", ".join(p["name"] for p in self.to_launch), self.wait_running)
         if self.to_terminate:
             self.plan.wait("ec2 instances terminated", ", ".join(self.terminated()),
-                           lambda: wait_for_instances(self.ec2, "instance_terminated", self.terminated(), self.wait_timeout))
+                           lambda: aws_ec2.wait_for_instances(self.ec2, "instance_terminated", self.terminated(), self.ctx.wait_timeout))
 
     # applying
 
-    def launch(self):
+    def launch(self) -> None:
         for planned in self.to_launch:
             instance = self.launch_slot(planned)
             self.plan.refs[planned["name"]] = instance["InstanceId"]
             self.new_instances[planned["name"]] = instance
 
-    def launch_slot(self, planned):
+    def launch_slot(self, planned: Dict[str, Any]) -> Instance:
         """Launch the machine of a missing slot, one RunInstances per attempt, and record its final name.
 
         EC2 answering with an instance this run read (live or gone), or with one that is not pending
@@ -667,7 +658,7 @@ class MachineSet(object):
             request = self.run_request(slot, attempt, planned["image"], planned["subnet"], planned["public_ip"],
                                        planned["groups"], planned["user_data"])
             try:
-                instance = run_instances(self.ec2, **request)["Instances"][0]
+                instance: Instance = aws_ec2.run_instances(self.ec2, **request)["Instances"][0]
             except is_ansible_aws_error_code("IdempotentParameterMismatch"):
                 attempt = self.first_attempt(slot, attempt + 1)
                 continue
@@ -680,7 +671,7 @@ class MachineSet(object):
                               "already belongs to a machine of that slot; terminate or untag stray machines of the set"
                               % (self.set_name, self.cluster, slot, MAX_LAUNCH_ATTEMPTS))
 
-    def spent_token(self, instance):
+    def spent_token(self, instance: Instance) -> bool:
         """Whether RunInstances handed back a machine an earlier launch with this token made, not a new
         one (nor one a racing run made moments ago): one this run read, one not pending or running,
         or one launched well before the read yet not in it."""
@@ -693,32 +684,33 @@ class MachineSet(object):
             return launched < self.read_at - STALE_LAUNCH
         return False
 
-    def wait_running(self):
+    def wait_running(self) -> None:
         ids = [self.plan.refs[p["name"]] for p in self.to_launch]
-        wait_for_instances(self.ec2, "instance_running", ids, self.wait_timeout)
+        aws_ec2.wait_for_instances(self.ec2, "instance_running", ids, self.ctx.wait_timeout)
         # RunInstances answers before AWS assigns public IPs and DNS names; one describe of
         # the new machines after the wait returns the addresses callers connect to.
-        for reservation in describe_instances(self.ec2, InstanceIds=ids):
+        for reservation in aws_ec2.describe_instances(self.ec2, InstanceIds=ids):
             for instance in reservation["Instances"]:
-                self.new_instances[tags_of(instance).get("Name")] = instance
+                self.new_instances[name_of(instance)] = instance
 
 
-def plan_present(ec2, spec, set_name, remove_machines=(), user_data=None, wait=True, wait_timeout=600,
-                 allow_missing_network=False):
-    """Plan bringing the set to its replicas; returns the MachineSet (``plan``, ``header``, ``result()``).
+def plan_present(ctx: Context, spec: Spec, set_name: str, remove_machines: Sequence[str] = (), user_data: Optional[str] = None,
+                 allow_missing_network: bool = False) -> Plan:
+    """Plan bringing the set to its replicas.
 
-    ``spec`` is a resolved spec whose availability zones are names. Raises MachineSetError
-    (before any write) when the set cannot be built as asked. ``allow_missing_network``
-    (check mode) plans into subnets and security groups the same run would create, with
-    "(known after apply)" ids, instead of failing.
+    ``spec`` is a resolved spec whose availability zones are names. The Plan's ``returns`` hold
+    the module's return values (machines, outdated, launched, terminated), computed after the
+    apply; it waits for the machines when ``ctx.wait``. Raises MachineSetError (before any write)
+    when the set cannot be built as asked. ``allow_missing_network`` (check mode) plans into
+    subnets and security groups the same run would create, with "(known after apply)" ids,
+    instead of failing.
     """
-    machine_set = MachineSet(ec2, spec, set_name, wait, wait_timeout, allow_missing_network)
-    return machine_set.plan_present(remove_machines, user_data)
+    return MachineSet(ctx, spec, set_name, allow_missing_network).plan_present(remove_machines, user_data)
 
 
-def plan_absent(ec2, spec, set_name, wait=True, wait_timeout=600):
-    """Plan terminating every owned machine of the set, with one call and one wait.
+def plan_absent(ctx: Context, spec: Spec, set_name: str) -> Plan:
+    """Plan terminating every owned machine of the set, with one call and one wait (when ``ctx.wait``).
 
     Any set name is accepted, so the machines of a set since dropped from the spec can go.
     """
-    return MachineSet(ec2, spec, set_name, wait, wait_timeout).plan_absent()
+    return MachineSet(ctx, spec, set_name).plan_absent()

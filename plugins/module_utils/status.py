@@ -17,20 +17,19 @@ what ``wait_until_ready`` polls on and what a timed-out wait reports.
 
 import collections
 import time
+from typing import Any, Callable, DefaultDict, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_addresses
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_instances
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_internet_gateways
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_nat_gateways
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_route_tables
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_security_groups
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_subnets
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_vpcs
-
-from . import instances as machine_sets
 from . import lookup
+from . import machines
 from . import naming
+from .aws import ec2 as aws_ec2
 from .aws import elb as aws_elb
+
+Resource = Dict[str, Any]
+Facts = Dict[str, Any]
+View = Dict[str, Any]
+# {resource type: {cluster name: [resource]}}, as read_owned groups what it read.
+Owned = Dict[str, Dict[str, List[Resource]]]
 
 PENDING = "Pending"
 PROVISIONING = "Provisioning"
@@ -45,14 +44,20 @@ REQUIRED_SG_ROLES = (naming.SG_CONTROL_PLANE, naming.SG_NODE)
 # Scale-down, rollouts and deletes terminate through the API; any other reason is a failure.
 EXPECTED_TERMINATION = "Client.UserInitiatedShutdown"
 
-LB_TYPES = {"network": aws_elb.NLB, "application": "alb", "gateway": "gwlb"}
+LB_TYPES: Dict[Any, str] = {"network": aws_elb.NLB, "application": "alb", "gateway": "gwlb"}
 
-ClusterStatus = collections.namedtuple("ClusterStatus", "view waiting_for")
+
+
+class ClusterStatus(NamedTuple):
+    """What the module returns for one cluster, and what it still waits for."""
+
+    view: View
+    waiting_for: List[str]
 
 
 # --- the phase: pure functions of the facts a survey gathered ----------------------------
 
-def cluster_phase(facts):
+def cluster_phase(facts: Facts) -> Tuple[str, Optional[str]]:
     """Cluster API's phase for what a cluster owns: ``(phase, failure_message)``.
 
     ``facts`` is the dict ``survey`` builds (the unit tests write it by hand):
@@ -74,17 +79,17 @@ def cluster_phase(facts):
     return PROVISIONED, None
 
 
-def _live_machines(facts):
+def _live_machines(facts: Facts) -> List[Dict[str, Any]]:
     return [m for m in facts["machines"] if m["state"] != "terminated"]
 
 
-def _anything_exists(facts):
+def _anything_exists(facts: Facts) -> bool:
     return bool(facts["vpc_state"] or facts["subnets"] or facts["security_groups"]
                 or facts["internet_gateway_attached"] is not None or facts["nat_gateways"]
                 or facts["other_resources"] or facts["load_balancer"] or _live_machines(facts))
 
 
-def _deleting(facts):
+def _deleting(facts: Facts) -> bool:
     """Something is going away and nothing is being kept up.
 
     An instance shutting down next to running ones is a scale-down or a rollout, not a
@@ -92,11 +97,11 @@ def _deleting(facts):
     """
     if any(nat["state"] == "deleting" for nat in facts["nat_gateways"]):
         return True
-    states = set(m["state"] for m in _live_machines(facts))
+    states = {m["state"] for m in _live_machines(facts)}
     return "shutting-down" in states and not states & {"pending", "running", "stopping", "stopped"}
 
 
-def failure_messages(facts):
+def failure_messages(facts: Facts) -> List[str]:
     """Why the cluster cannot become ready without someone stepping in, one text each."""
     failures = []
     for nat in facts["nat_gateways"]:
@@ -117,7 +122,7 @@ def failure_messages(facts):
     return failures
 
 
-def infrastructure_waiting_for(facts):
+def infrastructure_waiting_for(facts: Facts) -> List[str]:
     """What keeps the cluster from Provisioned: its network and API load balancer, as CAPA's AWSCluster."""
     waiting = []
     if not facts["vpc_state"]:
@@ -142,7 +147,7 @@ def infrastructure_waiting_for(facts):
     return waiting
 
 
-def waiting_for(facts):
+def waiting_for(facts: Facts) -> List[str]:
     """Everything not ready yet: the infrastructure, then every machine that is not running."""
     waiting = infrastructure_waiting_for(facts)
     for machine in _live_machines(facts):
@@ -153,33 +158,34 @@ def waiting_for(facts):
 
 # --- reading the region ------------------------------------------------------------------
 
-def owner_filters(name=None):
+def owner_filters(name: Optional[str] = None) -> List[Dict[str, Any]]:
     """EC2 filters for one cluster's owned resources, or for those of any cluster."""
     if name:
-        return naming.owned_filters(name)
+        filters: List[Dict[str, Any]] = naming.owned_filters(name)
+        return filters
     return [{"Name": "tag-key", "Values": [naming.OWNER_TAG_PREFIX + "*"]}]
 
 
-def owners(tags):
+def owners(tags: Dict[str, str]) -> List[str]:
     """Names of the clusters whose ownership tag says ``owned`` in a tag dict."""
     names = (naming.cluster_name_from_owner_tag(key) for key, value in tags.items() if value == naming.OWNED)
     return [name for name in names if name]
 
 
-def group_by_owner(resources):
+def group_by_owner(resources: Iterable[Resource]) -> DefaultDict[str, List[Resource]]:
     """{cluster name: [resource]} for boto3 resources carrying ``Tags`` lists."""
-    groups = collections.defaultdict(list)
+    groups: DefaultDict[str, List[Resource]] = collections.defaultdict(list)
     for resource in resources:
-        for name in owners(naming.tags_to_dict(resource.get("Tags"))):
+        for name in owners(_tags(resource)):
             groups[name].append(resource)
     return groups
 
 
-def _instances(ec2, filters):
-    return [instance for reservation in describe_instances(ec2, Filters=filters) for instance in reservation["Instances"]]
+def _instances(ec2: Any, filters: List[Dict[str, Any]]) -> List[Resource]:
+    return [instance for reservation in aws_ec2.describe_instances(ec2, Filters=filters) for instance in reservation["Instances"]]
 
 
-def read_owned(ec2, name=None):
+def read_owned(ec2: Any, name: Optional[str] = None) -> Tuple[Owned, Dict[str, Any]]:
     """Owned resources of every EC2 type, one describe each: {type: {cluster: [resource]}}.
 
     Subnets and route tables are read by the VPCs found (owned VPCs and the VPCs of
@@ -187,25 +193,26 @@ def read_owned(ec2, name=None):
     ``network`` holds them all, by id and by VPC.
     """
     filters = owner_filters(name)
-    raw = {
-        "vpcs": describe_vpcs(ec2, Filters=filters),
-        "security_groups": describe_security_groups(ec2, Filters=filters),
-        "internet_gateways": describe_internet_gateways(ec2, Filters=filters) or [],
-        "nat_gateways": describe_nat_gateways(ec2, Filter=filters + [{"Name": "state", "Values": LIVE_NAT_STATES}]),
-        "addresses": describe_addresses(ec2, Filters=filters),
+    raw: Dict[str, List[Resource]] = {
+        "vpcs": aws_ec2.describe_vpcs(ec2, Filters=filters),
+        "security_groups": aws_ec2.describe_security_groups(ec2, Filters=filters),
+        "internet_gateways": aws_ec2.describe_internet_gateways(ec2, Filters=filters) or [],
+        "nat_gateways": aws_ec2.describe_nat_gateways(ec2, Filter=filters + [{"Name": "state", "Values": LIVE_NAT_STATES}]),
+        "addresses": aws_ec2.describe_addresses(ec2, Filters=filters),
         "instances": _instances(ec2, filters),
     }
-    vpc_ids = sorted(set(resource["VpcId"] for resource in raw["vpcs"] + raw["security_groups"]))
+    vpc_ids = sorted({resource["VpcId"] for resource in raw["vpcs"] + raw["security_groups"]})
     in_vpcs = [{"Name": "vpc-id", "Values": vpc_ids}]
-    raw["subnets"] = describe_subnets(ec2, Filters=in_vpcs) if vpc_ids else []
-    raw["route_tables"] = describe_route_tables(ec2, Filters=in_vpcs) if vpc_ids else []
-    network = {"subnets": dict((s["SubnetId"], s) for s in raw["subnets"]), "route_tables": collections.defaultdict(list)}
+    raw["subnets"] = aws_ec2.describe_subnets(ec2, Filters=in_vpcs) if vpc_ids else []
+    raw["route_tables"] = aws_ec2.describe_route_tables(ec2, Filters=in_vpcs) if vpc_ids else []
+    route_tables: DefaultDict[str, List[Resource]] = collections.defaultdict(list)
     for table in raw["route_tables"]:
-        network["route_tables"][table["VpcId"]].append(table)
-    return dict((kind, group_by_owner(resources)) for kind, resources in raw.items()), network
+        route_tables[table["VpcId"]].append(table)
+    network = {"subnets": {s["SubnetId"]: s for s in raw["subnets"]}, "route_tables": route_tables}
+    return {kind: dict(group_by_owner(resources)) for kind, resources in raw.items()}, network
 
 
-def _nlb_view(balancer):
+def _nlb_view(balancer: Resource) -> View:
     return {
         "name": balancer["LoadBalancerName"],
         "type": LB_TYPES.get(balancer.get("Type"), balancer.get("Type")),
@@ -216,7 +223,7 @@ def _nlb_view(balancer):
     }
 
 
-def _classic_view(balancer):
+def _classic_view(balancer: Resource) -> View:
     return {
         "name": balancer["LoadBalancerName"],
         "type": aws_elb.CLASSIC,
@@ -228,26 +235,27 @@ def _classic_view(balancer):
     }
 
 
-def read_api_load_balancers(elbv2, elb, cluster_names):
+def read_api_load_balancers(elbv2: Any, elb: Any, cluster_names: Iterable[str]) -> Dict[str, List[View]]:
     """{cluster: API load balancer view} for the clusters whose balancer exists and is theirs.
 
     The balancer is found by CAPA's name for it; one cluster's is asked for by name, many
     clusters' by listing the region once (a name lookup fails as a whole when one name
     is missing). Its tags then prove it is the cluster's, not a look-alike.
     """
-    wanted = collections.defaultdict(list)
+    wanted: DefaultDict[str, List[str]] = collections.defaultdict(list)
     for name in cluster_names:
         wanted[naming.load_balancer_name(name)].append(name)
     if not wanted:
         return {}
     names = list(wanted) if len(wanted) == 1 else None
-    nlbs = [lb for lb in (aws_elb.describe_load_balancers(elbv2, names=names) or []) if lb["LoadBalancerName"] in wanted]
-    classics = [lb for lb in aws_elb.describe_classic_balancers(elb, names=names) if lb["LoadBalancerName"] in wanted]
-    nlb_tags = aws_elb.elbv2_tags(elbv2, [lb["LoadBalancerArn"] for lb in nlbs]) if nlbs else {}
-    classic_tags = aws_elb.describe_classic_tags(elb, [lb["LoadBalancerName"] for lb in classics]) if classics else {}
+    nlbs: List[Resource] = [lb for lb in (aws_elb.describe_load_balancers(elbv2, names=names) or []) if lb["LoadBalancerName"] in wanted]
+    classics: List[Resource] = [lb for lb in aws_elb.describe_classic_balancers(elb, names=names) if lb["LoadBalancerName"] in wanted]
+    nlb_tags: Dict[str, Dict[str, str]] = aws_elb.elbv2_tags(elbv2, [lb["LoadBalancerArn"] for lb in nlbs]) if nlbs else {}
+    classic_tags: Dict[str, Dict[str, str]] = (aws_elb.describe_classic_tags(elb, [lb["LoadBalancerName"] for lb in classics])
+                                               if classics else {})
     candidates = [(nlb_tags.get(lb["LoadBalancerArn"], {}), _nlb_view(lb)) for lb in nlbs]
     candidates += [(classic_tags.get(lb["LoadBalancerName"], {}), _classic_view(lb)) for lb in classics]
-    found = {}
+    found: Dict[str, List[View]] = {}
     for tags, view in candidates:
         for name in wanted[view["name"]]:
             if naming.is_owned(tags, name):
@@ -257,11 +265,10 @@ def read_api_load_balancers(elbv2, elb, cluster_names):
 
 # --- one cluster's view --------------------------------------------------------------------
 
-def _tags(resource):
-    return naming.tags_to_dict(resource.get("Tags"))
+_tags = machines.tags_of
 
 
-def _subnet_view(subnet, role):
+def _subnet_view(subnet: Resource, role: Optional[str]) -> View:
     return {
         "id": subnet["SubnetId"],
         "name": _tags(subnet).get("Name", subnet["SubnetId"]),
@@ -271,21 +278,22 @@ def _subnet_view(subnet, role):
     }
 
 
-def _subnet_views(owned, vpc_id, used_subnet_ids, network):
+def _subnet_views(owned: Dict[str, List[Resource]], vpc_id: Optional[str], used_subnet_ids: Iterable[str],
+                  network: Dict[str, Any]) -> List[View]:
     """Owned subnets by their role tag; in a bring-your-own VPC, the subnets the balancer and machines use.
 
     A used subnet without a role tag is public when its route table leads to an internet
     gateway, as CAPA decides it for subnets it does not manage.
     """
     views = [_subnet_view(s, _tags(s).get(naming.ROLE_TAG)) for s in owned["subnets"]]
-    seen = set(view["id"] for view in views)
+    seen = {view["id"] for view in views}
     used = [network["subnets"][sid] for sid in sorted(used_subnet_ids) if sid in network["subnets"] and sid not in seen]
     public = lookup.public_subnet_ids(network["route_tables"].get(vpc_id, []), [s["SubnetId"] for s in used])
     views += [_subnet_view(s, naming.ROLE_PUBLIC if s["SubnetId"] in public else naming.ROLE_PRIVATE) for s in used]
     return sorted(views, key=lambda view: (view["role"] or "", view["availability_zone"], view["id"]))
 
 
-def _nat_view(nat, network):
+def _nat_view(nat: Resource, network: Dict[str, Any]) -> View:
     subnet = network["subnets"].get(nat.get("SubnetId"), {})
     addresses = nat.get("NatGatewayAddresses") or [{}]
     return {
@@ -296,7 +304,7 @@ def _nat_view(nat, network):
     }
 
 
-def _address_view(address):
+def _address_view(address: Resource) -> View:
     return {
         "allocation_id": address.get("AllocationId"),
         "public_ip": address.get("PublicIp"),
@@ -304,16 +312,13 @@ def _address_view(address):
     }
 
 
-def _machine_view(instance):
-    # Whether a machine is outdated takes the spec's hash, which an info module does not have.
-    view = machine_sets.machine_view(instance, None)
-    del view["outdated"]
-    return view
+# Without ``outdated``, which takes the spec's hash an info module does not have.
+_machine_view = machines.machine_view
 
 
-def _machine_sets(machines):
-    sets = {}
-    for machine in machines:
+def _machine_sets(views: Iterable[View]) -> Dict[str, Dict[str, int]]:
+    sets: Dict[str, Dict[str, int]] = {}
+    for machine in views:
         if machine["set"] and machine["state"] != "terminated":
             counts = sets.setdefault(machine["set"], {"replicas": 0, "running": 0})
             counts["replicas"] += 1
@@ -321,48 +326,50 @@ def _machine_sets(machines):
     return sets
 
 
-def _machine_order(instance):
+def _machine_order(instance: Resource) -> Tuple[str, str, str]:
     tags = _tags(instance)
     return (tags.get(naming.MACHINE_SET_TAG) or "", tags.get("Name") or "", instance["InstanceId"])
 
 
-def _igw_attached(igw, vpc_id):
+def _igw_attached(igw: Resource, vpc_id: Optional[str]) -> bool:
     # EC2 reports an attached internet gateway's attachment as "available".
     return any(a.get("VpcId") == vpc_id and a.get("State") in ("available", "attached") for a in igw.get("Attachments", []))
 
 
-def _public_balancer_view(balancer):
+def _public_balancer_view(balancer: Optional[View]) -> Optional[View]:
     # The subnet ids only serve to find a bring-your-own VPC's subnets.
-    return dict((key, value) for key, value in balancer.items() if key != "subnet_ids") if balancer else None
+    return {key: value for key, value in balancer.items() if key != "subnet_ids"} if balancer else None
 
 
-def _state_reason(instance):
+def _state_reason(instance: Resource) -> Optional[Dict[str, Any]]:
     reason = instance.get("StateReason")
     return {"code": reason.get("Code"), "message": reason.get("Message")} if reason else None
 
 
-def _first(resources):
+def _first(resources: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return resources[0] if resources else None
 
 
-def _cluster_vpc_id(owned):
+def _cluster_vpc_id(owned: Dict[str, List[Resource]]) -> Optional[str]:
     """The owned VPC's id, else the VPC of the cluster's security groups (a bring-your-own VPC)."""
     vpc = _first(owned["vpcs"])
     if vpc:
-        return vpc["VpcId"]
-    return _first(sorted(set(group["VpcId"] for group in owned["security_groups"])))
+        vpc_id: str = vpc["VpcId"]
+        return vpc_id
+    vpc_ids = sorted({group["VpcId"] for group in owned["security_groups"]})
+    return vpc_ids[0] if vpc_ids else None
 
 
-def _used_subnet_ids(instances, balancer):
-    used = set(i["SubnetId"] for i in instances if i.get("SubnetId") and i["State"]["Name"] != "terminated")
+def _used_subnet_ids(instances: Iterable[Resource], balancer: Optional[View]) -> set[str]:
+    used = {i["SubnetId"] for i in instances if i.get("SubnetId") and i["State"]["Name"] != "terminated"}
     return used | set(balancer["subnet_ids"] if balancer else [])
 
 
-def _security_group_roles(groups):
-    return dict((_tags(group)[naming.ROLE_TAG], group["GroupId"]) for group in groups if naming.ROLE_TAG in _tags(group))
+def _security_group_roles(groups: Iterable[Resource]) -> Dict[str, str]:
+    return {_tags(group)[naming.ROLE_TAG]: group["GroupId"] for group in groups if naming.ROLE_TAG in _tags(group)}
 
 
-def _counts(owned, machines, balancers):
+def _counts(owned: Dict[str, List[Resource]], views: Sequence[View], balancers: Sequence[View]) -> Dict[str, int]:
     return {
         "vpcs": len(owned["vpcs"]),
         "subnets": len(owned["subnets"]),
@@ -371,7 +378,7 @@ def _counts(owned, machines, balancers):
         "elastic_ips": len(owned["addresses"]),
         "route_tables": len(owned["route_tables"]),
         "security_groups": len(owned["security_groups"]),
-        "instances": len([m for m in machines if m["state"] != "terminated"]),
+        "instances": len([m for m in views if m["state"] != "terminated"]),
         "load_balancers": len(balancers),
     }
 
@@ -383,18 +390,20 @@ _IDENTITIES = (("vpcs", "vpc", "VpcId"), ("subnets", "subnet", "SubnetId"), ("in
                ("instances", "instance", "InstanceId"))
 
 
-def ownership_conflicts(name, owned):
+def ownership_conflicts(name: str, owned: Dict[str, List[Resource]]) -> List[str]:
     """Lines naming what the cluster owns that is tagged as another cluster's too (no delete touches it)."""
     resources = [(label, item[key], _tags(item)) for kind, label, key in _IDENTITIES for item in owned.get(kind, [])]
-    return naming.double_claims(resources, name)
+    conflicts: List[str] = naming.double_claims(resources, name)
+    return conflicts
 
 
-def _cluster_view(name, region, owned, balancers, network):
+def _cluster_view(name: str, region: str, owned: Dict[str, List[Resource]], balancers: Sequence[View],
+                  network: Dict[str, Any]) -> View:
     """What the module returns for one cluster; the phase is filled in from the facts."""
     vpc_id = _cluster_vpc_id(owned)
     balancer = _first(balancers)
     instances = sorted(owned["instances"], key=_machine_order)
-    machines = [_machine_view(instance) for instance in instances]
+    views = [_machine_view(instance) for instance in instances]
     igw = _first(owned["internet_gateways"])
     return {
         "name": name,
@@ -410,18 +419,18 @@ def _cluster_view(name, region, owned, balancers, network):
         "internet_gateway_id": igw["InternetGatewayId"] if igw else None,
         "security_groups": _security_group_roles(owned["security_groups"]),
         "load_balancer": _public_balancer_view(balancer),
-        "machines": machines,
-        "machine_sets": _machine_sets(machines),
-        "counts": _counts(owned, machines, balancers),
+        "machines": views,
+        "machine_sets": _machine_sets(views),
+        "counts": _counts(owned, views, balancers),
         "ownership_conflicts": ownership_conflicts(name, owned),
     }
 
 
-def _phase_facts(view, owned, balancer):
+def _phase_facts(view: View, owned: Dict[str, List[Resource]], balancer: Optional[View]) -> Facts:
     """The facts ``cluster_phase`` decides on, from the view and what only the raw reads hold."""
     vpc = _first(owned["vpcs"])
     igw = _first(owned["internet_gateways"])
-    reasons = dict((instance["InstanceId"], _state_reason(instance)) for instance in owned["instances"])
+    reasons = {instance["InstanceId"]: _state_reason(instance) for instance in owned["instances"]}
     return {
         "name": view["name"],
         "managed_vpc": view["managed_vpc"],
@@ -438,7 +447,8 @@ def _phase_facts(view, owned, balancer):
     }
 
 
-def cluster_status(name, region, owned, balancers, network):
+def cluster_status(name: str, region: str, owned: Dict[str, List[Resource]], balancers: Optional[Sequence[View]],
+                   network: Dict[str, Any]) -> ClusterStatus:
     """The view of one cluster (what the module returns) and what it is still waiting for."""
     balancers = balancers or []
     view = _cluster_view(name, region, owned, balancers, network)
@@ -447,28 +457,29 @@ def cluster_status(name, region, owned, balancers, network):
     return ClusterStatus(view, waiting_for(facts))
 
 
-def survey(ec2, elbv2, elb, region, name=None):
+def survey(ec2: Any, elbv2: Any, elb: Any, region: str, name: Optional[str] = None) -> List[ClusterStatus]:
     """The status of cluster ``name``, or of every cluster owning something in the region, by name.
 
     A named cluster is always reported (Pending when it owns nothing yet); without a
     name, a cluster is any name found in an ownership tag with the value ``owned``.
     """
     owned, network = read_owned(ec2, name)
-    names = [name] if name else sorted(set(cluster for groups in owned.values() for cluster in groups))
+    names = [name] if name else sorted({cluster for groups in owned.values() for cluster in groups})
     balancers = read_api_load_balancers(elbv2, elb, names)
     statuses = []
     for cluster in names:
-        mine = dict((kind, groups.get(cluster, [])) for kind, groups in owned.items())
+        mine = {kind: groups.get(cluster, []) for kind, groups in owned.items()}
         statuses.append(cluster_status(cluster, region, mine, balancers.get(cluster), network))
     return statuses
 
 
-def is_ready(status):
+def is_ready(status: ClusterStatus) -> bool:
     """Provisioned and every machine running: what ``wait`` waits for."""
     return status.view["phase"] == PROVISIONED and not status.waiting_for
 
 
-def wait_until_ready(read, timeout, delay, clock=None, sleep=None):
+def wait_until_ready(read: Callable[[], List[ClusterStatus]], timeout: float, delay: float,
+                     clock: Optional[Callable[[], float]] = None, sleep: Optional[Callable[[float], Any]] = None) -> List[ClusterStatus]:
     """Poll ``read()`` (a list of ClusterStatus) until all are ready, one failed, or time is up.
 
     Returns the last statuses. A Failed cluster ends the wait at once: a failed NAT

@@ -64,13 +64,11 @@ def survey(ctx: Context, spec: Spec) -> Teardown:
     teardown.machine_sets = _machine_sets(ctx, cluster)
     for set_name in teardown.machine_sets:
         try:
-            machine_set = instances.plan_absent(ctx.ec2, spec, set_name, wait=False)
+            teardown.plan.extend(instances.plan_absent(ctx.with_wait(False), spec, set_name))
         except instances.MachineSetError as error:
             teardown.block(error)
             continue
-        teardown.plan.extend(machine_set.plan)
     try:
-        # The Context has the ec2, elb and elbv2 clients loadbalancer.Clients had.
         teardown.plan.extend(loadbalancer.plan_absent(ctx, spec))
     except loadbalancer.LoadBalancerError as error:
         teardown.block(error)

@@ -319,15 +319,17 @@ try:
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
+from typing import Any, List
+
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils import status
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
+from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 
-
-def check_options(module):
+def check_options(module: Any) -> None:
     """Options the argument spec cannot check, before any AWS call."""
     params = module.params
     if params["name"] is not None and not params["name"].strip():
@@ -338,18 +340,18 @@ def check_options(module):
         module.fail_json(msg="wait_delay: must be at least 1 second, not %d" % params["wait_delay"])
 
 
-def not_ready_message(statuses, timeout):
+def not_ready_message(statuses: List[status.ClusterStatus], timeout: int) -> str:
     pending = ["%s is %s, not ready: %s" % (s.view["name"], s.view["phase"], ", ".join(s.waiting_for))
                for s in statuses if not status.is_ready(s)]
     return "Timed out after %d seconds waiting for Provisioned clusters with every machine running: %s" % (timeout, "; ".join(pending))
 
 
-def failed_message(statuses):
+def failed_message(statuses: List[status.ClusterStatus]) -> str:
     failed = ["%s: %s" % (s.view["name"], s.view["failure_message"]) for s in statuses if s.view["phase"] == status.FAILED]
     return "Cluster failed, waiting will not help: %s" % "; ".join(failed)
 
 
-def main():
+def main() -> None:
     argument_spec = dict(
         name=dict(type="str"),
         wait=dict(type="bool", default=False),
@@ -360,11 +362,10 @@ def main():
     check_options(module)
     params = module.params
 
-    ec2 = module.client("ec2")
-    elbv2 = module.client("elbv2")
-    elb = module.client("elb", retry_decorator=AWSRetry.jittered_backoff())
+    ctx = Context.from_module(module, module.region, wait=params["wait"], wait_timeout=params["wait_timeout"])
+    ec2, elbv2, elb = ctx.ec2, ctx.elbv2, ctx.elb
 
-    def read():
+    def read() -> List[status.ClusterStatus]:
         return status.survey(ec2, elbv2, elb, module.region, params["name"])
 
     try:
@@ -372,6 +373,8 @@ def main():
             statuses = status.wait_until_ready(read, params["wait_timeout"], params["wait_delay"])
         else:
             statuses = read()
+    except KubeclusterError as error:
+        runner.fail(module, error)
     except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         runner.fail_aws(module, error)
 

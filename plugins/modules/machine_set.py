@@ -240,10 +240,11 @@ plan:
       sample: 2 x t3.large, ami-0123456789abcdef0 (capa-ami-ubuntu-24.04-v1.31.4-1736000000), ap-northeast-2a/subnet-0a1, ap-northeast-2b/subnet-0b2
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from typing import Any, Dict
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import instances
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import SpecError
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import machine_set_spec
 
@@ -251,7 +252,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.spec import machin
 MAX_USER_DATA = 16384
 
 
-def check_options(module, spec):
+def check_options(module: Any, spec: Dict[str, Any]) -> None:
     """Fail, before any AWS call, on a set the spec does not have or options EC2 would refuse."""
     params = module.params
     if params["state"] == "present":
@@ -268,7 +269,7 @@ def check_options(module, spec):
         module.fail_json(msg="wait_timeout: must be a number of seconds of at least 1, not %d" % params["wait_timeout"])
 
 
-def main():
+def main() -> None:
     argument_spec = dict(
         set=dict(type="str", required=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -281,20 +282,13 @@ def main():
     params = module.params
     spec = runner.load_for_state(module)
     check_options(module, spec)
-    ec2 = runner.client(module, spec, "ec2")
-    if params["state"] == "present":
-        spec = runner.resolve_zones(module, spec, ec2)
-    try:
-        if params["state"] == "absent":
-            machine_set = instances.plan_absent(ec2, spec, params["set"], params["wait"], params["wait_timeout"])
-        else:
-            machine_set = instances.plan_present(ec2, spec, params["set"], params["remove_machines"], params["user_data"],
-                                                 params["wait"], params["wait_timeout"], allow_missing_network=module.check_mode)
-    except instances.MachineSetError as error:
-        module.fail_json(msg=str(error))
-    except AnsibleAWSError as error:
-        runner.fail_aws(module, error)
-    runner.finish(module, machine_set.plan, machine_set.header, **machine_set.result())
+    ctx = Context.from_module(module, spec["region"], wait=params["wait"], wait_timeout=params["wait_timeout"])
+    if params["state"] == "absent":
+        runner.reconcile(module, lambda: instances.plan_absent(ctx, spec, params["set"]))
+    else:
+        spec = runner.resolve_zones(module, spec, ctx.ec2)
+        runner.reconcile(module, lambda: instances.plan_present(ctx, spec, params["set"], params["remove_machines"],
+                                                                params["user_data"], allow_missing_network=module.check_mode))
 
 
 if __name__ == "__main__":

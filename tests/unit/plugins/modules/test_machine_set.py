@@ -20,6 +20,7 @@ from helpers.module_runner import run_module
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import instances
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.plan import UNKNOWN
 
 REGION = "ap-northeast-2"
@@ -87,13 +88,13 @@ def calls(aws_calls):
 def run_requests():
     """The parameters of every RunInstances the service sends (through amazon.aws' retrying wrapper)."""
     sent = []
-    real = instances.run_instances
+    real = instances.aws_ec2.run_instances
 
     def recording(client, **params):
         sent.append(copy.deepcopy(params))
         return real(client, **params)
 
-    with mock.patch.object(instances, "run_instances", recording):
+    with mock.patch.object(instances.aws_ec2, "run_instances", recording):
         yield sent
 
 
@@ -367,16 +368,17 @@ def slot_tags(ec2, set_name):
 
 def test_a_racing_second_run_on_the_same_state_launches_nothing_new(ec2, network, calls):
     # Both runs read before either launched: they plan the same slots, names and tokens.
-    first = instances.plan_present(ec2, resolved(md0(2)), "md-0", wait=False)
-    second = instances.plan_present(ec2, resolved(md0(2)), "md-0", wait=False)
-    assert first.launched() == second.launched()
+    ctx = Context(lambda service: ec2, REGION, wait=False)
+    first = instances.plan_present(ctx, resolved(md0(2)), "md-0")
+    second = instances.plan_present(ctx, resolved(md0(2)), "md-0")
+    assert first.returns["launched"]() == second.returns["launched"]()
 
-    first.plan.apply()
-    second.plan.apply()
+    first.apply()
+    second.apply()
 
     made = instances_of(ec2, "md-0")
     assert len(made) == 2
-    assert sorted(second.plan.refs[name] for name in second.launched()) == sorted(i["InstanceId"] for i in made)
+    assert sorted(second.refs[name] for name in second.returns["launched"]()) == sorted(i["InstanceId"] for i in made)
     assert slot_tags(ec2, "md-0") == ["0", "1"]
 
 
