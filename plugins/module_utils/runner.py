@@ -163,7 +163,13 @@ def finish(module, plan, header, **result):
                 # fail_json_aws appends the AWS error itself; the message says which step and why.
                 module.fail_json_aws(error.error.exception, msg="%s: %s" % (failed, error.error.message), **detail)
             module.fail_json(msg=str(error), **detail)
-    out = dict((key, value() if callable(value) else value) for key, value in result.items())
+    try:
+        # Computed after the apply (they read the ids it made), so AWS can still fail here.
+        out = dict((key, value() if callable(value) else value) for key, value in result.items())
+    except KubeclusterError as error:
+        fail(module, error)
+    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        fail_aws(module, error)
     out.update(changed=plan.changed, plan=plan.as_list())
     if module._diff:
         out["diff"] = plan.diff(header)
