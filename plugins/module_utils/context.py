@@ -18,8 +18,26 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 ClientFactory = Callable[[str], Any]
 
 
+class _Client:
+    """A Context attribute that is the client of one AWS service, made on first use."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def __get__(self, ctx: "Context", owner: Any = None) -> Any:
+        return ctx.client(self.service)
+
+
 class Context:
     """Clients of one region made on first use, and the wait settings of a reconcile."""
+
+    ec2 = _Client("ec2")
+    elb = _Client("elb")
+    elbv2 = _Client("elbv2")
+    cloudformation = _Client("cloudformation")
+    iam = _Client("iam")
+    service_quotas = _Client("service-quotas")
+    ssm = _Client("ssm")
 
     def __init__(self, client_factory: ClientFactory, region: str, wait: bool = True, wait_timeout: int = 600) -> None:
         self._factory = client_factory
@@ -45,31 +63,3 @@ class Context:
         if service not in self._clients:
             self._clients[service] = self._factory(service)
         return self._clients[service]
-
-    @property
-    def ec2(self) -> Any:
-        return self.client("ec2")
-
-    @property
-    def elb(self) -> Any:
-        return self.client("elb")
-
-    @property
-    def elbv2(self) -> Any:
-        return self.client("elbv2")
-
-    @property
-    def cloudformation(self) -> Any:
-        return self.client("cloudformation")
-
-    @property
-    def iam(self) -> Any:
-        return self.client("iam")
-
-    @property
-    def service_quotas(self) -> Any:
-        return self.client("service-quotas")
-
-    @property
-    def ssm(self) -> Any:
-        return self.client("ssm")
