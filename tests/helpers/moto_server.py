@@ -25,6 +25,8 @@ import urllib.error
 import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
+import boto3
+
 # moto_server answers as this account (moto's default).
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "ap-northeast-2"
@@ -127,6 +129,11 @@ class MotoServer:
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+
+    def client(self, service):
+        """A boto3 client of this server, with the fake credentials."""
+        return boto3.client(service, region_name=self.region, endpoint_url=self.url, aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
     def env(self, base=None):
         """Environment for a client of this server: ``base`` (default os.environ) with fake

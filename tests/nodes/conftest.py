@@ -15,7 +15,9 @@ session and tears it down at the end (and removes what a crashed earlier run lef
 - the API emulator on https://198.18.2.1:6443 (its CA is the cluster CA the kubeadm stand-in hands
   out), and on every host /etc/kubecluster-stand-in/{config.json,ca.crt,ca.key} for the stand-ins;
 - an inventory with the contract's groups and host vars, reaching every machine but the bastion
-  through it (ProxyJump).
+  through it (ProxyJump);
+- a local AWS (a moto server on loopback) that ansible-playbook runs reach through the standard
+  AWS_* variables: the node plays take the cluster's lease there, as on a real account.
 
 ``clean_nodes`` (function scope) gives the same NodesEnv after wiping what kubeadm, the kubelet and the
 stand-ins left on the hosts and resetting the API emulator, for a test that needs a fresh cluster
@@ -43,6 +45,7 @@ if STAND_INS not in sys.path:
     sys.path.insert(0, STAND_INS)
 
 import kube_api_emulator  # noqa: E402  (tests/stand_ins is put on the path above)
+from helpers.moto_server import MotoServer  # noqa: E402
 import stand_in_lib  # noqa: E402
 
 LABEL = "kubecluster.aws.test=nodes"
@@ -253,10 +256,11 @@ def parse_recap(stdout):
 class NodesEnv:
     """Everything a node test needs; see the module docstring."""
 
-    def __init__(self, run_dir, hosts, api, ca_cert, ca_key, timings):
+    def __init__(self, run_dir, hosts, api, ca_cert, ca_key, timings, aws=None):
         self.run_dir = run_dir
         self.hosts = {host.name: host for host in hosts}
         self.api = api
+        self.aws = aws
         self.api_endpoint = API_ENDPOINT
         self.api_url = "https://" + API_ENDPOINT
         self.ca_cert = ca_cert
@@ -327,7 +331,7 @@ class NodesEnv:
 
     # -- running ansible ------------------------------------------------------------------------------
     def ansible_env(self, extra=None):
-        env = dict(os.environ)
+        env = self.aws.env() if self.aws else dict(os.environ)
         env.update({
             "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
             "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(self.run_dir, "cp"),
@@ -454,7 +458,8 @@ def bring_up(run_dir, control_planes, workers):
     api = kube_api_emulator.KubeApiEmulator(API_HOST, API_PORT, server_cert, server_key, admin_token=secrets.token_hex(24),
                                             version=DEFAULT_KUBERNETES_VERSION, ca_pem=stand_in_lib.read_text(ca_cert)).start()
     hosts = plan_hosts(control_planes, workers)
-    env = NodesEnv(run_dir, hosts, api, ca_cert, ca_key, timings)
+    aws = MotoServer().start()
+    env = NodesEnv(run_dir, hosts, api, ca_cert, ca_key, timings, aws)
     for directory in ("cp", "tmp"):
         os.makedirs(os.path.join(run_dir, directory), exist_ok=True)
     make_ssh_files(env)
@@ -523,6 +528,7 @@ def nodes_env(tmp_path_factory):
     finally:
         if env is not None:
             env.api.stop()
+            env.aws.stop()
         remove_leftovers()
         lock.close()
 

@@ -10,6 +10,7 @@ the first build, what it left, a rerun that changes nothing, then a half-joined 
 reset and joined again.
 """
 
+import datetime
 import json
 import os
 import re
@@ -325,6 +326,27 @@ def test_a_rerun_on_the_healthy_cluster_changes_nothing(cluster):
         calls = [call["argv"] for call in kubeadm_calls(env, host, *KUBEADM_WRITES)]
         assert calls == [], (host.name, calls)
     assert api_writes(env, since) == []
+
+
+def test_a_run_while_another_changes_the_cluster_stops_before_any_host_and_a_finished_run_leaves_no_lease(cluster):
+    env, first, kubeconfig = cluster
+    first.assert_ok()
+    ssm = env.aws.client("ssm")
+    lease = "/kubecluster.aws/clusters/%s/lease" % CLUSTER_NAME
+    # The earlier runs gave their lease back.
+    assert [p["Name"] for p in ssm.describe_parameters()["Parameters"]] == []
+    since = datetime.datetime.now(datetime.timezone.utc)
+    holder = {"token": "other-run", "holder": "ops@elsewhere create_cluster.yml", "host": "elsewhere", "pid": 1,
+              "since": since.isoformat(), "expires": (since + datetime.timedelta(minutes=30)).isoformat()}
+    ssm.put_parameter(Name=lease, Type="String", Value=json.dumps(holder))
+    env.clear_stand_in_calls()
+    try:
+        result = run_nodes(env, kubeconfig, "leased")
+    finally:
+        ssm.delete_parameter(Name=lease)
+    assert result.rc != 0
+    assert "is being changed by ops@elsewhere create_cluster.yml" in result.stdout
+    assert all(not env.stand_in_calls(host, "kubeadm") for host in env.cluster_hosts)
 
 
 def test_a_half_joined_worker_is_reset_and_joined_again_and_members_are_left_alone(cluster):
