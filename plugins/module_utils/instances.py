@@ -77,10 +77,6 @@ MAX_LAUNCH_ATTEMPTS = 10
 STALE_LAUNCH = datetime.timedelta(minutes=10)
 
 
-def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
 HASH_LENGTH = 12
 
 

@@ -22,6 +22,7 @@ until deleted), their Elastic IPs, the internet gateway, subnets, the VPC. It re
 while the cluster's instances or load balancers are still in the VPC.
 """
 
+import functools
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import gateways
@@ -253,7 +254,7 @@ class NetworkTeardown:
         return [lookup.instance_label(i) for i in self.cluster_instances] + self.cluster_balancers
 
     def double_claims(self) -> List[str]:
-        resources = [("vpc", self.vpc_id, lookup.tags_of(self.vpc))] if self.managed and self.vpc else []
+        resources = [("vpc", self.vpc["VpcId"], lookup.tags_of(self.vpc))] if self.managed and self.vpc else []
         for kind, items, key in (("security group", self._cluster_groups(), "GroupId"), ("subnet", self.subnets, "SubnetId"),
                                  ("route table", self.route_tables, "RouteTableId"), ("NAT gateway", self.nat_gateways, "NatGatewayId"),
                                  ("Elastic IP", self.addresses, "AllocationId"),
@@ -286,7 +287,7 @@ class NetworkTeardown:
             for interface in self.interfaces:
                 interface_id = interface["NetworkInterfaceId"]
                 plan.delete("network-interface", interface_id,
-                            lambda interface_id=interface_id: aws_ec2.delete_network_interface(self.ctx.ec2, interface_id), "left detached")
+                            functools.partial(aws_ec2.delete_network_interface, self.ctx.ec2, interface_id), "left detached")
             subnets.plan_delete(self.ctx, plan, self.subnets)
             vpc.plan_delete(self.ctx, plan, self.vpc)
         return plan

@@ -12,7 +12,7 @@ after an earlier action (a new VPC's id) travel through ``Plan.refs``: an action
 them, later actions read them, and the rendered plan shows "(known after apply)".
 """
 
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 # What an action calls; whatever it returns is not used.
 Run = Callable[[], object]
@@ -58,8 +58,8 @@ class Action:
         return {"action": self.verb, "resource": self.kind, "name": self.name, "detail": self.detail}
 
 
-class Refs(Dict[str, str]):
-    """Ids known now or after apply; a missing key reads as the UNKNOWN placeholder."""
+class Refs(Dict[str, Optional[str]]):
+    """Ids known now or after apply (None when AWS did not say); a missing key reads as the UNKNOWN placeholder."""
 
     def __missing__(self, key: str) -> str:
         return UNKNOWN

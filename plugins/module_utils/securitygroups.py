@@ -17,7 +17,8 @@ Deletion revokes every ingress rule of every group first, because the groups ref
 each other and AWS refuses to delete a group another group's rule points at.
 """
 
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, NamedTuple
+import functools
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, cast
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
@@ -260,7 +261,7 @@ def plan_present(ctx: Context, spec: Spec, plan: Plan, vpc_id: Callable[[], str]
 
 def group_ids(plan: Plan, spec: Spec) -> Dict[str, str]:
     """{sg role: group id} once the plan ran (plan.UNKNOWN for a group check mode did not create)."""
-    return dict((role, plan.refs[group_ref(role)]) for role in wanted_roles(spec))
+    return {role: cast(str, plan.refs[group_ref(role)]) for role in wanted_roles(spec)}
 
 
 # --- absent ----------------------------------------------------------------------------------
@@ -307,10 +308,9 @@ def plan_absent(ctx: Context, spec: Spec, plan: Plan, vpc_id: str, groups: Optio
         rules = list(existing_rules(group).values())
         if rules:
             plan.update("security-group", group["GroupName"],
-                        lambda group_id=group["GroupId"], rules=rules: aws_ec2.revoke_security_group_ingress(
-                            ctx.ec2, GroupId=group_id, IpPermissions=rules),
+                        functools.partial(aws_ec2.revoke_security_group_ingress, ctx.ec2, GroupId=group["GroupId"], IpPermissions=rules),
                         "revoke all %d ingress rule(s)" % len(rules))
     for group in mine:
         plan.delete("security-group", group["GroupName"],
-                    lambda group_id=group["GroupId"]: aws_ec2.delete_security_group(ctx.ec2, group_id), group["GroupId"])
+                    functools.partial(aws_ec2.delete_security_group, ctx.ec2, group["GroupId"]), group["GroupId"])
     return plan
