@@ -182,7 +182,7 @@ class NatGateways:
 
     def plan_present(self) -> None:
         """Keep the NAT gateways of the layout's zones, create the missing ones (Elastic IP first), wait once."""
-        by_subnet = dict((n["SubnetId"], n) for n in self.have)
+        by_subnet = {n["SubnetId"]: n for n in self.have}
         waiting = []
         missing = []
         for zone in specs.nat_zones(self.spec):
@@ -219,7 +219,7 @@ class NatGateways:
     def _free_eips(self) -> List[Resource]:
         """Owned NAT EIPs an earlier run allocated but did not get to use: CAPA reuses them first."""
         # A pending NAT gateway may not show as the association of its address yet.
-        held = set(a.get("AllocationId") for n in self.have for a in n.get("NatGatewayAddresses", []))
+        held = {a.get("AllocationId") for n in self.have for a in n.get("NatGatewayAddresses", [])}
         common = [a for a in self.owned_eips() if not a.get("AssociationId") and a["AllocationId"] not in held
                   and lookup.tags_of(a).get(naming.ROLE_TAG) == naming.ROLE_COMMON]
         return sorted(common, key=lambda a: str(a["AllocationId"]))
@@ -269,7 +269,7 @@ class NatGateways:
         if not _plan_nat_deletes(self.ctx, self.plan, self.cluster, self.surplus,
                                  lambda nat: (name, "%s, not in the %s layout" % (nat["NatGatewayId"], mode))):
             return  # their Elastic IPs can only go once they are deleted: a later run releases them
-        allocations = set(a["AllocationId"] for n in self.surplus for a in n.get("NatGatewayAddresses", []))
+        allocations = {a["AllocationId"] for n in self.surplus for a in n.get("NatGatewayAddresses", [])}
         for address in self.owned_eips():
             if address["AllocationId"] in allocations:
                 allocation_id = address["AllocationId"]
@@ -294,7 +294,7 @@ def plan_release_eips(ctx: Context, plan: Plan, addresses: List[Resource], nat_g
     Deleted NAT gateways stay listed for a while; they count for finding the Elastic IPs
     they held, which an earlier run may have left allocated.
     """
-    nat_allocations = set(a.get("AllocationId") for n in nat_gateways for a in n.get("NatGatewayAddresses", []))
+    nat_allocations = {a.get("AllocationId") for n in nat_gateways for a in n.get("NatGatewayAddresses", [])}
     for address in addresses:
         if not address.get("AssociationId") or address["AllocationId"] in nat_allocations:
             allocation_id = address["AllocationId"]

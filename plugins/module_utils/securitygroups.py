@@ -140,7 +140,7 @@ def existing_rules(group: Resource) -> Dict[RuleKey, Permission]:
                    + [("UserIdGroupPairs", GROUP, "GroupId", r) for r in perm.get("UserIdGroupPairs", [])])
         for field, kind, id_key, entry in sources:
             # Described as AWS holds it, description included, so a revoke matches it exactly.
-            source = dict((k, v) for k, v in entry.items() if k in (id_key, "UserId", "Description"))
+            source = {k: v for k, v in entry.items() if k in (id_key, "UserId", "Description")}
             key = _rule_key(protocol, from_port, to_port, kind, entry[id_key])
             rules[key] = _permission(protocol, from_port, to_port, field, source)
     return rules
@@ -250,8 +250,8 @@ def plan_present(ctx: Context, spec: Spec, plan: Plan, vpc_id: Callable[[], str]
             plan.refs[group_ref(role)] = groups[role]["GroupId"]
         else:
             _plan_create(ctx, spec, plan, role, vpc_id)
-    known_ids = dict((role, group["GroupId"]) for role, group in groups.items() if role in roles)
-    names = dict((group["GroupId"], group["GroupName"]) for group in groups.values())
+    known_ids = {role: group["GroupId"] for role, group in groups.items() if role in roles}
+    names = {group["GroupId"]: group["GroupName"] for group in groups.values()}
     names.update((role, naming.security_group_name(spec["name"], role)) for role in roles)
     rules = wanted_rules(spec, vpc_cidr)
     for role in roles:
@@ -282,14 +282,14 @@ def referencing_groups(groups: Sequence[Resource], cluster: str) -> List[Tuple[R
 
     AWS refuses to delete a group another group's rule refers to, so such a rule stops a delete.
     """
-    mine = set(g["GroupId"] for g in groups if is_cluster_group(g, cluster))
+    mine = {g["GroupId"] for g in groups if is_cluster_group(g, cluster)}
     found = []
     for group in groups:
         if group["GroupId"] in mine:
             continue
         pairs = [p for perm in group.get("IpPermissions", []) + group.get("IpPermissionsEgress", [])
                  for p in perm.get("UserIdGroupPairs", [])]
-        referenced = sorted(set(p["GroupId"] for p in pairs if p.get("GroupId") in mine))
+        referenced = sorted({p["GroupId"] for p in pairs if p.get("GroupId") in mine})
         if referenced:
             found.append((group, referenced))
     return found
