@@ -20,7 +20,7 @@ target groups go. Nothing without one of the cluster's ownership tags is touched
 """
 
 import functools
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
@@ -612,7 +612,7 @@ def plan_present(ctx: Context, spec: Dict[str, Any], wait_for_targets: bool = Tr
     want = desired(spec, cluster_network(ctx.ec2, spec, allow_missing_network))
     instances = control_plane_instances(ctx.ec2, spec["name"])
     plan = Plan()
-    planner: _NlbPlanner | _ClassicPlanner
+    planner: Union[_NlbPlanner, _ClassicPlanner]
     if config["type"] == NLB:
         planner = _NlbPlanner(ctx, plan, want, found)
         planner.plan_target_group()

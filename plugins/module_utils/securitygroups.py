@@ -190,8 +190,8 @@ def _plan_create(ctx: Context, spec: Spec, plan: Plan, role: str, vpc_id: Callab
 
     def create() -> None:
         group = aws_ec2.eventually(aws_ec2.create_security_group, ctx.ec2, GroupName=name, VpcId=vpc_id(),
-                           Description=naming.security_group_description(cluster, role),
-                           TagSpecifications=boto3_tag_specifications(tags, ["security-group"]))
+                                   Description=naming.security_group_description(cluster, role),
+                                   TagSpecifications=boto3_tag_specifications(tags, ["security-group"]))
         plan.refs[group_ref(role)] = group["GroupId"]
 
     plan.create("security-group", name, create, role)

@@ -19,7 +19,7 @@ import copy
 import difflib
 import ipaddress
 import re
-from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Pattern, Sequence, Set, Tuple, TypeVar
+from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Pattern, Sequence, Set, Tuple, TypeVar, Union
 
 from .errors import KubeclusterError
 from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE, reserved_tag_key
@@ -452,7 +452,7 @@ def _check_control_plane(spec: Spec, errors: List[str]) -> None:
 def _check_network(spec: Spec, errors: List[str]) -> None:
     network = spec["network"]
     path = "cluster.network"
-    nets: Dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
+    nets: Dict[str, Union[ipaddress.IPv4Network, ipaddress.IPv6Network]] = {}
     for key in ("vpc_cidr", "pod_cidr", "service_cidr"):
         try:
             nets[key] = ipaddress.ip_network(network[key])
