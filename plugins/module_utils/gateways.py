@@ -14,8 +14,9 @@ gateways the layout no longer has go after the routes stopped pointing at them.
 Ids go to plan.refs: IGW_REF, nat_ref(zone), allocation_ref(zone), public_ip_ref(zone).
 """
 
+import functools
 import hashlib
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
@@ -93,7 +94,7 @@ def _plan_nat_deletes(ctx: Context, plan: Plan, cluster: str, nats: List[Resourc
     for nat in nats:
         if nat["State"] not in NAT_GONE_STATES:
             name, detail = label(nat)
-            plan.delete("nat-gateway", name, lambda nat_id=nat["NatGatewayId"]: aws_ec2.delete_nat_gateway(ctx.ec2, nat_id), detail)
+            plan.delete("nat-gateway", name, functools.partial(aws_ec2.delete_nat_gateway, ctx.ec2, nat["NatGatewayId"]), detail)
     if not ctx.wait:
         return False
     plan.wait("nat-gateway", naming.nat_name(cluster), _wait_deleted(ctx, [n["NatGatewayId"] for n in nats]), "until %d deleted" % len(nats))
@@ -181,7 +182,7 @@ class NatGateways:
 
     def plan_present(self) -> None:
         """Keep the NAT gateways of the layout's zones, create the missing ones (Elastic IP first), wait once."""
-        by_subnet = dict((n["SubnetId"], n) for n in self.have)
+        by_subnet = {n["SubnetId"]: n for n in self.have}
         waiting = []
         missing = []
         for zone in specs.nat_zones(self.spec):
@@ -218,7 +219,7 @@ class NatGateways:
     def _free_eips(self) -> List[Resource]:
         """Owned NAT EIPs an earlier run allocated but did not get to use: CAPA reuses them first."""
         # A pending NAT gateway may not show as the association of its address yet.
-        held = set(a.get("AllocationId") for n in self.have for a in n.get("NatGatewayAddresses", []))
+        held = {a.get("AllocationId") for n in self.have for a in n.get("NatGatewayAddresses", [])}
         common = [a for a in self.owned_eips() if not a.get("AssociationId") and a["AllocationId"] not in held
                   and lookup.tags_of(a).get(naming.ROLE_TAG) == naming.ROLE_COMMON]
         return sorted(common, key=lambda a: str(a["AllocationId"]))
@@ -243,7 +244,8 @@ class NatGateways:
         tags = self._tags(name)
 
         def create() -> None:
-            subnet_id = self.plan.refs[subnets.ref(naming.ROLE_PUBLIC, zone)]
+            # The subnet's id is known by now: it exists, or its create ran earlier in the plan.
+            subnet_id = cast(str, self.plan.refs[subnets.ref(naming.ROLE_PUBLIC, zone)])
             nat = aws_ec2.eventually(aws_ec2.create_nat_gateway, self.ctx.ec2, SubnetId=subnet_id,
                                      AllocationId=self.plan.refs[allocation_ref(zone)],
                                      ClientToken=nat_client_token(self.cluster, zone, subnet_id),
@@ -254,7 +256,7 @@ class NatGateways:
 
     def _wait_available(self, zones: List[str]) -> Callable[[], None]:
         def wait() -> None:
-            ids = [self.plan.refs[nat_ref(zone)] for zone in zones]
+            ids = [cast(str, self.plan.refs[nat_ref(zone)]) for zone in zones]  # found, or made by an earlier create
             aws_ec2.wait_for_nat_gateways(self.ctx.ec2, "nat_gateway_available", ids, self.ctx.wait_timeout)
         return wait
 
@@ -267,12 +269,12 @@ class NatGateways:
         if not _plan_nat_deletes(self.ctx, self.plan, self.cluster, self.surplus,
                                  lambda nat: (name, "%s, not in the %s layout" % (nat["NatGatewayId"], mode))):
             return  # their Elastic IPs can only go once they are deleted: a later run releases them
-        allocations = set(a["AllocationId"] for n in self.surplus for a in n.get("NatGatewayAddresses", []))
+        allocations = {a["AllocationId"] for n in self.surplus for a in n.get("NatGatewayAddresses", [])}
         for address in self.owned_eips():
             if address["AllocationId"] in allocations:
                 allocation_id = address["AllocationId"]
                 self.plan.delete("elastic-ip", naming.eip_name(self.cluster),
-                                 lambda allocation_id=allocation_id: aws_ec2.release_address(self.ctx.ec2, allocation_id), allocation_id)
+                                 functools.partial(aws_ec2.release_address, self.ctx.ec2, allocation_id), allocation_id)
 
 
 # --- absent ----------------------------------------------------------------------------------
@@ -292,10 +294,10 @@ def plan_release_eips(ctx: Context, plan: Plan, addresses: List[Resource], nat_g
     Deleted NAT gateways stay listed for a while; they count for finding the Elastic IPs
     they held, which an earlier run may have left allocated.
     """
-    nat_allocations = set(a.get("AllocationId") for n in nat_gateways for a in n.get("NatGatewayAddresses", []))
+    nat_allocations = {a.get("AllocationId") for n in nat_gateways for a in n.get("NatGatewayAddresses", [])}
     for address in addresses:
         if not address.get("AssociationId") or address["AllocationId"] in nat_allocations:
             allocation_id = address["AllocationId"]
             plan.delete("elastic-ip", lookup.name_of(address, allocation_id),
-                        lambda allocation_id=allocation_id: aws_ec2.release_address(ctx.ec2, allocation_id),
+                        functools.partial(aws_ec2.release_address, ctx.ec2, allocation_id),
                         "%s (%s)" % (allocation_id, address.get("PublicIp")))

@@ -20,7 +20,7 @@ template is compared with the wanted one as data, never as text.
 import datetime
 import json
 import re
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, cast
 
 from ansible.module_utils.common.yaml import HAS_YAML
 from ansible.module_utils.common.yaml import yaml_load
@@ -554,7 +554,8 @@ def _add_create(plan: Plan, ctx: Context, stack_name: str, tmpl: Template, tags:
         plan.refs["stack_id"] = aws_cfn.create_stack(cfn, stack_name, body, tags)
 
     plan.create(STACK_KIND, stack_name, create, detail=_summary(tmpl))
-    plan.wait(STACK_KIND, stack_name, lambda: aws_cfn.wait_for(cfn, plan.refs["stack_id"], ctx.wait_timeout, "CREATE_COMPLETE"),
+    # create() above ran first and stored the new stack's id.
+    plan.wait(STACK_KIND, stack_name, lambda: aws_cfn.wait_for(cfn, cast(str, plan.refs["stack_id"]), ctx.wait_timeout, "CREATE_COMPLETE"),
               detail="CREATE_COMPLETE")
 
 

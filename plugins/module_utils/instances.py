@@ -77,10 +77,6 @@ MAX_LAUNCH_ATTEMPTS = 10
 STALE_LAUNCH = datetime.timedelta(minutes=10)
 
 
-def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
 HASH_LENGTH = 12
 
 
@@ -200,7 +196,7 @@ def spread(zones: Sequence[str], counts: Dict[Optional[str], int], count: int) -
     """Zones for ``count`` new machines: each to the zone with the fewest (ties -> zone order)."""
     per_zone = {zone: counts.get(zone, 0) for zone in zones}
     chosen = []
-    for _ in range(count):
+    for _pick in range(count):
         zone = min(zones, key=lambda z: (per_zone[z], zones.index(z)))
         per_zone[zone] += 1
         chosen.append(zone)
@@ -212,7 +208,7 @@ def scale_down_choice(machines: Sequence[View], count: int, zones: Sequence[str]
     machines (ties -> the later zone), newest launch first, as KubeadmControlPlane picks."""
     remaining = list(machines)
     chosen = []
-    for _ in range(count):
+    for _pick in range(count):
         pool = [m for m in remaining if m["outdated"]] or remaining
         zone = fullest_zone(pool, remaining, zones)
         victim = max((m for m in pool if m["availability_zone"] == zone), key=lambda m: (m["launch_time"], m["name"]))
@@ -433,7 +429,7 @@ class MachineSet:
     # planning
 
     def plan_absent(self) -> Plan:
-        live, _ = read_set_instances(self.ec2, self.cluster, self.set_name)
+        live, _gone = read_set_instances(self.ec2, self.cluster, self.set_name)
         self.plan_terminate(live, "state absent")
         self.plan_waits()
         return self.plan

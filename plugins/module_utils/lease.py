@@ -156,8 +156,10 @@ def marker_name(cluster: str, token: str) -> str:
 
 def _decode(raw: Optional[str]) -> Record:
     """The lease record of a parameter value; {} for a value that is not one (treated as expired)."""
+    if raw is None:
+        return {}
     try:
-        value = json.loads(raw)  # type: ignore[arg-type]  # None is caught below as a TypeError
+        value = json.loads(raw)
     except (TypeError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}

@@ -19,7 +19,8 @@ cloud-controller-manager made for the cluster's Services (tagged
 target groups go. Nothing without one of the cluster's ownership tags is touched.
 """
 
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+import functools
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
@@ -611,7 +612,7 @@ def plan_present(ctx: Context, spec: Dict[str, Any], wait_for_targets: bool = Tr
     want = desired(spec, cluster_network(ctx.ec2, spec, allow_missing_network))
     instances = control_plane_instances(ctx.ec2, spec["name"])
     plan = Plan()
-    planner: _NlbPlanner | _ClassicPlanner
+    planner: Union[_NlbPlanner, _ClassicPlanner]
     if config["type"] == NLB:
         planner = _NlbPlanner(ctx, plan, want, found)
         planner.plan_target_group()
@@ -664,10 +665,10 @@ def plan_absent(ctx: Context, spec: Dict[str, Any]) -> Plan:
 
     plan = Plan()
     for name in classic_names:
-        plan.delete("load balancer", name, lambda name=name: aws_elb.delete_classic_balancer(ctx.elb, name), "classic")
+        plan.delete("load balancer", name, functools.partial(aws_elb.delete_classic_balancer, ctx.elb, name), "classic")
     for balancer in owned_nlbs:
         plan.delete("load balancer", balancer["LoadBalancerName"],
-                    lambda arn=balancer["LoadBalancerArn"]: aws_elb.delete_load_balancer(ctx.elbv2, arn),
+                    functools.partial(aws_elb.delete_load_balancer, ctx.elbv2, balancer["LoadBalancerArn"]),
                     "%s, with its listeners" % balancer["Type"])
     if classic_names or owned_nlbs:
         nlb_arns = [b["LoadBalancerArn"] for b in owned_nlbs]
@@ -676,5 +677,5 @@ def plan_absent(ctx: Context, spec: Dict[str, Any]) -> Plan:
                   "until deleted, at most %d s" % ctx.wait_timeout)
     for group in owned_groups:
         plan.delete("target group", group["TargetGroupName"],
-                    lambda arn=group["TargetGroupArn"]: aws_elb.delete_target_group(ctx.elbv2, arn))
+                    functools.partial(aws_elb.delete_target_group, ctx.elbv2, group["TargetGroupArn"]))
     return plan

@@ -85,7 +85,7 @@ def public_subnet_ids(route_tables: Sequence[Resource], subnet_ids: Iterable[str
                 main_public = public
             elif assoc.get("SubnetId"):
                 explicit[assoc["SubnetId"]] = public
-    return set(sid for sid in subnet_ids if explicit.get(sid, main_public))
+    return {sid for sid in subnet_ids if explicit.get(sid, main_public)}
 
 
 # --- the cluster's VPC ------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def deletion_vpc(ec2: Client, cluster_name: str) -> Tuple[Optional[Resource], bo
     if vpc:
         return vpc, True
     groups = aws_ec2.describe_security_groups(ec2, Filters=naming.owned_filters(cluster_name))
-    vpc_ids = sorted(set(g["VpcId"] for g in owned(groups, cluster_name)))
+    vpc_ids = sorted({g["VpcId"] for g in owned(groups, cluster_name)})
     if not vpc_ids:
         return None, False
     return _first(aws_ec2.describe_vpcs(ec2, VpcIds=vpc_ids[:1])), False
@@ -192,7 +192,7 @@ def _batches(items: List[str]) -> List[List[str]]:
 def load_balancers_in_vpc(elb: Client, elbv2: Client, vpc_id: str) -> List[Tuple[str, str, Dict[str, str]]]:
     """Every load balancer of the VPC, of both APIs, as (label, name, tags)."""
     found = []
-    arns = dict((lb["LoadBalancerArn"], lb["LoadBalancerName"]) for lb in describe_load_balancers(elbv2) or [] if lb.get("VpcId") == vpc_id)
+    arns = {lb["LoadBalancerArn"]: lb["LoadBalancerName"] for lb in describe_load_balancers(elbv2) or [] if lb.get("VpcId") == vpc_id}
     for batch in _batches(sorted(arns)):
         for description in describe_elbv2_tags(elbv2, batch):
             name = arns[description["ResourceArn"]]

@@ -13,6 +13,10 @@ understand both).
 
 import hashlib
 import string
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+
+# A resource's tags as a dict; None (no tags at all) reads as empty.
+Tags = Optional[Mapping[str, str]]
 
 OWNED = "owned"
 SHARED = "shared"
@@ -72,33 +76,33 @@ RESERVED_TAG_PREFIXES = (
 RESERVED_TAG_KEYS = ("Name", LEGACY_CLUSTER_TAG)
 
 
-def owner_tag(cluster_name):
+def owner_tag(cluster_name: str) -> str:
     """The tag key whose value ``owned`` marks a resource as the cluster's."""
     return OWNER_TAG_PREFIX + cluster_name
 
 
-def cloud_provider_tag(cluster_name):
+def cloud_provider_tag(cluster_name: str) -> str:
     """The tag key the AWS cloud-controller-manager uses to find a cluster's resources."""
     return CLOUD_PROVIDER_TAG_PREFIX + cluster_name
 
 
-def cluster_name_from_owner_tag(key):
+def cluster_name_from_owner_tag(key: str) -> Optional[str]:
     """Return the cluster name of an ownership tag key, or None for any other key."""
     if key.startswith(OWNER_TAG_PREFIX):
         return key[len(OWNER_TAG_PREFIX):]
     return None
 
 
-def reserved_tag_key(key):
+def reserved_tag_key(key: str) -> bool:
     """True for a tag key only the collection may set (ownership, roles, its own bookkeeping)."""
     return key in RESERVED_TAG_KEYS or key.startswith(RESERVED_TAG_PREFIXES)
 
 
-def claiming_clusters(tags):
+def claiming_clusters(tags: Tags) -> Set[str]:
     """Every cluster whose ownership tag marks the resource ``owned``: CAPA's, or the cloud
     provider's ``kubernetes.io/cluster/<name>`` (which the cloud-controller-manager puts on
     what it makes for a cluster, and CAPA on subnets, route tables and instances)."""
-    names = set()
+    names: Set[str] = set()
     for key, value in (tags or {}).items():
         if value != OWNED:
             continue
@@ -108,17 +112,17 @@ def claiming_clusters(tags):
     return names
 
 
-def is_claimed(tags, cluster_name):
+def is_claimed(tags: Tags, cluster_name: str) -> bool:
     """Owned by the cluster, or made for it by its cloud-controller-manager: what its delete removes."""
     return cluster_name in claiming_clusters(tags)
 
 
-def other_claimants(tags, cluster_name):
+def other_claimants(tags: Tags, cluster_name: str) -> List[str]:
     """The other clusters a resource of this cluster is also tagged as owned by (sorted)."""
     return sorted(claiming_clusters(tags) - {cluster_name})
 
 
-def double_claims(resources, cluster_name):
+def double_claims(resources: Iterable[Tuple[str, str, Tags]], cluster_name: str) -> List[str]:
     """Lines naming each resource that is the cluster's but also claims another cluster.
 
     ``resources`` are ``(kind, id, tags)`` triples. Such a resource cannot be told apart from
@@ -134,7 +138,8 @@ def double_claims(resources, cluster_name):
     return lines
 
 
-def resource_tags(cluster_name, name, role, additional_tags=None, cloud_provider=False):
+def resource_tags(cluster_name: str, name: str, role: Optional[str], additional_tags: Tags = None,
+                  cloud_provider: bool = False) -> Dict[str, str]:
     """The tags CAPA puts on a resource it owns: Name, ownership, role, user tags.
 
     ``cloud_provider`` adds ``kubernetes.io/cluster/<name>=owned``, which CAPA sets on
@@ -151,62 +156,62 @@ def resource_tags(cluster_name, name, role, additional_tags=None, cloud_provider
     return tags
 
 
-def owned_filters(cluster_name, **tags):
+def owned_filters(cluster_name: str, **tags: str) -> List[Dict[str, Any]]:
     """EC2 ``Filters`` that select what the cluster owns, optionally narrowed by more tags."""
-    filters = [{"Name": "tag:" + owner_tag(cluster_name), "Values": [OWNED]}]
+    filters: List[Dict[str, Any]] = [{"Name": "tag:" + owner_tag(cluster_name), "Values": [OWNED]}]
     for key, value in sorted(tags.items()):
         filters.append({"Name": "tag:" + key, "Values": [value]})
     return filters
 
 
-def is_owned(tags, cluster_name):
+def is_owned(tags: Tags, cluster_name: str) -> bool:
     """True when a tag dict marks the resource as owned by the cluster."""
     return (tags or {}).get(owner_tag(cluster_name)) == OWNED
 
 
-def tags_to_dict(tag_list):
+def tags_to_dict(tag_list: Optional[Iterable[Mapping[str, str]]]) -> Dict[str, str]:
     """Turn a boto3 ``[{'Key': k, 'Value': v}]`` list into a dict."""
-    return dict((t["Key"], t["Value"]) for t in (tag_list or []))
+    return {t["Key"]: t["Value"] for t in tag_list or []}
 
 
-def vpc_name(cluster_name):
+def vpc_name(cluster_name: str) -> str:
     return "%s-vpc" % cluster_name
 
 
-def subnet_name(cluster_name, role, zone):
+def subnet_name(cluster_name: str, role: str, zone: str) -> str:
     return "%s-subnet-%s-%s" % (cluster_name, role, zone)
 
 
-def igw_name(cluster_name):
+def igw_name(cluster_name: str) -> str:
     return "%s-igw" % cluster_name
 
 
-def nat_name(cluster_name):
+def nat_name(cluster_name: str) -> str:
     return "%s-nat" % cluster_name
 
 
-def eip_name(cluster_name, role=ROLE_COMMON):
+def eip_name(cluster_name: str, role: str = ROLE_COMMON) -> str:
     return "%s-eip-%s" % (cluster_name, role)
 
 
-def route_table_name(cluster_name, role, zone):
+def route_table_name(cluster_name: str, role: str, zone: str) -> str:
     return "%s-rt-%s-%s" % (cluster_name, role, zone)
 
 
-def security_group_name(cluster_name, sg_role):
+def security_group_name(cluster_name: str, sg_role: str) -> str:
     # AWS reserves the "sg-" prefix for group ids, so CAPA prefixes such names with "@".
     prefix = "@" if cluster_name.startswith("sg-") else ""
     return "%s%s-%s" % (prefix, cluster_name, sg_role)
 
 
-def security_group_description(cluster_name, sg_role):
+def security_group_description(cluster_name: str, sg_role: str) -> str:
     return "Kubernetes cluster %s: %s" % (cluster_name, sg_role)
 
 
 _BASE36 = string.digits + string.ascii_lowercase
 
 
-def _base36(number):
+def _base36(number: int) -> str:
     out = ""
     while number:
         number, rem = divmod(number, 36)
@@ -214,7 +219,7 @@ def _base36(number):
     return out or "0"
 
 
-def load_balancer_name(cluster_name):
+def load_balancer_name(cluster_name: str) -> str:
     """The API load balancer's name, as CAPA's GenerateELBName makes it.
 
     AWS limits load-balancer names to 32 characters; a longer ``<cluster>-apiserver``
@@ -227,7 +232,7 @@ def load_balancer_name(cluster_name):
     return _base36(int(digest, 16))[:28] + "-k8s"
 
 
-def target_group_name(cluster_name):
+def target_group_name(cluster_name: str) -> str:
     """The API target group's name: ``apiserver-target-`` plus a stable hash of the cluster."""
     digest = hashlib.sha256(cluster_name.encode("utf-8")).hexdigest()
     return "apiserver-target-" + _base36(int(digest, 16))[:15]
@@ -236,26 +241,26 @@ def target_group_name(cluster_name):
 MACHINE_SUFFIX_LENGTH = 5
 
 
-def machine_digest(cluster_name, set_name, slot, attempt):
+def machine_digest(cluster_name: str, set_name: str, slot: int, attempt: int) -> str:
     """The sha256 hex digest of ``<cluster>/<set>/<slot>/<attempt>``, from which a machine's name
     suffix and its launch ClientToken come: the same for every run that launches that machine."""
     text = "%s/%s/%d/%d" % (cluster_name, set_name, slot, attempt)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def machine_suffix(cluster_name, set_name, slot, attempt):
+def machine_suffix(cluster_name: str, set_name: str, slot: int, attempt: int) -> str:
     """5 base36 characters naming the machine of ``slot`` launched at ``attempt`` (0, then 1 for its
     replacement, ...); stable, so racing runs name (and tag) the same machine alike."""
     digest = machine_digest(cluster_name, set_name, slot, attempt)
     return _base36(int(digest, 16)).rjust(MACHINE_SUFFIX_LENGTH, "0")[-MACHINE_SUFFIX_LENGTH:]
 
 
-def machine_name(cluster_name, set_name, suffix):
+def machine_name(cluster_name: str, set_name: str, suffix: str) -> str:
     """A machine's Name tag: ``<cluster>-<set>-<suffix>``, as Cluster API names machines."""
     return "%s-%s-%s" % (cluster_name, set_name, suffix)
 
 
-def machine_role(set_name):
+def machine_role(set_name: str) -> str:
     """The CAPA role tag of a machine set's instances."""
     if set_name == SET_CONTROL_PLANE:
         return ROLE_CONTROL_PLANE

@@ -22,6 +22,7 @@ until deleted), their Elastic IPs, the internet gateway, subnets, the VPC. It re
 while the cluster's instances or load balancers are still in the VPC.
 """
 
+import functools
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import gateways
@@ -58,7 +59,7 @@ def _resolve(value: Any, refs: Dict[str, Any]) -> Any:
     if isinstance(value, _Ref):
         return refs[value.key]
     if isinstance(value, dict):
-        return dict((key, _resolve(item, refs)) for key, item in value.items())
+        return {key: _resolve(item, refs) for key, item in value.items()}
     if isinstance(value, list):
         return [_resolve(item, refs) for item in value]
     return value
@@ -110,7 +111,7 @@ def _byo_skeleton(ctx: Context, spec: Spec, plan: Plan) -> Dict[str, Any]:
         raise NetworkError("cluster.network.vpc_id: %s does not exist in %s; give the id of an existing VPC"
                            % (network["vpc_id"], spec["region"]))
     found = lookup.cluster_subnets(ctx.ec2, spec)
-    missing = sorted(set(network["subnet_ids"]) - set(s["id"] for s in found))
+    missing = sorted(set(network["subnet_ids"]) - {s["id"] for s in found})
     if missing:
         raise NetworkError("cluster.network.subnet_ids: %s not found in %s; list subnets of %s"
                            % (", ".join(missing), spec["region"], current_vpc["VpcId"]))
@@ -120,7 +121,7 @@ def _byo_skeleton(ctx: Context, spec: Spec, plan: Plan) -> Dict[str, Any]:
                            % (", ".join(elsewhere), current_vpc["VpcId"]))
     plan.refs[vpc.REF] = current_vpc["VpcId"]
     return {"vpc_id": current_vpc["VpcId"], "vpc_cidr": current_vpc["CidrBlock"], "managed": False,
-            "availability_zones": sorted(set(s["availability_zone"] for s in found)), "subnets": found,
+            "availability_zones": sorted({s["availability_zone"] for s in found}), "subnets": found,
             "internet_gateway_id": None, "nat_gateways": [], "route_tables": []}
 
 
@@ -138,7 +139,7 @@ def plan_present(ctx: Context, spec: Spec) -> Plan:
     else:
         skeleton = _plan_managed(ctx, spec, plan)
     securitygroups.plan_present(ctx, spec, plan, lambda: str(plan.refs[vpc.REF]), skeleton["vpc_cidr"])
-    skeleton["security_groups"] = dict((role, _Ref(securitygroups.group_ref(role))) for role in securitygroups.wanted_roles(spec))
+    skeleton["security_groups"] = {role: _Ref(securitygroups.group_ref(role)) for role in securitygroups.wanted_roles(spec)}
     plan.returns["network"] = lambda: _result(skeleton, plan)
     return plan
 
@@ -217,8 +218,8 @@ class NetworkTeardown:
             interfaces = aws_ec2.describe_network_interfaces(ec2, Filters=lookup.in_vpc(vpc_id))
         elif group_ids:
             interfaces = aws_ec2.describe_network_interfaces(ec2, Filters=[{"Name": "group-id", "Values": group_ids}])
-        by_instance = set(i["NetworkInterfaceId"] for i in interfaces if i.get("Attachment", {}).get("InstanceId"))
-        users_of_groups = set(i.get("Attachment", {}).get("InstanceId") for i in interfaces)
+        by_instance = {i["NetworkInterfaceId"] for i in interfaces if i.get("Attachment", {}).get("InstanceId")}
+        users_of_groups = {i.get("Attachment", {}).get("InstanceId") for i in interfaces}
         for instance in instances:
             if naming.is_claimed(lookup.tags_of(instance), cluster):
                 self.cluster_instances.append(instance)
@@ -227,8 +228,8 @@ class NetworkTeardown:
                                           "cluster's network" % (lookup.instance_label(instance), instance.get("SubnetId")))
         balancers = lookup.load_balancers_in_vpc(self.ctx.elb, self.ctx.elbv2, vpc_id)
         self.cluster_balancers = [label for label, _name, tags in balancers if naming.is_claimed(tags, cluster)]
-        mine = set(name for _label, name, tags in balancers if naming.is_claimed(tags, cluster))
-        nat_interfaces = set(a.get("NetworkInterfaceId") for n in self.nat_gateways for a in n.get("NatGatewayAddresses", []))
+        mine = {name for _label, name, tags in balancers if naming.is_claimed(tags, cluster)}
+        nat_interfaces = {a.get("NetworkInterfaceId") for n in self.nat_gateways for a in n.get("NatGatewayAddresses", [])}
         for interface in interfaces:
             if interface["NetworkInterfaceId"] in by_instance:
                 continue  # reported with its instance
@@ -253,7 +254,7 @@ class NetworkTeardown:
         return [lookup.instance_label(i) for i in self.cluster_instances] + self.cluster_balancers
 
     def double_claims(self) -> List[str]:
-        resources = [("vpc", self.vpc_id, lookup.tags_of(self.vpc))] if self.managed and self.vpc else []
+        resources = [("vpc", self.vpc["VpcId"], lookup.tags_of(self.vpc))] if self.managed and self.vpc else []
         for kind, items, key in (("security group", self._cluster_groups(), "GroupId"), ("subnet", self.subnets, "SubnetId"),
                                  ("route table", self.route_tables, "RouteTableId"), ("NAT gateway", self.nat_gateways, "NatGatewayId"),
                                  ("Elastic IP", self.addresses, "AllocationId"),
@@ -286,7 +287,7 @@ class NetworkTeardown:
             for interface in self.interfaces:
                 interface_id = interface["NetworkInterfaceId"]
                 plan.delete("network-interface", interface_id,
-                            lambda interface_id=interface_id: aws_ec2.delete_network_interface(self.ctx.ec2, interface_id), "left detached")
+                            functools.partial(aws_ec2.delete_network_interface, self.ctx.ec2, interface_id), "left detached")
             subnets.plan_delete(self.ctx, plan, self.subnets)
             vpc.plan_delete(self.ctx, plan, self.vpc)
         return plan

@@ -43,7 +43,7 @@ class _RouteTables:
         self.cluster: str = spec["name"]
         self.plan = plan
         have = aws_ec2.describe_route_tables(ctx.ec2, Filters=lookup.in_vpc(current_vpc["VpcId"])) if current_vpc else []
-        self.tables = dict((lookup.name_of(t, t["RouteTableId"]), t) for t in lookup.owned(have, self.cluster))
+        self.tables = {lookup.name_of(t, t["RouteTableId"]): t for t in lookup.owned(have, self.cluster)}
         self.associations: Dict[str, Resource] = {}
         for table in have:
             for association in table.get("Associations", []):

@@ -7,6 +7,7 @@
 bad input, make clients in the spec's region, and apply or only report the plan."""
 
 import os
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Protocol
 
 try:
     import botocore
@@ -20,10 +21,10 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argu
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from .errors import KubeclusterError
-from .plan import PlanApplyError
-from .spec import SpecError, resolve, resolve_identity, select_zones, with_zones
+from .plan import Plan, PlanApplyError
+from .spec import Spec, SpecError, resolve, resolve_identity, select_zones, with_zones
 
-CLUSTER_OPTION = dict(type="dict", required=True)
+CLUSTER_OPTION: Dict[str, Any] = dict(type="dict", required=True)
 
 # amazon.aws's connection options that carry credentials. It declares access_key no_log=False
 # (an access key id names a key rather than proving it), so -vvv printed it in module_args and
@@ -32,22 +33,45 @@ CLUSTER_OPTION = dict(type="dict", required=True)
 CREDENTIAL_OPTIONS = ("access_key", "secret_key", "session_token")
 
 
+class Module(Protocol):
+    """What the runner uses of an AnsibleAWSModule (which amazon.aws does not type): the failing and
+    exiting calls never return, so mypy knows a value is set after a ``try`` that fails the module."""
 
-def connection_argument_spec(argument_spec=None):
+    params: Dict[str, Any]
+    check_mode: bool
+    _diff: bool
+
+    def client(self, service: str, retry_decorator: Any = None, **extra_params: Any) -> Any:
+        ...
+
+    def fail_json(self, msg: str, **kwargs: Any) -> NoReturn:
+        ...
+
+    def fail_json_aws(self, exception: BaseException, msg: Optional[str] = None, **kwargs: Any) -> NoReturn:
+        ...
+
+    def fail_json_aws_error(self, exception: BaseException) -> NoReturn:
+        ...
+
+    def exit_json(self, **kwargs: Any) -> NoReturn:
+        ...
+
+
+def connection_argument_spec(argument_spec: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """amazon.aws's connection options (``region`` included) with every credential no_log, then
     ``argument_spec``'s options: the one place a kubecluster.aws module gets its connection options.
 
     Build the module with ``default_args=False`` so that AnsibleAWSModule does not merge its own
     connection options, with access_key logged, back in.
     """
-    full = aws_argument_spec()
+    full: Dict[str, Any] = aws_argument_spec()
     for name in CREDENTIAL_OPTIONS:
         full[name] = dict(full[name], no_log=True)
     full.update(argument_spec or {})
     return full
 
 
-def cluster_module(argument_spec, **kwargs):
+def cluster_module(argument_spec: Dict[str, Any], **kwargs: Any) -> AnsibleAWSModule:
     """An AnsibleAWSModule for a module taking the cluster spec.
 
     It has the connection options of connection_argument_spec() but no ``region``: every call
@@ -60,7 +84,7 @@ def cluster_module(argument_spec, **kwargs):
     return AnsibleAWSModule(argument_spec=full, default_args=False, supports_check_mode=True, **kwargs)
 
 
-def load_spec(module):
+def load_spec(module: Module) -> Spec:
     """Resolve the module's ``cluster`` option, failing the module (before any AWS call) if invalid."""
     try:
         return resolve(module.params["cluster"], os.environ)
@@ -68,7 +92,7 @@ def load_spec(module):
         module.fail_json(msg=error.message, errors=error.errors)
 
 
-def load_identity(module):
+def load_identity(module: Module) -> Spec:
     """Only the name and region of the module's ``cluster`` option (for deleting, locking, reading),
     failing the module before any AWS call when either is missing or invalid."""
     try:
@@ -77,7 +101,7 @@ def load_identity(module):
         module.fail_json(msg=error.message, errors=error.errors)
 
 
-def load_for_state(module):
+def load_for_state(module: Module) -> Spec:
     """The full spec for ``state: present``; only its name and region for ``state: absent``.
 
     A delete finds what to remove by ownership tags, so a spec that no longer validates
@@ -88,7 +112,7 @@ def load_for_state(module):
     return load_spec(module)
 
 
-def client(module, spec, service):
+def client(module: Module, spec: Spec, service: str) -> Any:
     """A boto3 client for the spec's region.
 
     amazon.aws wrappers (ec2.describe_subnets, ...) retry on their own; direct calls opt in
@@ -97,7 +121,7 @@ def client(module, spec, service):
     return module.client(service, region=spec["region"], retry_decorator=AWSRetry.jittered_backoff())
 
 
-def region_zones(ec2):
+def region_zones(ec2: Any) -> List[str]:
     """Names of the region's available zones (Local and Wavelength zones excluded)."""
     zones = describe_availability_zones(
         ec2, Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
@@ -105,7 +129,7 @@ def region_zones(ec2):
     return [zone["ZoneName"] for zone in zones]
 
 
-def resolve_zones(module, spec, ec2):
+def resolve_zones(module: Module, spec: Spec, ec2: Any) -> Spec:
     """The spec with its availability zones as names, reading the region only when given a count."""
     wanted = spec["network"]["availability_zones"]
     try:
@@ -118,20 +142,20 @@ def resolve_zones(module, spec, ec2):
         module.fail_json_aws_error(error)
 
 
-def fail_aws(module, error):
+def fail_aws(module: Module, error: Exception) -> NoReturn:
     """Fail with an AWS error's message and response, as amazon.aws modules do."""
     if isinstance(error, AnsibleAWSError):
         module.fail_json_aws_error(error)
     module.fail_json_aws(error)
 
 
-def fail(module, error):
+def fail(module: Module, error: KubeclusterError) -> NoReturn:
     """Fail the module with a service's error: its message, and its problems one by one when it has several."""
     extra = {"errors": error.problems} if error.problems else {}
     module.fail_json(msg=str(error), **extra)
 
 
-def reconcile(module, build):
+def reconcile(module: Module, build: Callable[[], Plan]) -> NoReturn:
     """Run a service's planning (``build()`` returns its Plan), then apply it and exit.
 
     The one place where a module fails on a service's KubeclusterError (before any write:
@@ -146,7 +170,7 @@ def reconcile(module, build):
     finish(module, plan, plan.header, **plan.returns)
 
 
-def finish(module, plan, header, **result):
+def finish(module: Module, plan: Plan, header: str, **result: Any) -> NoReturn:
     """Apply the plan (unless in check mode) and exit with what it did.
 
     ``result`` may hold callables; they are called after the apply, so they can read
@@ -165,7 +189,7 @@ def finish(module, plan, header, **result):
             module.fail_json(msg=str(error), **detail)
     try:
         # Computed after the apply (they read the ids it made), so AWS can still fail here.
-        out = dict((key, value() if callable(value) else value) for key, value in result.items())
+        out = {key: value() if callable(value) else value for key, value in result.items()}
     except KubeclusterError as error:
         fail(module, error)
     except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:

@@ -17,7 +17,8 @@ Deletion revokes every ingress rule of every group first, because the groups ref
 each other and AWS refuses to delete a group another group's rule points at.
 """
 
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, NamedTuple
+import functools
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, cast
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
@@ -139,7 +140,7 @@ def existing_rules(group: Resource) -> Dict[RuleKey, Permission]:
                    + [("UserIdGroupPairs", GROUP, "GroupId", r) for r in perm.get("UserIdGroupPairs", [])])
         for field, kind, id_key, entry in sources:
             # Described as AWS holds it, description included, so a revoke matches it exactly.
-            source = dict((k, v) for k, v in entry.items() if k in (id_key, "UserId", "Description"))
+            source = {k: v for k, v in entry.items() if k in (id_key, "UserId", "Description")}
             key = _rule_key(protocol, from_port, to_port, kind, entry[id_key])
             rules[key] = _permission(protocol, from_port, to_port, field, source)
     return rules
@@ -189,8 +190,8 @@ def _plan_create(ctx: Context, spec: Spec, plan: Plan, role: str, vpc_id: Callab
 
     def create() -> None:
         group = aws_ec2.eventually(aws_ec2.create_security_group, ctx.ec2, GroupName=name, VpcId=vpc_id(),
-                           Description=naming.security_group_description(cluster, role),
-                           TagSpecifications=boto3_tag_specifications(tags, ["security-group"]))
+                                   Description=naming.security_group_description(cluster, role),
+                                   TagSpecifications=boto3_tag_specifications(tags, ["security-group"]))
         plan.refs[group_ref(role)] = group["GroupId"]
 
     plan.create("security-group", name, create, role)
@@ -249,8 +250,8 @@ def plan_present(ctx: Context, spec: Spec, plan: Plan, vpc_id: Callable[[], str]
             plan.refs[group_ref(role)] = groups[role]["GroupId"]
         else:
             _plan_create(ctx, spec, plan, role, vpc_id)
-    known_ids = dict((role, group["GroupId"]) for role, group in groups.items() if role in roles)
-    names = dict((group["GroupId"], group["GroupName"]) for group in groups.values())
+    known_ids = {role: group["GroupId"] for role, group in groups.items() if role in roles}
+    names = {group["GroupId"]: group["GroupName"] for group in groups.values()}
     names.update((role, naming.security_group_name(spec["name"], role)) for role in roles)
     rules = wanted_rules(spec, vpc_cidr)
     for role in roles:
@@ -260,7 +261,7 @@ def plan_present(ctx: Context, spec: Spec, plan: Plan, vpc_id: Callable[[], str]
 
 def group_ids(plan: Plan, spec: Spec) -> Dict[str, str]:
     """{sg role: group id} once the plan ran (plan.UNKNOWN for a group check mode did not create)."""
-    return dict((role, plan.refs[group_ref(role)]) for role in wanted_roles(spec))
+    return {role: cast(str, plan.refs[group_ref(role)]) for role in wanted_roles(spec)}
 
 
 # --- absent ----------------------------------------------------------------------------------
@@ -281,14 +282,14 @@ def referencing_groups(groups: Sequence[Resource], cluster: str) -> List[Tuple[R
 
     AWS refuses to delete a group another group's rule refers to, so such a rule stops a delete.
     """
-    mine = set(g["GroupId"] for g in groups if is_cluster_group(g, cluster))
+    mine = {g["GroupId"] for g in groups if is_cluster_group(g, cluster)}
     found = []
     for group in groups:
         if group["GroupId"] in mine:
             continue
         pairs = [p for perm in group.get("IpPermissions", []) + group.get("IpPermissionsEgress", [])
                  for p in perm.get("UserIdGroupPairs", [])]
-        referenced = sorted(set(p["GroupId"] for p in pairs if p.get("GroupId") in mine))
+        referenced = sorted({p["GroupId"] for p in pairs if p.get("GroupId") in mine})
         if referenced:
             found.append((group, referenced))
     return found
@@ -307,10 +308,9 @@ def plan_absent(ctx: Context, spec: Spec, plan: Plan, vpc_id: str, groups: Optio
         rules = list(existing_rules(group).values())
         if rules:
             plan.update("security-group", group["GroupName"],
-                        lambda group_id=group["GroupId"], rules=rules: aws_ec2.revoke_security_group_ingress(
-                            ctx.ec2, GroupId=group_id, IpPermissions=rules),
+                        functools.partial(aws_ec2.revoke_security_group_ingress, ctx.ec2, GroupId=group["GroupId"], IpPermissions=rules),
                         "revoke all %d ingress rule(s)" % len(rules))
     for group in mine:
         plan.delete("security-group", group["GroupName"],
-                    lambda group_id=group["GroupId"]: aws_ec2.delete_security_group(ctx.ec2, group_id), group["GroupId"])
+                    functools.partial(aws_ec2.delete_security_group, ctx.ec2, group["GroupId"]), group["GroupId"])
     return plan

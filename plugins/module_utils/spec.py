@@ -19,12 +19,19 @@ import copy
 import difflib
 import ipaddress
 import re
-from typing import Any, Dict, List, Sequence, TypeVar
+from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Pattern, Sequence, Set, Tuple, TypeVar, Union
 
 from .errors import KubeclusterError
 from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE, reserved_tag_key
 
 T = TypeVar("T")
+
+# A resolved spec (or a part of one) as the modules pass it around: the YAML mapping, every default filled in.
+Spec = Dict[str, Any]
+# A value check: the problem with a value as a text, or None when there is none.
+Check = Callable[[Any], Optional[str]]
+# The Cluster API quick-start variables (os.environ, or what a test gives).
+Environ = Mapping[str, str]
 
 # Cluster API quick-start variables and the field each fills when the spec leaves it unset.
 ENV_REGION = "AWS_REGION"
@@ -82,15 +89,16 @@ _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 class SpecError(KubeclusterError):
     """A spec that cannot be used; ``errors`` holds one ``path: problem; fix`` line each."""
 
-    def __init__(self, errors):
+    def __init__(self, errors: Iterable[str]) -> None:
         self.errors = list(errors)
-        super(SpecError, self).__init__("Invalid cluster spec:\n- " + "\n- ".join(self.errors), self.errors)
+        super().__init__("Invalid cluster spec:\n- " + "\n- ".join(self.errors), self.errors)
 
 
-class _Field(object):
+class _Field:
     """One field of the schema: how to default it, check it and say what it should be."""
 
-    def __init__(self, default=None, check=None, env=None, children=None, items=None, nullable=False):
+    def __init__(self, default: Any = None, check: Optional[Check] = None, env: Optional[str] = None,
+                 children: Optional["Schema"] = None, items: Optional["Schema"] = None, nullable: bool = False) -> None:
         self.default = default
         self.check = check
         self.env = env
@@ -99,65 +107,65 @@ class _Field(object):
         self.nullable = nullable
 
 
-def _copy(value):
+def _copy(value: T) -> T:
     return copy.deepcopy(value)
 
 
 # --- value checks: each returns an error text or None --------------------------------
 
-def _is_int(value):
+def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _string(value):
+def _string(value: Any) -> Optional[str]:
     if not isinstance(value, str) or not value:
         return "must be a non-empty string"
     return None
 
 
-def _choice(choices):
-    def check(value):
+def _choice(choices: Sequence[str]) -> Check:
+    def check(value: Any) -> Optional[str]:
         if value not in choices:
             return "must be one of %s, not %r" % (", ".join(choices), value)
         return None
     return check
 
 
-def _boolean(value):
+def _boolean(value: Any) -> Optional[str]:
     if not isinstance(value, bool):
         return "must be true or false (unquoted), not %r" % (value,)
     return None
 
 
-def _int_range(low, high):
-    def check(value):
+def _int_range(low: int, high: int) -> Check:
+    def check(value: Any) -> Optional[str]:
         if not _is_int(value) or not low <= value <= high:
             return "must be a whole number from %d to %d, not %r" % (low, high, value)
         return None
     return check
 
 
-def _pattern(regex, what):
-    def check(value):
+def _pattern(regex: Pattern[str], what: str) -> Check:
+    def check(value: Any) -> Optional[str]:
         if not isinstance(value, str) or not regex.match(value):
             return "%r is not %s" % (value, what)
         return None
     return check
 
 
-def _cluster_name(value):
+def _cluster_name(value: Any) -> Optional[str]:
     if not isinstance(value, str) or not _DNS_LABEL.match(value) or len(value) > 63:
         return ("%r is not a valid cluster name; use at most 63 lower-case letters, digits and '-', "
                 "starting and ending with a letter or digit (it becomes part of AWS resource names and tags)" % (value,))
     return None
 
 
-def cluster_name_error(value):
+def cluster_name_error(value: Any) -> Optional[str]:
     """Why ``value`` cannot be a cluster name, or None when it can; for options that name clusters outside a spec."""
     return _cluster_name(value)
 
 
-def _network(value, low=16, high=28):
+def _network(value: Any, low: int = 16, high: int = 28) -> Optional[str]:
     if not isinstance(value, str):
         return "must be an IPv4 CIDR such as 10.0.0.0/16, not %r" % (value,)
     try:
@@ -173,14 +181,14 @@ def _network(value, low=16, high=28):
     return None
 
 
-def _service_network(value):
+def _service_network(value: Any) -> Optional[str]:
     problem = _network(value, 12, 24)
     if problem and "prefix length" in problem:
         return problem + " (kubeadm refuses a service subnet of more than 20 host bits)"
     return problem
 
 
-def _cidr_list(value):
+def _cidr_list(value: Any) -> Optional[str]:
     if not isinstance(value, list) or not value:
         return "must be a non-empty list of IPv4 CIDRs such as [203.0.113.0/24]"
     for item in value:
@@ -190,7 +198,7 @@ def _cidr_list(value):
     return None
 
 
-def _version(value):
+def _version(value: Any) -> Optional[str]:
     match = _VERSION.match(value) if isinstance(value, str) else None
     if not match:
         return ("%r is not a Kubernetes version; write it as vMAJOR.MINOR.PATCH, e.g. v1.31.4 "
@@ -201,7 +209,7 @@ def _version(value):
     return None
 
 
-def _zones(value):
+def _zones(value: Any) -> Optional[str]:
     if _is_int(value):
         if not 1 <= value <= MAX_AZS:
             return "must be a count from 1 to %d or a list of zone names, not %r" % (MAX_AZS, value)
@@ -218,7 +226,7 @@ def _zones(value):
     return "must be a count (e.g. 3) or a list of zone names, not %r" % (value,)
 
 
-def _subnet_ids(value):
+def _subnet_ids(value: Any) -> Optional[str]:
     if not isinstance(value, list):
         return "must be a list of subnet ids such as [subnet-0123456789abcdef0]"
     for item in value:
@@ -227,7 +235,7 @@ def _subnet_ids(value):
     return None
 
 
-def _tags(value):
+def _tags(value: Any) -> Optional[str]:
     if not isinstance(value, dict):
         return "must be a mapping of tag keys to values"
     if len(value) > MAX_USER_TAGS:
@@ -248,14 +256,17 @@ def _tags(value):
     return None
 
 
-def _kms(value):
+def _kms(value: Any) -> Optional[str]:
     if not isinstance(value, str) or not (value.startswith("arn:") or re.match(r"^[0-9a-f-]{36}$", value)
                                           or value.startswith("alias/")):
         return "%r is not a KMS key id, alias/NAME or key ARN" % (value,)
     return None
 
 
-def _root_volume():
+Schema = Dict[str, _Field]
+
+
+def _root_volume() -> Schema:
     return {
         "size": _Field(DEFAULT_ROOT_VOLUME["size"], _int_range(8, 16384)),
         "type": _Field(DEFAULT_ROOT_VOLUME["type"], _choice(VOLUME_TYPES)),
@@ -264,7 +275,18 @@ def _root_volume():
     }
 
 
-SCHEMA = {
+# A machine deployment's fields (the items of machine_deployments).
+_MACHINE_DEPLOYMENT: Schema = {
+    "name": _Field(None, None),
+    "replicas": _Field(None, _int_range(0, 1000), env=ENV_WORKER_COUNT),
+    "instance_type": _Field("t3.large", _pattern(_INSTANCE_TYPE, "an EC2 instance type such as t3.large"), env=ENV_NODE_TYPE),
+    "ami_id": _Field(None, _pattern(_AMI, "an AMI id such as ami-0123456789abcdef0"), nullable=True),
+    "iam_instance_profile": _Field(NODES_PROFILE, _string),
+    "availability_zones": _Field(None, _zones, nullable=True),
+    "root_volume": _Field(children=_root_volume()),
+}
+
+SCHEMA: Schema = {
     "name": _Field(None, _cluster_name),
     "region": _Field(None, _pattern(_REGION, "an AWS region name such as ap-northeast-2"), env=ENV_REGION),
     "kubernetes_version": _Field(None, _version, env=ENV_VERSION),
@@ -329,21 +351,13 @@ SCHEMA = {
         "manifests_dir": _Field(None, _string, nullable=True),
     }),
     "kubeconfig_path": _Field(None, _string, nullable=True),
-    "machine_deployments": _Field(None, items={
-        "name": _Field(None, None),
-        "replicas": _Field(None, _int_range(0, 1000), env=ENV_WORKER_COUNT),
-        "instance_type": _Field("t3.large", _pattern(_INSTANCE_TYPE, "an EC2 instance type such as t3.large"), env=ENV_NODE_TYPE),
-        "ami_id": _Field(None, _pattern(_AMI, "an AMI id such as ami-0123456789abcdef0"), nullable=True),
-        "iam_instance_profile": _Field(NODES_PROFILE, _string),
-        "availability_zones": _Field(None, _zones, nullable=True),
-        "root_volume": _Field(children=_root_volume()),
-    }),
+    "machine_deployments": _Field(None, items=_MACHINE_DEPLOYMENT),
 }
 
 _INT_ENV = (ENV_CP_COUNT, ENV_WORKER_COUNT)
 
 
-def _from_env(field, environ, path, errors):
+def _from_env(field: _Field, environ: Environ, path: str, errors: List[str]) -> Tuple[bool, Any]:
     raw = environ.get(field.env) if field.env else None
     if raw in (None, ""):
         return False, None
@@ -357,7 +371,7 @@ def _from_env(field, environ, path, errors):
     return True, raw
 
 
-def _unknown_keys(value, schema, path, errors):
+def _unknown_keys(value: Dict[Any, Any], schema: Schema, path: str, errors: List[str]) -> None:
     for key in value:
         if key not in schema:
             close = difflib.get_close_matches(str(key), list(schema), n=1)
@@ -365,20 +379,20 @@ def _unknown_keys(value, schema, path, errors):
             errors.append("%s.%s: unknown key; %s" % (path, key, hint))
 
 
-def _resolve_mapping(value, schema, path, environ, errors):
+def _resolve_mapping(value: Any, schema: Schema, path: str, environ: Environ, errors: List[str]) -> Spec:
     if value is None:
         value = {}
     if not isinstance(value, dict):
         errors.append("%s: must be a mapping, not %r" % (path, value))
         value = {}
     _unknown_keys(value, schema, path, errors)
-    out = {}
+    out: Spec = {}
     for key, field in schema.items():
         out[key] = _resolve_field(value.get(key), key in value, field, "%s.%s" % (path, key), environ, errors)
     return out
 
 
-def _resolve_field(value, present, field, path, environ, errors):
+def _resolve_field(value: Any, present: bool, field: _Field, path: str, environ: Environ, errors: List[str]) -> Any:
     if field.children is not None:
         return _resolve_mapping(value, field.children, path, environ, errors)
     if not present or (value is None and not field.nullable):
@@ -393,16 +407,16 @@ def _resolve_field(value, present, field, path, environ, errors):
     return value
 
 
-def _resolve_machine_deployments(value, environ, errors):
+def _resolve_machine_deployments(value: Any, environ: Environ, errors: List[str]) -> List[Spec]:
     path = "cluster.machine_deployments"
-    schema = SCHEMA["machine_deployments"].items
+    schema = _MACHINE_DEPLOYMENT
     if value is None:
         value = [{"name": "md-0"}]
     if not isinstance(value, list):
         errors.append("%s: must be a list of machine deployments such as [{name: md-0, replicas: 2}]" % path)
         return []
-    out = []
-    seen = set()
+    out: List[Spec] = []
+    seen: Set[Any] = set()
     for index, item in enumerate(value):
         item_path = "%s[%d]" % (path, index)
         if not isinstance(item, dict):
@@ -425,7 +439,7 @@ def _resolve_machine_deployments(value, environ, errors):
     return out
 
 
-def _check_control_plane(spec, errors):
+def _check_control_plane(spec: Spec, errors: List[str]) -> None:
     replicas = spec["control_plane"]["replicas"]
     path = "cluster.control_plane.replicas"
     if not _is_int(replicas) or replicas < 1:
@@ -435,10 +449,10 @@ def _check_control_plane(spec, errors):
                       % (path, replicas, replicas - 1, replicas + 1))
 
 
-def _check_network(spec, errors):
+def _check_network(spec: Spec, errors: List[str]) -> None:
     network = spec["network"]
     path = "cluster.network"
-    nets = {}
+    nets: Dict[str, Union[ipaddress.IPv4Network, ipaddress.IPv6Network]] = {}
     for key in ("vpc_cidr", "pod_cidr", "service_cidr"):
         try:
             nets[key] = ipaddress.ip_network(network[key])
@@ -471,7 +485,7 @@ def _check_network(spec, errors):
                           % (path, nets["vpc_cidr"], zones, 28 - bits - public_bits))
 
 
-def _check_kubernetes_packages(spec, errors):
+def _check_kubernetes_packages(spec: Spec, errors: List[str]) -> None:
     packages = spec["kubernetes_packages"]
     path = "cluster.kubernetes_packages"
     source = packages["source"]
@@ -487,12 +501,12 @@ def _check_kubernetes_packages(spec, errors):
         errors.append("%s.binaries_dir: only used with source: binaries; set source: binaries or remove it" % path)
 
 
-def _default_kubeconfig_path(spec):
+def _default_kubeconfig_path(spec: Spec) -> None:
     if spec["kubeconfig_path"] is None and isinstance(spec["name"], str) and not _cluster_name(spec["name"]):
         spec["kubeconfig_path"] = "~/.kube/%s.kubeconfig" % spec["name"]
 
 
-def _check_required(spec, errors):
+def _check_required(spec: Spec, errors: List[str]) -> None:
     if spec["name"] is None:
         errors.append("cluster.name: required; name the cluster, e.g. name: capi-example")
     if spec["region"] is None:
@@ -501,18 +515,18 @@ def _check_required(spec, errors):
         errors.append("cluster.kubernetes_version: required; set it (e.g. v1.31.4), or export %s" % ENV_VERSION)
 
 
-def resolve(raw, environ=None):
+def resolve(raw: object, environ: Optional[Environ] = None) -> Spec:
     """Validate a user's spec (the value of the ``cluster`` key) and fill in every default.
 
     ``environ`` supplies the Cluster API quick-start variables for fields the spec leaves
     unset. Raises SpecError naming every problem; returns the complete spec otherwise.
     """
     environ = environ or {}
-    errors = []
+    errors: List[str] = []
     if not isinstance(raw, dict):
         raise SpecError(["cluster: must be a mapping with at least a name, e.g. {name: capi-example}"])
-    schema = dict((k, v) for k, v in SCHEMA.items() if k != "machine_deployments")
-    spec = _resolve_mapping(dict((k, v) for k, v in raw.items() if k != "machine_deployments"),
+    schema = {k: v for k, v in SCHEMA.items() if k != "machine_deployments"}
+    spec = _resolve_mapping({k: v for k, v in raw.items() if k != "machine_deployments"},
                             schema, "cluster", environ, errors)
     spec["machine_deployments"] = _resolve_machine_deployments(raw.get("machine_deployments"), environ, errors)
     _check_required(spec, errors)
@@ -528,7 +542,7 @@ def resolve(raw, environ=None):
     return spec
 
 
-def resolve_identity(raw, environ=None):
+def resolve_identity(raw: object, environ: Optional[Environ] = None) -> Spec:
     """Only the cluster's name and region, from a spec that need not validate as a whole.
 
     Deleting, locking and reading a cluster need nothing else, so a spec written for an older
@@ -538,8 +552,8 @@ def resolve_identity(raw, environ=None):
     environ = environ or {}
     if not isinstance(raw, dict):
         raise SpecError(["cluster: must be a mapping with at least a name, e.g. {name: capi-example}"])
-    errors = []
-    identity = {}
+    errors: List[str] = []
+    identity: Spec = {}
     for key in ("name", "region"):
         field = SCHEMA[key]
         identity[key] = _resolve_field(raw.get(key), key in raw, field, "cluster." + key, environ, errors)
@@ -549,7 +563,7 @@ def resolve_identity(raw, environ=None):
     return identity
 
 
-def _nat_layout(spec: Dict[str, Any], zones: Sequence[T]) -> List[T]:
+def _nat_layout(spec: Spec, zones: Sequence[T]) -> List[T]:
     """The one NAT-layout rule: the items of ``zones`` that get a NAT gateway.
 
     Every zone (per_az), the first (single) or none; none at all with a bring-your-own VPC,
@@ -561,12 +575,12 @@ def _nat_layout(spec: Dict[str, Any], zones: Sequence[T]) -> List[T]:
     return list(zones) if mode == "per_az" else list(zones[:1])
 
 
-def nat_zones(spec: Dict[str, Any]) -> List[str]:
+def nat_zones(spec: Spec) -> List[str]:
     """The zones (of the spec's resolved availability_zones) that get a NAT gateway, in spec order."""
     return _nat_layout(spec, spec["network"]["availability_zones"])
 
 
-def nat_gateway_count(spec: Dict[str, Any], zone_count: int) -> int:
+def nat_gateway_count(spec: Spec, zone_count: int) -> int:
     """How many NAT gateways (and so Elastic IPs) the spec's NAT layout needs for ``zone_count`` zones.
 
     For callers that know the number of zones before their names (cluster_spec's quota check).
@@ -574,7 +588,7 @@ def nat_gateway_count(spec: Dict[str, Any], zone_count: int) -> int:
     return len(_nat_layout(spec, range(zone_count)))
 
 
-def select_zones(spec, region_zones):
+def select_zones(spec: Spec, region_zones: Iterable[str]) -> List[str]:
     """The cluster's availability zones, CAPA-style: the first N sorted names, or the given list.
 
     ``region_zones`` are the names of the region's available zones. Raises SpecError when
@@ -595,7 +609,7 @@ def select_zones(spec, region_zones):
     return available[:wanted]
 
 
-def instance_profiles(spec):
+def instance_profiles(spec: Spec) -> Dict[str, str]:
     """The instance profiles the spec's machines use, as {field path: profile name}."""
     profiles = {"cluster.control_plane.iam_instance_profile": spec["control_plane"]["iam_instance_profile"]}
     for index, deployment in enumerate(spec["machine_deployments"]):
@@ -603,7 +617,8 @@ def instance_profiles(spec):
     return profiles
 
 
-def check_against_account(spec, zones, eip_quota, eips_in_use, eips_owned, key_pairs=None, missing_profiles=None):
+def check_against_account(spec: Spec, zones: Sequence[str], eip_quota: int, eips_in_use: int, eips_owned: int,
+                          key_pairs: Optional[Collection[str]] = None, missing_profiles: Optional[Iterable[str]] = None) -> None:
     """Checks that need facts only AWS has; raise SpecError naming the field and the fix.
 
     ``eips_in_use`` counts every Elastic IP allocated in the region, ``eips_owned`` the ones
@@ -611,7 +626,7 @@ def check_against_account(spec, zones, eip_quota, eips_in_use, eips_owned, key_p
     set of key-pair names in the region, or None when it was not read; ``missing_profiles``
     the field paths whose instance profile does not exist.
     """
-    errors = []
+    errors: List[str] = []
     for path in missing_profiles or []:
         errors.append("%s: instance profile %r does not exist; create the IAM stack once per account "
                       "(ansible-playbook kubecluster.aws.bootstrap_iam) or name an existing profile"
@@ -638,7 +653,7 @@ def check_against_account(spec, zones, eip_quota, eips_in_use, eips_owned, key_p
         raise SpecError(errors)
 
 
-def with_zones(spec, zones):
+def with_zones(spec: Spec, zones: Iterable[str]) -> Spec:
     """A copy of the spec whose availability_zones is the resolved list of names."""
     out = copy.deepcopy(spec)
     out["network"]["availability_zones"] = list(zones)
@@ -650,7 +665,7 @@ def with_zones(spec, zones):
     return out
 
 
-def machine_set_spec(spec, set_name):
+def machine_set_spec(spec: Spec, set_name: str) -> Spec:
     """The part of the spec one machine set is built from, with cluster-wide settings merged in.
 
     Returns a dict with replicas, instance_type, ami_id, iam_instance_profile, root_volume,

@@ -47,7 +47,6 @@ EXPECTED_TERMINATION = "Client.UserInitiatedShutdown"
 LB_TYPES: Dict[Any, str] = {"network": aws_elb.NLB, "application": "alb", "gateway": "gwlb"}
 
 
-
 class ClusterStatus(NamedTuple):
     """What the module returns for one cluster, and what it still waits for."""
 

@@ -12,6 +12,7 @@ public IPs on launch) and turn that mapping back on where it went off. Each subn
 goes to ``plan.refs[ref(role, zone)]``.
 """
 
+import functools
 import ipaddress
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypedDict
 
@@ -131,5 +132,5 @@ def plan_delete(ctx: Context, plan: Plan, subnets: List[Resource]) -> None:
     """Add the deletes of ``subnets`` to ``plan``, in the order given."""
     for subnet in subnets:
         subnet_id = subnet["SubnetId"]
-        plan.delete("subnet", lookup.name_of(subnet, subnet_id), lambda subnet_id=subnet_id: aws_ec2.delete_subnet(ctx.ec2, subnet_id),
+        plan.delete("subnet", lookup.name_of(subnet, subnet_id), functools.partial(aws_ec2.delete_subnet, ctx.ec2, subnet_id),
                     subnet_id)

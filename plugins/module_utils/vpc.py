@@ -30,8 +30,8 @@ DNS_ATTRIBUTES = (("enableDnsSupport", "EnableDnsSupport", "DNS support"),
 
 
 def _dns(ctx: Context, vpc_id: str) -> Dict[str, bool]:
-    return dict((attribute, bool(aws_ec2.describe_vpc_attribute(ctx.ec2, vpc_id, attribute)[key]["Value"]))
-                for attribute, key, _label in DNS_ATTRIBUTES)
+    return {attribute: bool(aws_ec2.describe_vpc_attribute(ctx.ec2, vpc_id, attribute)[key]["Value"])
+            for attribute, key, _label in DNS_ATTRIBUTES}
 
 
 def _enable(ctx: Context, plan: Plan, key: str) -> Callable[[], Any]:

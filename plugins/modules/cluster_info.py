@@ -329,6 +329,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils import status
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 
+
 def check_options(module: Any) -> None:
     """Options the argument spec cannot check, before any AWS call."""
     params = module.params
