@@ -96,3 +96,9 @@ def moto_aws(aws_env):
 def ec2(moto_aws):
     """A boto3 EC2 client on moto in process, in REGION."""
     return boto3.client("ec2", region_name=REGION)
+
+
+@pytest.fixture
+def ssm(moto_aws):
+    """A boto3 SSM client on moto in process, in REGION (the cluster lease's parameters)."""
+    return boto3.client("ssm", region_name=REGION)

@@ -25,6 +25,7 @@ ROLE = "sigs.k8s.io/cluster-api-provider-aws/role"
 KEY_NAME = "jonnung"
 AMI = "ami-03cf127a"  # an x86_64 HVM image moto serves (and launches) in every region
 KUBERNETES_VERSION = "v1.31.4"
+LEASE = "/kubecluster.aws/clusters/%s/lease" % CLUSTER  # the cluster lease's SSM parameter
 
 # --- which API calls only read --------------------------------------------------------------
 
@@ -96,11 +97,11 @@ class AwsCalls(list):
 
 # --- plugins' Context on moto in process -------------------------------------------------------
 
-def context(clients=None, **options):
-    """plugins' Context in REGION: the test's own ``clients`` by service name (so a test can watch or fake
-    exactly the client the service uses), boto3 clients on REGION for every other service. ``options`` go to
-    Context (wait, wait_timeout)."""
+def context(*clients, **options):
+    """plugins' Context in REGION: the test's own boto3 ``clients`` for their services (so the service uses
+    exactly the client the test holds), new boto3 clients on REGION for every other service. ``options`` go
+    to Context (wait, wait_timeout)."""
     from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 
-    own = dict(clients or {})
+    own = {client.meta.service_model.service_name: client for client in clients}
     return Context(lambda service: own[service] if service in own else boto3.client(service, region_name=REGION), REGION, **options)
