@@ -64,13 +64,13 @@ class Calls(object):
         self.aws_calls = aws_calls
 
     def clear(self):
-        del self.aws_calls[:]
+        self.aws_calls.clear()
 
     def names(self):
-        return [operation for dummy, operation in self.aws_calls]
+        return self.aws_calls.operations()
 
     def writes(self):
-        return [operation for dummy, operation in self.aws_calls.writes()]
+        return self.aws_calls.written()
 
 
 @pytest.fixture
