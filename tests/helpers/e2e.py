@@ -10,20 +10,14 @@ import sys
 import boto3
 import yaml
 
+from helpers.aws import AMI, KEY_NAME, REGION
 from helpers.moto_server import ACCOUNT_ID
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS_ROOT = os.path.join(REPO, ".ansible", "collections")
 
-REGION = "ap-northeast-2"
-# The example spec's cluster (examples/capi-example.yml) and the tags tests read back.
-NAME = "capi-example"
-OWNER = "sigs.k8s.io/cluster-api-provider-aws/cluster/" + NAME
-ROLE = "sigs.k8s.io/cluster-api-provider-aws/role"
-KEY_NAME = "jonnung"
 # moto has no CNCF (CAPA) images: register one with CAPA's name format, owned by moto's account.
 CAPA_IMAGE_NAME = "capa-ami-ubuntu-24.04-v1.31.4-1732500000"
-MOTO_BASE_IMAGE = "ami-03cf127a"  # an x86_64 HVM image moto serves in every region
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
 
@@ -56,7 +50,7 @@ class Account(object):
         self.ec2.create_key_pair(KeyName=KEY_NAME)
         # moto's RegisterImage drops the architecture and virtualization type that CAPA's lookup
         # filters on; an image made from an instance of one of moto's own AMIs keeps them.
-        builder = self.ec2.run_instances(ImageId=MOTO_BASE_IMAGE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        builder = self.ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         image = self.ec2.create_image(InstanceId=builder, Name=CAPA_IMAGE_NAME)
         self.ec2.terminate_instances(InstanceIds=[builder])
         return image["ImageId"]

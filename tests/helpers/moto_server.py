@@ -27,23 +27,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
+from helpers.aws import REGION, is_read_action
+
 # moto_server answers as this account (moto's default).
 ACCOUNT_ID = "123456789012"
-DEFAULT_REGION = "ap-northeast-2"
-
-# Actions that only read though their names do not say so. Everything else that does not start
-# with one of READ_PREFIXES changes something (Create*, Delete*, Modify*, Run*, Terminate*,
-# Authorize*, Revoke*, Associate*, Attach*, Register*, Put*, Add*, Remove*, Set*, Tag*, ...).
-READ_PREFIXES = ("Describe", "Get", "List", "BatchGet", "Head")
-READ_ACTIONS = frozenset((
-    "ValidateTemplate",          # cloudformation
-    "EstimateTemplateCost",      # cloudformation
-    "AssumeRole",                # sts: hands out credentials, changes no resource
-    "AssumeRoleWithWebIdentity",
-    "DecodeAuthorizationMessage",
-    "SimulatePrincipalPolicy",   # iam
-    "SimulateCustomPolicy",
-))
+DEFAULT_REGION = REGION
 
 # Classic ELB and ELBv2 sign with the same service name; their API versions tell them apart.
 ELB_VERSIONS = {"2012-06-01": "elb", "2015-12-01": "elbv2"}
@@ -233,12 +221,13 @@ def parse_recorded_request(entry):
 
 
 def is_write(action, params=None, method="POST"):
-    """Whether an API call may change something (a DryRun call never does)."""
+    """Whether an API call may change something (a DryRun call never does): helpers.aws's classification,
+    for a call as the server recorded it (form parameters as strings, REST calls by HTTP method)."""
     if (params or {}).get("DryRun", "").lower() == "true":
         return False
     if " " in action:  # a REST call with no action name: its HTTP method tells
         return method.upper() not in ("GET", "HEAD")
-    return not (action.startswith(READ_PREFIXES) or action in READ_ACTIONS)
+    return not is_read_action(action)
 
 
 def _body_bytes(entry):

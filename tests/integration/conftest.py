@@ -3,7 +3,8 @@ ansible-playbook runs of the collection's own playbooks against it."""
 
 import pytest
 
-from helpers.e2e import REGION, Account, playbook_runner
+from helpers.aws import REGION
+from helpers.e2e import Account, playbook_runner
 from helpers.moto_server import MotoServer
 
 

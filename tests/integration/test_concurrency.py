@@ -14,11 +14,10 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from helpers.e2e import NAME, ROLE, example_spec, start_playbook, tags
+from helpers.aws import CLUSTER as NAME, LEASE, ROLE
+from helpers.e2e import example_spec, start_playbook, tags
 
 pytestmark = pytest.mark.e2e
-
-LEASE = "/kubecluster.aws/clusters/%s/lease" % NAME
 
 
 def lease_value(account):

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from helpers.e2e import NAME, REGION, example_spec, tags
+from helpers.aws import CLUSTER as NAME, REGION
+from helpers.e2e import example_spec, tags
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,8 @@ import ipaddress
 
 import pytest
 
-from helpers.e2e import NAME, ROLE, example_spec, tags
+from helpers.aws import CLUSTER as NAME, ROLE
+from helpers.e2e import example_spec, tags
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,8 @@ import subprocess
 import pytest
 import yaml
 
-from helpers.e2e import ANSIBLE_INVENTORY, NAME, REGION, ansible_env, example_spec
+from helpers.aws import CLUSTER as NAME, REGION
+from helpers.e2e import ANSIBLE_INVENTORY, ansible_env, example_spec
 
 pytestmark = pytest.mark.e2e
 

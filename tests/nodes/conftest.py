@@ -47,6 +47,7 @@ if STAND_INS not in sys.path:
 import kube_api_emulator  # noqa: E402  (tests/stand_ins is put on the path above)
 from helpers.moto_server import MotoServer  # noqa: E402
 import stand_in_lib  # noqa: E402
+from helpers.aws import REGION, ZONES  # noqa: E402  (tests/ is on the path: tests/conftest.py)
 
 LABEL = "kubecluster.aws.test=nodes"
 PREFIX = "kubecluster-test"
@@ -57,8 +58,6 @@ API_ENDPOINT = "%s:%d" % (API_HOST, API_PORT)
 DEFAULT_KUBERNETES_VERSION = os.environ.get("KUBECLUSTER_TEST_KUBERNETES_VERSION", "v1.31.4")
 DEBIAN_MIRROR = os.environ.get("KUBECLUSTER_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 MACHINE_DEPLOYMENT = "md-0"
-REGION = "ap-northeast-2"
-ZONES = ("ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c")
 # no --privileged (needs CAP_SYS_RESOURCE, which this kind of machine does not grant): what systemd needs
 RUN_OPTIONS = ["--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--security-opt", "seccomp=unconfined", "--tmpfs", "/run", "--tmpfs", "/run/lock",
                "-v", "/sys/fs/cgroup:/sys/fs/cgroup", "-e", "container=docker"]

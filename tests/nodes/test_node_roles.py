@@ -336,8 +336,9 @@ def test_a_run_while_another_changes_the_cluster_stops_before_any_host_and_a_fin
     # The earlier runs gave their lease back.
     assert [p["Name"] for p in ssm.describe_parameters()["Parameters"]] == []
     since = datetime.datetime.now(datetime.timezone.utc)
+    utc = "%Y-%m-%dT%H:%M:%SZ"
     holder = {"token": "other-run", "holder": "ops@elsewhere create_cluster.yml", "host": "elsewhere", "pid": 1,
-              "since": since.isoformat(), "expires": (since + datetime.timedelta(minutes=30)).isoformat()}
+              "since": since.strftime(utc), "expires": (since + datetime.timedelta(minutes=30)).strftime(utc)}
     ssm.put_parameter(Name=lease, Type="String", Value=json.dumps(holder))
     env.clear_stand_in_calls()
     try:

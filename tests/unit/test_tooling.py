@@ -1,4 +1,5 @@
-"""The test tooling itself: tests/helpers/moto_server.MotoServer, which the e2e tests and the bench rely on."""
+"""The test tooling itself: tests/helpers/moto_server.MotoServer, which the e2e tests and the bench rely on, and the
+in-process recorder and Context of conftest and helpers.aws, which the unit tests rely on."""
 
 import base64
 import json
@@ -9,6 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from helpers.aws import REGION, context
 from helpers.moto_server import ACCOUNT_ID, MotoServer, is_write, parse_recorded_request
 
 
@@ -153,3 +155,40 @@ def test_moto_api_requests_are_not_aws_calls():
 ])
 def test_is_write(action, params, writes):
     assert is_write(action, params) is writes
+
+
+# --- the in-process recorder (conftest's aws_calls) and helpers.aws --------------------------------------
+
+
+def test_in_process_recorder_classifies_as_the_moto_server_recorder_does(ec2, aws_calls):
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.describe_vpcs(VpcIds=[vpc_id])
+    with pytest.raises(ClientError, match="DryRunOperation"):
+        ec2.create_internet_gateway(DryRun=True)
+    boto3.client("sts", region_name=REGION).get_caller_identity()
+
+    assert list(aws_calls) == [("ec2", "CreateVpc"), ("ec2", "DescribeVpcs"), ("ec2", "CreateInternetGateway"),
+                               ("sts", "GetCallerIdentity")]
+    assert aws_calls.writes() == [("ec2", "CreateVpc")] and aws_calls.written() == ["CreateVpc"]
+    assert aws_calls.reads() == [("ec2", "DescribeVpcs"), ("ec2", "CreateInternetGateway"), ("sts", "GetCallerIdentity")]
+    # the server's is_write, given the DryRun parameter as the server sees it, agrees
+    dry_run = {"CreateInternetGateway": {"DryRun": "true"}}
+    assert [call for call in aws_calls if is_write(call[1], dry_run.get(call[1]))] == aws_calls.writes()
+    assert aws_calls.params_of("DescribeVpcs") == [{"VpcIds": [vpc_id]}]
+
+
+def test_clearing_the_recorder_forgets_the_parameters_too(ec2, aws_calls):
+    ec2.create_vpc(CidrBlock="10.0.0.0/16")
+    del aws_calls[:]
+    ec2.describe_vpcs()
+    assert aws_calls.operations() == ["DescribeVpcs"] and aws_calls.params_of("DescribeVpcs") == [{}]
+    aws_calls.clear()
+    with pytest.raises(ClientError, match="DryRunOperation"):
+        ec2.create_internet_gateway(DryRun=True)
+    assert aws_calls.writes() == []
+
+
+def test_context_uses_the_tests_clients_and_makes_the_others(ec2):
+    ctx = context(ec2, wait=False)
+    assert ctx.ec2 is ec2 and ctx.region == REGION and ctx.wait is False
+    assert ctx.elbv2.meta.service_model.service_name == "elbv2" and ctx.elbv2.meta.region_name == REGION

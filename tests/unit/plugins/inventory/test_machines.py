@@ -21,12 +21,12 @@ from ansible.utils.collection_loader._collection_finder import _AnsibleCollectio
 from moto import mock_aws
 
 from conftest import COLLECTIONS_ROOT, REPO
+from helpers.aws import REGION
 from helpers.moto_server import MotoServer
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 
 PLUGIN = "kubecluster.aws.machines"
-REGION = "ap-northeast-2"
 OTHER_REGION = "eu-west-1"
 BIN = os.path.dirname(sys.executable)
 
@@ -153,7 +153,8 @@ def cloud(aws_env, monkeypatch):
     that has a public IP. beta: no bastion, 1 control-plane machine, 1 md-0 worker. Beside them, an
     untagged instance, one whose ownership tag is ``shared`` (not owned), and an owned one with no role.
     """
-    # moto builds ~5000 public images per region and test otherwise (seconds each); the machines use their own
+    # moto builds ~5000 public images per region and test otherwise (seconds each); the machines use their own.
+    # Set before moto starts (so not conftest's moto_aws): starting resets the backends, which loads them.
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws():
         world = Cloud(boto3.client("ec2", region_name=REGION))

@@ -6,7 +6,8 @@ import pytest
 from ansible_collections.kubecluster.aws.plugins.module_utils import hosts
 from ansible_collections.kubecluster.aws.plugins.module_utils.plan import UNKNOWN
 
-CLUSTER = "capi-example"
+from helpers.aws import CLUSTER
+
 BASTION_IP = "203.0.113.10"
 
 

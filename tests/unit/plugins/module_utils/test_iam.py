@@ -11,6 +11,8 @@ from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils.aws import cloudformation as aws_cfn
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 
+from helpers.aws import REGION
+
 NAME = naming.IAM_STACK_NAME
 STACK_ID = "arn:aws:cloudformation:ap-northeast-2:123456789012:stack/%s/1111" % NAME
 
@@ -39,8 +41,8 @@ def have(status="CREATE_COMPLETE", template=None, tags=None):
 
 
 def ctx(cfn, wait_timeout=900):
-    """A Context whose CloudFormation client is ``cfn``."""
-    return Context(lambda service: cfn, "ap-northeast-2", wait_timeout=wait_timeout)
+    """A Context whose CloudFormation client is ``cfn`` (a mock, so not helpers.aws.context, which takes boto3 clients)."""
+    return Context(lambda service: cfn, REGION, wait_timeout=wait_timeout)
 
 
 def actions(plan):

@@ -4,10 +4,8 @@ and CAPA's AMI lookup against moto's images."""
 import datetime
 import string
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 
@@ -15,13 +13,12 @@ from ansible_collections.kubecluster.aws.plugins.module_utils import instances
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import spec as spec_module
 
-REGION = "ap-northeast-2"
-ZONES = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
-BASE_AMI = "ami-03cf127a"
+from helpers.aws import AMI as BASE_AMI
+from helpers.aws import CLUSTER, KUBERNETES_VERSION, REGION, ZONES
 
 
 def resolved_spec(**top):
-    raw = {"name": "capi-example", "region": REGION, "kubernetes_version": "v1.31.4",
+    raw = {"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION,
            "network": {"availability_zones": ZONES},
            "machine_deployments": [{"name": "md-0", "replicas": 2}, {"name": "md-1", "replicas": 1}]}
     raw.update(top)
@@ -229,12 +226,6 @@ def test_bastion_request_has_no_profile_key_or_user_data():
 
 
 # --- CAPA's AMI lookup against moto ----------------------------------------------------------
-
-@pytest.fixture
-def ec2(aws_env):
-    with mock_aws():
-        yield boto3.client("ec2", region_name=REGION)
-
 
 def capa_image(ec2, name, created, architecture="x86_64"):
     """An image with a CAPA-style name owned by moto's account; moto dates images 'now', so set it."""

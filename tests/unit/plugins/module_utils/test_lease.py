@@ -5,17 +5,15 @@ A settable clock expires leases without sleeping; host, pid and pid liveness are
 import datetime
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import lease as lease_module
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils.aws import ssm as aws_ssm
 
-REGION = "ap-northeast-2"
-CLUSTER = "capi-example"
-NAME = "/kubecluster.aws/clusters/capi-example/lease"
+from helpers.aws import CLUSTER, REGION
+from helpers.aws import LEASE as NAME
+
 START = datetime.datetime(2025, 1, 31, 8, 0, 0, tzinfo=datetime.timezone.utc)
 
 
@@ -28,12 +26,6 @@ class Clock(object):
 
     def advance(self, seconds):
         self.now += datetime.timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def ssm(aws_env):
-    with mock_aws():
-        yield boto3.client("ssm", region_name=REGION)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
@@ -11,8 +10,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.context import Con
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
 
-REGION = "ap-northeast-2"
-CLUSTER = "batch"
+from helpers.aws import CLUSTER, KUBERNETES_VERSION, REGION
 
 
 def subnet(subnet_id, role, zone):
@@ -114,11 +112,10 @@ def test_matching_type_and_scheme_pass():
 # --- batched tag reads, against moto -------------------------------------------------------
 
 @pytest.fixture
-def clients(aws_env):
-    with mock_aws():
-        retrying = AWSRetry.jittered_backoff()
-        # As Context.from_module makes them: clients that take aws_retry=True.
-        yield Context(lambda service: RetryingBotoClientWrapper(boto3.client(service, region_name=REGION), retrying), REGION)
+def clients(moto_aws):
+    retrying = AWSRetry.jittered_backoff()
+    # As Context.from_module makes them (not helpers.aws.context's plain clients): clients that take aws_retry=True.
+    return Context(lambda service: RetryingBotoClientWrapper(boto3.client(service, region_name=REGION), retrying), REGION)
 
 
 def count_calls(client, event):
@@ -147,7 +144,7 @@ def test_absent_reads_service_balancer_tags_at_most_twenty_at_a_time(clients):
     classic_tags = count_calls(clients.elb, "elastic-load-balancing.DescribeTags")
     v2_tags = count_calls(clients.elbv2, "elastic-load-balancing-v2.DescribeTags")
 
-    plan = loadbalancer.plan_absent(clients, resolve({"name": CLUSTER, "region": REGION, "kubernetes_version": "v1.31.4"}))
+    plan = loadbalancer.plan_absent(clients, resolve({"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION}))
 
     assert [len(call["LoadBalancerNames"]) for call in classic_tags] == [20, 3]
     assert [len(call["ResourceArns"]) for call in v2_tags] == [20, 1]
@@ -165,6 +162,6 @@ def test_absent_leaves_balancers_in_other_vpcs_alone_even_when_tagged_for_the_cl
         {"Key": naming.cloud_provider_tag(CLUSTER), "Value": "owned"}], Listeners=[
         {"Protocol": "TCP", "LoadBalancerPort": 80, "InstanceProtocol": "TCP", "InstancePort": 30080}])
 
-    plan = loadbalancer.plan_absent(clients, resolve({"name": CLUSTER, "region": REGION, "kubernetes_version": "v1.31.4"}))
+    plan = loadbalancer.plan_absent(clients, resolve({"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION}))
 
     assert plan.actions == []

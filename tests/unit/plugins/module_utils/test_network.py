@@ -5,10 +5,8 @@ behaviour; these cover what is easier to reach from the service: interrupted run
 changes, a subnet held by another route table, and the NotFound retries after a create.
 """
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import AnsibleEC2Error
 from ansible_collections.kubecluster.aws.plugins.module_utils import gateways
@@ -17,39 +15,25 @@ from ansible_collections.kubecluster.aws.plugins.module_utils import network
 from ansible_collections.kubecluster.aws.plugins.module_utils import spec as specs
 from ansible_collections.kubecluster.aws.plugins.module_utils import subnets as subnet_service
 from ansible_collections.kubecluster.aws.plugins.module_utils.aws import ec2 as aws_ec2
-from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.plan import UNKNOWN
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve, with_zones
 
-REGION = "ap-northeast-2"
-ZONES = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
-OWNER = naming.owner_tag("capi-example")
+from helpers.aws import CLUSTER, KUBERNETES_VERSION, OWNER, REGION, ZONES, context
 
 
 def make_spec(zones=None, additional_tags=None, **network_fields):
     zones = zones or ZONES
-    raw = {"name": "capi-example", "region": REGION, "kubernetes_version": "v1.31.4", "network": dict(network_fields),
+    raw = {"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION, "network": dict(network_fields),
            "additional_tags": additional_tags or {}}
     return with_zones(resolve(raw), zones)
-
-
-def context(ec2, wait=True):
-    """A Context whose EC2 client is the test's, so the aws_calls recorder sees one client."""
-    return Context(lambda service: ec2 if service == "ec2" else boto3.client(service, region_name=REGION), REGION, wait=wait)
 
 
 def result_of(plan):
     return plan.returns["network"]()
 
 
-@pytest.fixture
-def ec2(aws_env):
-    with mock_aws():
-        yield boto3.client("ec2", region_name=REGION)
-
-
 def owned(items):
-    return [item for item in items if naming.is_owned(naming.tags_to_dict(item.get("Tags")), "capi-example")]
+    return [item for item in items if naming.is_owned(naming.tags_to_dict(item.get("Tags")), CLUSTER)]
 
 
 def inventory(ec2):

@@ -1,23 +1,21 @@
 """securitygroups.py: CAPA's groups and ingress rules per spec (pure), then plans against moto."""
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import securitygroups as sg
-from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.plan import UNKNOWN, Plan
 from ansible_collections.kubecluster.aws.plugins.module_utils.securitygroups import Rule
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
 
-REGION = "ap-northeast-2"
+from helpers.aws import CLUSTER, KUBERNETES_VERSION, REGION, context
+
 VPC_CIDR = "10.0.0.0/16"
 CP, NODE, BASTION, APILB, LB = "controlplane", "node", "bastion", "apiserver-lb", "lb"
 
 
 def make_spec(**network_fields):
-    return resolve({"name": "capi-example", "region": REGION, "kubernetes_version": "v1.31.4", "network": network_fields})
+    return resolve({"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION, "network": network_fields})
 
 
 def group(role):
@@ -26,16 +24,6 @@ def group(role):
 
 def cidr(block):
     return ("cidr", block)
-
-
-def context(ec2):
-    return Context(lambda service: ec2, REGION)
-
-
-@pytest.fixture
-def ec2(aws_env):
-    with mock_aws():
-        yield boto3.client("ec2", region_name=REGION)
 
 
 @pytest.fixture

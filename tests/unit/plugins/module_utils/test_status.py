@@ -2,14 +2,13 @@
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import status
 
-REGION = "ap-northeast-2"
+from helpers.aws import REGION
 
 
 def machine(role="control-plane", state="running", reason=None, instance_id="i-1", name="c-control-plane-a"):
@@ -195,14 +194,13 @@ def test_pending_and_deleting_are_not_ready():
 # --- reading the region (moto) -------------------------------------------------------------------
 
 @pytest.fixture
-def clients(aws_env):
+def clients(ec2):
     """ec2, elbv2 and elb clients as the module makes them."""
-    with mock_aws():
-        yield {
-            "ec2": boto3.client("ec2", region_name=REGION),
-            "elbv2": boto3.client("elbv2", region_name=REGION),
-            "elb": RetryingBotoClientWrapper(boto3.client("elb", region_name=REGION), AWSRetry.jittered_backoff()),
-        }
+    return {
+        "ec2": ec2,
+        "elbv2": boto3.client("elbv2", region_name=REGION),
+        "elb": RetryingBotoClientWrapper(boto3.client("elb", region_name=REGION), AWSRetry.jittered_backoff()),
+    }
 
 
 def tags_for(cluster, name, role):

@@ -9,26 +9,22 @@ import copy
 import boto3
 import botocore.client
 import pytest
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from helpers.aws import AMI, CLUSTER, KUBERNETES_VERSION, REGION, ZONES
 from helpers.module_runner import run_module
 
-REGION = "ap-northeast-2"
-ZONES = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
-CLUSTER = "lbtest"
 LB_NAME = naming.load_balancer_name(CLUSTER)
 TG_NAME = naming.target_group_name(CLUSTER)
 UNKNOWN = "(known after apply)"
 SPEC = {
     "name": CLUSTER,
     "region": REGION,
-    "kubernetes_version": "v1.31.4",
+    "kubernetes_version": KUBERNETES_VERSION,
     "network": {"availability_zones": ZONES},
 }
-IMAGE_ID = "ami-03cf127a"  # one of moto's built-in images, in every region
 
 
 def spec(**api_load_balancer):
@@ -51,10 +47,8 @@ def count(aws_calls, operation):
 
 
 @pytest.fixture
-def aws(aws_env):
-    with mock_aws():
-        yield {"ec2": boto3.client("ec2", region_name=REGION), "elb": boto3.client("elb", region_name=REGION),
-               "elbv2": boto3.client("elbv2", region_name=REGION)}
+def aws(ec2):
+    return {"ec2": ec2, "elb": boto3.client("elb", region_name=REGION), "elbv2": boto3.client("elbv2", region_name=REGION)}
 
 
 def make_network(ec2, cluster=CLUSTER):
@@ -81,7 +75,7 @@ def launch(ec2, subnet_id, role=naming.ROLE_CONTROL_PLANE, cluster=CLUSTER, owne
         tags = naming.resource_tags(cluster, "%s-%s" % (cluster, role), role, cloud_provider=True)
     else:
         tags = {"Name": "look-alike", naming.ROLE_TAG: role}
-    reservation = ec2.run_instances(ImageId=IMAGE_ID, MinCount=1, MaxCount=1, InstanceType="t3.large", SubnetId=subnet_id,
+    reservation = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.large", SubnetId=subnet_id,
                                     TagSpecifications=tag_spec("instance", tags))
     return reservation["Instances"][0]["InstanceId"]
 

@@ -3,25 +3,14 @@ modules refusing what is not the cluster's alone, against moto in process."""
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 
+from helpers.aws import AMI, CCM, CLUSTER, KUBERNETES_VERSION, OWNER, REGION
 from helpers.module_runner import run_module
 
-REGION = "ap-northeast-2"
-CLUSTER = "capi-example"
-OWNER = naming.owner_tag(CLUSTER)
-CCM = naming.cloud_provider_tag(CLUSTER)
-SPEC = {"name": CLUSTER, "region": REGION, "kubernetes_version": "v1.31.4", "network": {"nat_gateways": "single"}}
+SPEC = {"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION, "network": {"nat_gateways": "single"}}
 IDENTITY = {"name": CLUSTER, "region": REGION}
-AMI = "ami-03cf127a"
-
-
-@pytest.fixture
-def ec2(aws_env):
-    with mock_aws():
-        yield boto3.client("ec2", region_name=REGION)
 
 
 @pytest.fixture

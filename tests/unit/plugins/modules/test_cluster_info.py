@@ -7,22 +7,15 @@ import boto3
 import botocore.client
 import botocore.exceptions
 import pytest
-from moto import mock_aws
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from helpers.aws import AMI, REGION
 from helpers.module_runner import run_module
 
-REGION = "ap-northeast-2"
+# Two zones, not the region's three (helpers.aws.ZONES): the fake clusters here span two, and the views the tests expect count on it.
 ZONES = ("ap-northeast-2a", "ap-northeast-2b")
-AMI = "ami-03cf127a"
 READS = ("DescribeVpcs", "DescribeSecurityGroups", "DescribeInternetGateways", "DescribeNatGateways", "DescribeAddresses",
          "DescribeInstances", "DescribeSubnets", "DescribeRouteTables")
-
-
-@pytest.fixture
-def aws(aws_env):
-    with mock_aws():
-        yield
 
 
 def info(args=None, **kwargs):
@@ -121,7 +114,7 @@ class FakeCluster(object):
 
 # --- reporting ----------------------------------------------------------------------------
 
-def test_empty_region_reports_no_clusters_and_writes_nothing(aws, aws_calls):
+def test_empty_region_reports_no_clusters_and_writes_nothing(moto_aws, aws_calls):
     result, failed = info()
 
     assert not failed
@@ -131,7 +124,7 @@ def test_empty_region_reports_no_clusters_and_writes_nothing(aws, aws_calls):
     assert aws_calls.writes() == []
 
 
-def test_named_cluster_in_empty_region_is_pending(aws):
+def test_named_cluster_in_empty_region_is_pending(moto_aws):
     result, failed = info({"name": "capi-example"})
 
     assert not failed
@@ -143,7 +136,7 @@ def test_named_cluster_in_empty_region_is_pending(aws):
     assert result["clusters"] == [result["cluster"]]
 
 
-def test_complete_cluster_is_provisioned_with_its_endpoint(aws, aws_calls):
+def test_complete_cluster_is_provisioned_with_its_endpoint(moto_aws, aws_calls):
     cluster = FakeCluster("capi-example").complete()
     del aws_calls[:]
 
@@ -182,7 +175,7 @@ def test_complete_cluster_is_provisioned_with_its_endpoint(aws, aws_calls):
     assert sorted(ec2_reads) == sorted(READS), "one describe per EC2 resource type"
 
 
-def test_classic_load_balancer_counts_as_the_api_load_balancer(aws):
+def test_classic_load_balancer_counts_as_the_api_load_balancer(moto_aws):
     cluster = FakeCluster("capi-example").complete(lb="classic")
 
     view = info({"name": "capi-example"})[0]["cluster"]
@@ -192,7 +185,7 @@ def test_classic_load_balancer_counts_as_the_api_load_balancer(aws):
     assert view["control_plane_endpoint"]["host"] == cluster.dns_name
 
 
-def test_missing_load_balancer_is_provisioning(aws):
+def test_missing_load_balancer_is_provisioning(moto_aws):
     FakeCluster("capi-example").network().security_groups()
 
     result, failed = info({"name": "capi-example"})
@@ -202,7 +195,7 @@ def test_missing_load_balancer_is_provisioning(aws):
     assert result["cluster"]["control_plane_endpoint"] is None and result["cluster"]["load_balancer"] is None
 
 
-def test_vpc_without_subnets_is_provisioning(aws):
+def test_vpc_without_subnets_is_provisioning(moto_aws):
     ec2 = boto3.client("ec2", region_name=REGION)
     ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=tag_spec("vpc", naming.resource_tags("capi-example", "capi-example-vpc", "common")))
 
@@ -211,7 +204,7 @@ def test_vpc_without_subnets_is_provisioning(aws):
     assert view["phase"] == "Provisioning" and view["managed_vpc"] is True and view["subnets"] == []
 
 
-def test_control_plane_running_without_load_balancer_is_failed(aws):
+def test_control_plane_running_without_load_balancer_is_failed(moto_aws):
     cluster = FakeCluster("capi-example").network().security_groups().machines(naming.SET_CONTROL_PLANE, 1)
 
     view = info({"name": "capi-example"})[0]["cluster"]
@@ -221,7 +214,7 @@ def test_control_plane_running_without_load_balancer_is_failed(aws):
     assert "capi-example-apiserver does not exist" in view["failure_message"]
 
 
-def test_terminated_machine_leaves_replicas_but_stays_listed(aws):
+def test_terminated_machine_leaves_replicas_but_stays_listed(moto_aws):
     cluster = FakeCluster("capi-example").complete()
     boto3.client("ec2", region_name=REGION).terminate_instances(InstanceIds=[cluster.instances["capi-example-md-0-m1"]])
 
@@ -233,7 +226,7 @@ def test_terminated_machine_leaves_replicas_but_stays_listed(aws):
     assert [m["state"] for m in view["machines"] if m["name"] == "capi-example-md-0-m1"] == ["terminated"]
 
 
-def test_bring_your_own_vpc_reports_the_subnets_in_use(aws):
+def test_bring_your_own_vpc_reports_the_subnets_in_use(moto_aws):
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc_id = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     public = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.9.0.0/20", AvailabilityZone=ZONES[0])["Subnet"]["SubnetId"]
@@ -257,7 +250,7 @@ def test_bring_your_own_vpc_reports_the_subnets_in_use(aws):
 
 # --- many clusters and ownership ------------------------------------------------------------
 
-def test_every_cluster_is_listed_with_the_reads_of_one(aws, aws_calls):
+def test_every_cluster_is_listed_with_the_reads_of_one(moto_aws, aws_calls):
     alpha = FakeCluster("alpha").complete()
     beta = FakeCluster("beta", cidr="10.1.0.0/16").network().security_groups()
     del aws_calls[:]
@@ -275,7 +268,7 @@ def test_every_cluster_is_listed_with_the_reads_of_one(aws, aws_calls):
     assert aws_calls.writes() == []
 
 
-def test_other_clusters_and_unowned_look_alikes_are_never_mixed_in(aws):
+def test_other_clusters_and_unowned_look_alikes_are_never_mixed_in(moto_aws):
     alpha = FakeCluster("alpha").network().security_groups().machines("md-0", 1)
     FakeCluster("beta", cidr="10.1.0.0/16").complete()
     ec2 = boto3.client("ec2", region_name=REGION)
@@ -305,7 +298,7 @@ def test_other_clusters_and_unowned_look_alikes_are_never_mixed_in(aws):
 
 # --- waiting ---------------------------------------------------------------------------------
 
-def test_wait_returns_once_provisioned_and_running(aws, monkeypatch):
+def test_wait_returns_once_provisioned_and_running(moto_aws, monkeypatch):
     FakeCluster("capi-example").complete()
     monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("a ready cluster needs no second read"))
 
@@ -315,7 +308,7 @@ def test_wait_returns_once_provisioned_and_running(aws, monkeypatch):
     assert result["cluster"]["phase"] == "Provisioned"
 
 
-def test_wait_times_out_naming_what_is_not_ready(aws, aws_calls):
+def test_wait_times_out_naming_what_is_not_ready(moto_aws, aws_calls):
     FakeCluster("capi-example").network().security_groups()
     del aws_calls[:]
 
@@ -332,7 +325,7 @@ def test_wait_times_out_naming_what_is_not_ready(aws, aws_calls):
     assert aws_calls.writes() == []
 
 
-def test_wait_names_machines_that_are_not_running(aws):
+def test_wait_names_machines_that_are_not_running(moto_aws):
     cluster = FakeCluster("capi-example").complete()
     boto3.client("ec2", region_name=REGION).stop_instances(InstanceIds=[cluster.instances["capi-example-md-0-m0"]])
 
@@ -343,7 +336,7 @@ def test_wait_names_machines_that_are_not_running(aws):
     assert "machine capi-example-md-0-m0 (%s, stopped)" % cluster.instances["capi-example-md-0-m0"] in result["msg"]
 
 
-def test_wait_stops_at_once_on_a_failed_cluster(aws, monkeypatch):
+def test_wait_stops_at_once_on_a_failed_cluster(moto_aws, monkeypatch):
     FakeCluster("capi-example").network().security_groups().machines(naming.SET_CONTROL_PLANE, 1)
     monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("a failed cluster is not waited for"))
 
@@ -354,7 +347,7 @@ def test_wait_stops_at_once_on_a_failed_cluster(aws, monkeypatch):
     assert result["cluster"]["phase"] == "Failed"
 
 
-def test_wait_pending_cluster_names_the_missing_vpc(aws):
+def test_wait_pending_cluster_names_the_missing_vpc(moto_aws):
     result, failed = info({"name": "capi-example", "wait": True, "wait_timeout": 0})
 
     assert failed
@@ -363,7 +356,7 @@ def test_wait_pending_cluster_names_the_missing_vpc(aws):
 
 # --- check mode and options --------------------------------------------------------------------
 
-def test_check_mode_reports_the_same_and_writes_nothing(aws, aws_calls):
+def test_check_mode_reports_the_same_and_writes_nothing(moto_aws, aws_calls):
     FakeCluster("capi-example").complete()
     normal = info({"name": "capi-example"})[0]
     del aws_calls[:]
@@ -384,7 +377,7 @@ def test_check_mode_reports_the_same_and_writes_nothing(aws, aws_calls):
     ({"wait": "sometimes"}, "wait"),
     ({"cluster": {"name": "x"}}, "Unsupported parameters"),
 ])
-def test_bad_options_fail_before_any_aws_call(aws, aws_calls, args, message):
+def test_bad_options_fail_before_any_aws_call(moto_aws, aws_calls, args, message):
     result, failed = info(args)
 
     assert failed
@@ -396,7 +389,7 @@ def test_bad_options_fail_before_any_aws_call(aws, aws_calls, args, message):
     ("ec2", "DescribeVpcs", "describe vpcs"),
     ("elb", "DescribeLoadBalancers", "UnauthorizedOperation"),
 ])
-def test_aws_errors_fail_the_module(aws, monkeypatch, service, operation, message):
+def test_aws_errors_fail_the_module(moto_aws, monkeypatch, service, operation, message):
     original = botocore.client.BaseClient._make_api_call
 
     def denying(self, operation_name, api_params):
@@ -413,7 +406,7 @@ def test_aws_errors_fail_the_module(aws, monkeypatch, service, operation, messag
     assert result["error"]["code"] == "UnauthorizedOperation"
 
 
-def test_missing_region_fails_naming_it(aws, monkeypatch, aws_calls):
+def test_missing_region_fails_naming_it(moto_aws, monkeypatch, aws_calls):
     monkeypatch.delenv("AWS_DEFAULT_REGION")
 
     result, failed = run_module("cluster_info", {})

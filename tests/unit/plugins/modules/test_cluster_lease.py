@@ -2,21 +2,11 @@
 
 import json
 
-import boto3
-import pytest
-from moto import mock_aws
-
+from helpers.aws import CLUSTER, KUBERNETES_VERSION, REGION
+from helpers.aws import LEASE as NAME
 from helpers.module_runner import run_module
 
-REGION = "ap-northeast-2"
-NAME = "/kubecluster.aws/clusters/capi-example/lease"
-SPEC = {"name": "capi-example", "region": REGION, "kubernetes_version": "v1.31.4"}
-
-
-@pytest.fixture
-def ssm(aws_env):
-    with mock_aws():
-        yield boto3.client("ssm", region_name=REGION)
+SPEC = {"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION}
 
 
 def lease(check_mode=False, diff=False, **options):

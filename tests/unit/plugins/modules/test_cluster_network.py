@@ -8,18 +8,13 @@ import copy
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 
+from helpers.aws import CCM, CLUSTER, KUBERNETES_VERSION, OWNER, REGION, ZONES
 from helpers.module_runner import run_module
 
-REGION = "ap-northeast-2"
-ZONES = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
-CLUSTER = "capi-example"
-OWNER = naming.owner_tag(CLUSTER)
-CCM = naming.cloud_provider_tag(CLUSTER)
-SPEC = {"name": CLUSTER, "region": REGION, "kubernetes_version": "v1.31.4", "additional_tags": {"team": "infra"}}
+SPEC = {"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION, "additional_tags": {"team": "infra"}}
 UNKNOWN = "(known after apply)"
 
 
@@ -37,12 +32,6 @@ def apply(spec=None, **options):
     result, failed = run(spec, **options)
     assert not failed, result.get("msg")
     return result
-
-
-@pytest.fixture
-def ec2(aws_env):
-    with mock_aws():
-        yield boto3.client("ec2", region_name=REGION)
 
 
 def tags(resource):

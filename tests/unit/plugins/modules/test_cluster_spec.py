@@ -4,27 +4,27 @@ from unittest import mock
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from helpers.aws import CLUSTER, KUBERNETES_VERSION, REGION
 from helpers.module_runner import run_module
 
-SPEC = {"name": "capi-example", "region": "ap-northeast-2", "kubernetes_version": "v1.31.4"}
+SPEC = {"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION}
 
 
 PROFILES = ("control-plane.cluster-api-provider-aws.sigs.k8s.io", "nodes.cluster-api-provider-aws.sigs.k8s.io")
 
 
 @pytest.fixture
-def aws(aws_env):
-    with mock_aws():
-        iam = boto3.client("iam", region_name="ap-northeast-2")
-        for profile in PROFILES:
-            iam.create_instance_profile(InstanceProfileName=profile)
-        yield boto3.client("ec2", region_name="ap-northeast-2")
+def aws(ec2):
+    """conftest's ec2, in an account with the instance profiles the spec names."""
+    iam = boto3.client("iam", region_name=REGION)
+    for profile in PROFILES:
+        iam.create_instance_profile(InstanceProfileName=profile)
+    return ec2
 
 
 def test_missing_instance_profiles_name_the_iam_stack(aws):
-    boto3.client("iam", region_name="ap-northeast-2").delete_instance_profile(InstanceProfileName=PROFILES[1])
+    boto3.client("iam", region_name=REGION).delete_instance_profile(InstanceProfileName=PROFILES[1])
     result, failed = run_module("cluster_spec", {"cluster": SPEC})
     assert failed
     assert ("cluster.machine_deployments[0].iam_instance_profile: instance profile 'nodes.cluster-api-provider-aws.sigs.k8s.io' "

@@ -8,63 +8,31 @@ import boto3
 import botocore
 import pytest
 import yaml
-from moto import mock_aws
 from moto.cloudformation.models import cloudformation_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from helpers import moto_fixes
+from helpers.aws import REGION
 from helpers.module_runner import run_module
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import iam
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 
-REGION = "ap-northeast-2"
 STACK = naming.IAM_STACK_NAME
 ROLE_NAMES = [naming.CONTROL_PLANE_PROFILE, naming.CONTROLLERS_PROFILE, naming.NODES_PROFILE]
-READ_PREFIXES = ("Describe", "Get", "List")
 # A stack with nothing of ours in it.
 OTHER_TEMPLATE = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
 
 
 @pytest.fixture
-def aws(aws_env, monkeypatch):
+def aws(moto_aws, monkeypatch):
     """moto in process, with the one gap this module hits filled.
 
     moto's CloudFormation cannot delete an AWS::IAM::ManagedPolicy (it has no delete for
     it), so a stack whose roles have policies attached never deletes; give it one.
     """
     moto_fixes.apply(monkeypatch)
-    with mock_aws():
-        yield {"cfn": boto3.client("cloudformation", region_name=REGION), "iam": boto3.client("iam", region_name=REGION)}
-
-
-class Calls(list):
-    def __init__(self):
-        super(Calls, self).__init__()
-        self.params = []
-
-    def clear(self):
-        del self[:]
-        del self.params[:]
-
-
-@pytest.fixture
-def api_calls(monkeypatch):
-    """Every AWS operation made from now on, in order (the tests' own calls included); .params has their arguments."""
-    calls = Calls()
-    original = botocore.client.BaseClient._make_api_call
-
-    def recording(client, operation_name, api_params):
-        calls.append(operation_name)
-        calls.params.append((operation_name, api_params))
-        return original(client, operation_name, api_params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
-    return calls
-
-
-def writes(calls):
-    return [name for name in calls if not name.startswith(READ_PREFIXES)]
+    return {"cfn": boto3.client("cloudformation", region_name=REGION), "iam": boto3.client("iam", region_name=REGION)}
 
 
 def run(args=None, **kwargs):
@@ -165,7 +133,7 @@ def test_rendered_diff_shows_no_change(monkeypatch):
 # --- present --------------------------------------------------------------------------------
 
 
-def test_present_creates_the_stack_and_its_iam(aws, api_calls):
+def test_present_creates_the_stack_and_its_iam(aws, aws_calls):
     result, failed = run(diff=True)
     assert not failed, result
     assert result["changed"] is True
@@ -186,36 +154,36 @@ def test_present_creates_the_stack_and_its_iam(aws, api_calls):
     assert attached(aws["iam"], naming.CONTROLLERS_PROFILE) == [naming.CONTROLLERS_PROFILE]
     profile = aws["iam"].get_instance_profile(InstanceProfileName=naming.NODES_PROFILE)["InstanceProfile"]
     assert [r["RoleName"] for r in profile["Roles"]] == [naming.NODES_PROFILE]
-    create = [params for name, params in api_calls.params if name == "CreateStack"]
+    create = aws_calls.params_of("CreateStack")
     assert len(create) == 1 and create[0]["Capabilities"] == ["CAPABILITY_NAMED_IAM"] and create[0]["StackName"] == STACK
     assert json.loads(create[0]["TemplateBody"]) == result["template"] and "Tags" not in create[0]
     assert aws["cfn"].get_template(StackName=STACK)["TemplateBody"] == result["template"]
 
 
-def test_rerun_changes_nothing_and_only_reads(aws, api_calls):
+def test_rerun_changes_nothing_and_only_reads(aws, aws_calls):
     run()
-    api_calls.clear()
+    aws_calls.clear()
     result, failed = run(diff=True)
     assert not failed, result
     assert result["changed"] is False and result["plan"] == []
-    assert writes(api_calls) == []
-    assert "DescribeStacks" in api_calls and "GetTemplate" in api_calls
+    assert aws_calls.written() == []
+    assert "DescribeStacks" in aws_calls.operations() and "GetTemplate" in aws_calls.operations()
     assert result["stack_status"] == "CREATE_COMPLETE" and len(result["resources"]) == 9
     assert "No changes" in result["diff"]["prepared"]
 
 
-def test_check_mode_on_an_empty_account_plans_and_creates_nothing(aws, api_calls):
+def test_check_mode_on_an_empty_account_plans_and_creates_nothing(aws, aws_calls):
     result, failed = run(check_mode=True, diff=True)
     assert not failed, result
     assert result["changed"] is True
     assert [a["action"] for a in result["plan"]] == ["create", "wait"]
     assert result["stack_id"] is None and result["stack_status"] is None and result["resources"] == []
-    assert writes(api_calls) == []
+    assert aws_calls.written() == []
     assert aws["cfn"].list_stacks()["StackSummaries"] == []
     assert not set(ROLE_NAMES) & iam_names(aws["iam"])[0]
 
 
-def test_an_older_stack_is_updated_in_place(aws, api_calls):
+def test_an_older_stack_is_updated_in_place(aws, aws_calls):
     old = older_template()
     stack_id = deploy(aws["cfn"], json.dumps(old))
     assert "eks-controlplane" + naming.IAM_SUFFIX in iam_names(aws["iam"])[0]
@@ -227,11 +195,11 @@ def test_an_older_stack_is_updated_in_place(aws, api_calls):
     assert "~ cloudformation stack %s (changed AWSIAMManagedPolicyControllers" % STACK in preview["diff"]["prepared"]
     assert aws["cfn"].get_template(StackName=STACK)["TemplateBody"] == old
 
-    api_calls.clear()
+    aws_calls.clear()
     result, failed = run()
     assert not failed, result
     assert result["changed"] is True and [a["action"] for a in result["plan"]] == ["update", "wait"]
-    assert writes(api_calls) == ["UpdateStack"]
+    assert aws_calls.written() == ["UpdateStack"]
     assert result["stack_id"] == stack_id and result["stack_status"] == "UPDATE_COMPLETE"
     assert aws["cfn"].get_template(StackName=STACK)["TemplateBody"] == result["template"]
     assert "eks-controlplane" + naming.IAM_SUFFIX not in iam_names(aws["iam"])[0]
@@ -240,15 +208,15 @@ def test_an_older_stack_is_updated_in_place(aws, api_calls):
     assert not failed and again["changed"] is False
 
 
-def test_a_clusterawsadm_yaml_stack_with_the_same_template_is_left_alone(aws, api_calls):
+def test_a_clusterawsadm_yaml_stack_with_the_same_template_is_left_alone(aws, aws_calls):
     deploy(aws["cfn"], yaml.safe_dump(iam.template()))
-    api_calls.clear()
+    aws_calls.clear()
     result, failed = run()
     assert not failed, result
-    assert result["changed"] is False and writes(api_calls) == []
+    assert result["changed"] is False and aws_calls.written() == []
 
 
-def test_tags_are_set_and_converged(aws, api_calls):
+def test_tags_are_set_and_converged(aws, aws_calls):
     result, failed = run({"tags": {"team": "platform", "cost": 42}})
     assert not failed, result
     stack = aws["cfn"].describe_stacks(StackName=STACK)["Stacks"][0]
@@ -259,11 +227,11 @@ def test_tags_are_set_and_converged(aws, api_calls):
     untouched, failed = run()
     assert not failed and untouched["changed"] is False
 
-    api_calls.clear()
+    aws_calls.clear()
     changed, failed = run({"tags": {"team": "infra"}})
     assert not failed, changed
     assert changed["plan"][0]["action"] == "update" and changed["plan"][0]["detail"] == "tags -cost ~team"
-    assert writes(api_calls) == ["UpdateStack"]
+    assert aws_calls.written() == ["UpdateStack"]
     stack = aws["cfn"].describe_stacks(StackName=STACK)["Stacks"][0]
     assert naming.tags_to_dict(stack["Tags"]) == {"team": "infra"}
 
@@ -286,7 +254,7 @@ def test_a_rolled_back_stack_is_deleted_and_created_again(aws):
     assert set(ROLE_NAMES) <= iam_names(aws["iam"])[0]
 
 
-def test_an_operation_in_progress_is_waited_for_first(aws, api_calls, monkeypatch):
+def test_an_operation_in_progress_is_waited_for_first(aws, aws_calls, monkeypatch):
     run()
     moto_stack().status = "UPDATE_IN_PROGRESS"
     original = botocore.client.BaseClient._make_api_call  # the recording wrapper
@@ -298,12 +266,12 @@ def test_an_operation_in_progress_is_waited_for_first(aws, api_calls, monkeypatc
         return answer
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", finish_after_first_look)
-    api_calls.clear()
+    aws_calls.clear()
     result, failed = run()
     assert not failed, result
     assert result["changed"] is False and result["stack_status"] == "UPDATE_COMPLETE"
-    assert api_calls.count("DescribeStacks") >= 3  # the look, the wait, the look after it
-    assert writes(api_calls) == []
+    assert aws_calls.operations().count("DescribeStacks") >= 3  # the look, the wait, the look after it
+    assert aws_calls.written() == []
 
 
 def test_an_operation_that_does_not_end_in_time_fails(aws):
@@ -314,14 +282,14 @@ def test_an_operation_that_does_not_end_in_time_fails(aws):
     assert "did not reach a stable state within 1s: it is UPDATE_IN_PROGRESS" in result["msg"]
 
 
-def test_a_failed_update_rollback_fails_with_the_fix_and_no_write(aws, api_calls):
+def test_a_failed_update_rollback_fails_with_the_fix_and_no_write(aws, aws_calls):
     run()
     moto_stack().status = "UPDATE_ROLLBACK_FAILED"
-    api_calls.clear()
+    aws_calls.clear()
     result, failed = run()
     assert failed
     assert "continue-update-rollback" in result["msg"] and "UPDATE_ROLLBACK_FAILED" in result["msg"]
-    assert writes(api_calls) == []
+    assert aws_calls.written() == []
 
 
 def test_a_create_that_aws_refuses_fails_naming_the_action(aws):
@@ -335,7 +303,7 @@ def test_a_create_that_aws_refuses_fails_naming_the_action(aws):
 # --- absent ---------------------------------------------------------------------------------
 
 
-def test_absent_deletes_the_stack_and_its_iam_and_leaves_the_rest(aws, api_calls):
+def test_absent_deletes_the_stack_and_its_iam_and_leaves_the_rest(aws, aws_calls):
     aws["iam"].create_role(RoleName="other" + naming.IAM_SUFFIX, AssumeRolePolicyDocument="{}")
     deploy(aws["cfn"], OTHER_TEMPLATE, name="other-stack")
     created = run()[0]
@@ -346,10 +314,10 @@ def test_absent_deletes_the_stack_and_its_iam_and_leaves_the_rest(aws, api_calls
     assert "- cloudformation stack %s (CREATE_COMPLETE: deletes its IAM roles" % STACK in preview["diff"]["prepared"]
     assert aws["cfn"].describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
 
-    api_calls.clear()
+    aws_calls.clear()
     result, failed = run({"state": "absent"})
     assert not failed, result
-    assert result["changed"] is True and writes(api_calls) == ["DeleteStack"]
+    assert result["changed"] is True and aws_calls.written() == ["DeleteStack"]
     assert result["stack_id"] == created["stack_id"] and result["stack_status"] == "DELETE_COMPLETE"
     assert result["resources"] == []
     roles, profiles, policies = iam_names(aws["iam"])
@@ -358,20 +326,20 @@ def test_absent_deletes_the_stack_and_its_iam_and_leaves_the_rest(aws, api_calls
     assert aws["cfn"].describe_stacks(StackName="other-stack")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
 
 
-def test_absent_without_a_stack_changes_nothing(aws, api_calls):
+def test_absent_without_a_stack_changes_nothing(aws, aws_calls):
     result, failed = run({"state": "absent"}, diff=True)
     assert not failed, result
     assert result["changed"] is False and result["plan"] == [] and result["stack_id"] is None
-    assert writes(api_calls) == []
+    assert aws_calls.written() == []
     assert "No changes" in result["diff"]["prepared"]
 
 
-def test_absent_rerun_changes_nothing(aws, api_calls):
+def test_absent_rerun_changes_nothing(aws, aws_calls):
     run()
     run({"state": "absent"})
-    api_calls.clear()
+    aws_calls.clear()
     result, failed = run({"state": "absent"})
-    assert not failed and result["changed"] is False and writes(api_calls) == []
+    assert not failed and result["changed"] is False and aws_calls.written() == []
 
 
 # --- bad input ------------------------------------------------------------------------------

@@ -11,28 +11,22 @@ from unittest import mock
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 
 from helpers import moto_fixes
+from helpers.aws import AMI, CLUSTER, KUBERNETES_VERSION, REGION, ZONES, context
+from helpers.aws import KEY_NAME as KEY
 from helpers.module_runner import run_module
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import instances
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
-from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.plan import UNKNOWN
-
-REGION = "ap-northeast-2"
-ZONES = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
-CLUSTER = "capi-example"
-AMI = "ami-03cf127a"  # launches in every moto region
-KEY = "jonnung"
 
 BASE_SPEC = {
     "name": CLUSTER,
     "region": REGION,
-    "kubernetes_version": "v1.31.4",
+    "kubernetes_version": KUBERNETES_VERSION,
     "ssh_key_name": KEY,
     "additional_tags": {"team": "platform"},
     "network": {"availability_zones": ZONES, "bastion": {"enabled": True, "ami_id": AMI}},
@@ -70,13 +64,13 @@ class Calls(object):
         self.aws_calls = aws_calls
 
     def clear(self):
-        del self.aws_calls[:]
+        self.aws_calls.clear()
 
     def names(self):
-        return [operation for dummy, operation in self.aws_calls]
+        return self.aws_calls.operations()
 
     def writes(self):
-        return [operation for dummy, operation in self.aws_calls.writes()]
+        return self.aws_calls.written()
 
 
 @pytest.fixture
@@ -125,15 +119,14 @@ def make_network(ec2, private=True):
 
 
 @pytest.fixture
-def ec2(aws_env, monkeypatch):
+def ec2(ec2, monkeypatch):
+    """conftest's ec2, in an account with the instance profiles and the key pair the spec names."""
     moto_fixes.apply(monkeypatch)  # RunInstances honours ClientToken, as EC2 does
-    with mock_aws():
-        client = boto3.client("ec2", region_name=REGION)
-        iam = boto3.client("iam", region_name=REGION)
-        for profile in (naming.CONTROL_PLANE_PROFILE, naming.NODES_PROFILE):
-            iam.create_instance_profile(InstanceProfileName=profile)
-        client.create_key_pair(KeyName=KEY)
-        yield client
+    iam = boto3.client("iam", region_name=REGION)
+    for profile in (naming.CONTROL_PLANE_PROFILE, naming.NODES_PROFILE):
+        iam.create_instance_profile(InstanceProfileName=profile)
+    ec2.create_key_pair(KeyName=KEY)
+    return ec2
 
 
 @pytest.fixture
@@ -368,7 +361,7 @@ def slot_tags(ec2, set_name):
 
 def test_a_racing_second_run_on_the_same_state_launches_nothing_new(ec2, network, calls):
     # Both runs read before either launched: they plan the same slots, names and tokens.
-    ctx = Context(lambda service: ec2, REGION, wait=False)
+    ctx = context(ec2, wait=False)
     first = instances.plan_present(ctx, resolved(md0(2)), "md-0")
     second = instances.plan_present(ctx, resolved(md0(2)), "md-0")
     assert first.returns["launched"]() == second.returns["launched"]()
