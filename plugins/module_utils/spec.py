@@ -76,9 +76,16 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 _ZONE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+[a-z]$|^[a-z]{2}-[a-z]+-\d+-[a-z0-9-]+$")
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-_AMI = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
-_VPC = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
-_SUBNET = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+
+
+def _resource_id(prefix: str) -> "re.Pattern[str]":
+    """An EC2 resource id: the prefix and 8 (older) or 17 hexadecimal digits."""
+    return re.compile(r"^%s-([0-9a-f]{8}|[0-9a-f]{17})$" % prefix)
+
+
+_AMI = _resource_id("ami")
+_VPC = _resource_id("vpc")
+_SUBNET = _resource_id("subnet")
 _KEY_NAME = re.compile(r"^[\x20-\x7e]{1,255}$")
 _TAG_CHARS = re.compile(r"^[a-zA-Z0-9 _.:=+\-@/]*$")
 _ACCOUNT_OR_ALIAS = re.compile(r"^(\d{12}|self|amazon|aws-marketplace)$")
