@@ -14,13 +14,10 @@ writes, so status and inventory can use it without importing a service that does
 
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
-from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import describe_load_balancers
-from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import describe_tags as describe_elbv2_tags
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from . import naming
 from .aws import ec2 as aws_ec2
+from .aws import elb as aws_elb
 
 Client = Any
 Resource = Dict[str, Any]
@@ -29,7 +26,6 @@ Filters = List[Dict[str, Any]]
 
 # Every state an instance still uses its subnet and security groups in.
 INSTANCE_LIVE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
-TAG_BATCH = 20  # DescribeTags of both load-balancer APIs takes at most 20 names or ARNs
 
 
 # --- small views over described resources ------------------------------------------------
@@ -179,28 +175,13 @@ def instance_label(instance: Resource) -> str:
     return "instance %s (%s)" % (instance["InstanceId"], name_of(instance, "no Name tag"))
 
 
-@AWSRetry.jittered_backoff()
-def _classic_elb_tags(elb: Client, names: List[str]) -> List[Resource]:
-    tags: List[Resource] = elb.describe_tags(LoadBalancerNames=names)["TagDescriptions"]
-    return tags
-
-
-def _batches(items: List[str]) -> List[List[str]]:
-    return [items[i:i + TAG_BATCH] for i in range(0, len(items), TAG_BATCH)]
-
-
 def load_balancers_in_vpc(elb: Client, elbv2: Client, vpc_id: str) -> List[Tuple[str, str, Dict[str, str]]]:
     """Every load balancer of the VPC, of both APIs, as (label, name, tags)."""
-    found = []
-    arns = {lb["LoadBalancerArn"]: lb["LoadBalancerName"] for lb in describe_load_balancers(elbv2) or [] if lb.get("VpcId") == vpc_id}
-    for batch in _batches(sorted(arns)):
-        for description in describe_elbv2_tags(elbv2, batch):
-            name = arns[description["ResourceArn"]]
-            found.append(("load balancer " + name, name, tags_of(description)))
-    classic = paginated_query_with_retries(elb, "describe_load_balancers")["LoadBalancerDescriptions"]
-    names = sorted(lb["LoadBalancerName"] for lb in classic if lb.get("VPCId") == vpc_id)
-    for batch in _batches(names):
-        for description in _classic_elb_tags(elb, batch):
-            name = description["LoadBalancerName"]
-            found.append(("classic load balancer " + name, name, tags_of(description)))
+    arns = {lb["LoadBalancerArn"]: lb["LoadBalancerName"]
+            for lb in aws_elb.describe_load_balancers(elbv2) or [] if lb.get("VpcId") == vpc_id}
+    v2_tags = aws_elb.elbv2_tags(elbv2, sorted(arns)) if arns else {}
+    found = [("load balancer " + arns[arn], arns[arn], dict(tags)) for arn, tags in sorted(v2_tags.items())]
+    names = sorted(lb["LoadBalancerName"] for lb in aws_elb.describe_classic_balancers(elb) if lb.get("VPCId") == vpc_id)
+    classic_tags = aws_elb.describe_classic_tags(elb, names) if names else {}
+    found += [("classic load balancer " + name, name, dict(tags)) for name, tags in sorted(classic_tags.items())]
     return found

@@ -14,12 +14,12 @@ try:
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
-from ansible_collections.amazon.aws.plugins.module_utils.ec2 import describe_availability_zones
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from .aws import ec2 as aws_ec2
 from .errors import KubeclusterError
 from .plan import Plan, PlanApplyError
 from .spec import Spec, SpecError, resolve, resolve_identity, select_zones, with_zones
@@ -123,7 +123,7 @@ def client(module: Module, spec: Spec, service: str) -> Any:
 
 def region_zones(ec2: Any) -> List[str]:
     """Names of the region's available zones (Local and Wavelength zones excluded)."""
-    zones = describe_availability_zones(
+    zones = aws_ec2.describe_availability_zones(
         ec2, Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
     )
     return [zone["ZoneName"] for zone in zones]
