@@ -212,7 +212,11 @@ def test_control_planes_join_one_at_a_time_with_fresh_certs_and_tokens_before_an
         start = interval(join)[0]
         # re-uploaded under the same key and a 15-minute token made between the previous join and this one
         upload = [call for call in uploads if previous_end <= call["time"] <= start]
-        assert len(upload) == 1 and upload[0]["argv"] == ["init", "phase", "upload-certs", "--upload-certs", "--certificate-key", key]
+        # the key in a 0600 configuration file, never on the command line (where `ps` shows it)
+        assert len(upload) == 1 and upload[0]["argv"] == ["init", "phase", "upload-certs", "--upload-certs", "--config",
+                                                          "/run/kubecluster/kubeadm-upload-certs.yaml"]
+        assert document(upload[0], "InitConfiguration")["certificateKey"] == key
+        assert not [arg for call in uploads for arg in call["argv"] if key in arg]
         token = [call for call in tokens if previous_end <= call["time"] <= start]
         assert len(token) == 1 and token[0]["argv"] == ["token", "create", "--ttl", "15m"]
         assert token[0]["stdout"].strip() == discovery["token"]
