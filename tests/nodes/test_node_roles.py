@@ -435,3 +435,19 @@ def test_the_release_manifests_path_applies_what_the_manifests_dir_did(cluster):
     assert result.recap["localhost"]["changed"] == 1
     assert re.search(r"Render CAPA's cloud controller manager manifest with the pinned image\] \*+\nchanged: \[localhost\]", result.stdout)
     assert api_writes(env, since) == []
+
+
+def test_a_configuration_kubeadm_refuses_is_reported_with_kubeadms_reason_and_nothing_secret(clean_nodes):
+    """Runs last: it leaves the hosts without a cluster. A node mask wider than the pod subnet is valid
+    YAML and passes the role's own checks; kubeadm's validation refuses it, and says why."""
+    env = clean_nodes
+    kubeconfig = os.path.join(env.run_dir, "controller", "kube", CLUSTER_NAME + "-refused.kubeconfig")
+    extra = dict(node_vars(env, kubeconfig),
+                 control_plane_controller_manager_extra_args={"cloud-provider": "external", "node-cidr-mask-size-ipv4": "8"})
+    result = env.run_playbook(NODES_PLAYBOOK, extra_vars=extra, env=FAST_SSH)
+    assert result.rc != 0
+    assert "kubeadm config validate (the configuration of kubeadm init) failed on %s" % env.control_planes[0].name in result.stdout
+    assert "the size of pod subnet with mask 16 is smaller than the size of node subnet with mask 8" in result.stdout
+    assert not re.search(r"[a-z0-9]{6}\.[a-z0-9]{16}|[0-9a-f]{64}", result.stdout)
+    assert [call["argv"][:1] for call in kubeadm_calls(env, env.control_planes[0], "init")] == []
+    assert env.exec(env.control_planes[0], "ls -A /run/kubecluster 2>/dev/null || true").stdout.strip() == ""
