@@ -474,7 +474,9 @@ def run_addons(env, kubeconfig, name, **extra_vars):
     with open(playbook, "w", encoding="utf-8") as handle:
         yaml.safe_dump([{"name": "Install the add-ons and wait for the nodes", "hosts": "localhost", "connection": "local",
                          "gather_facts": False, "roles": ["kubecluster.aws.addons"]}], handle)
-    result = env.run_playbook(playbook, extra_vars=dict({"kubecluster_cluster": cluster_spec(env, kubeconfig)}, **extra_vars))
+    spec = dict(cluster_spec(env, kubeconfig), network={"cni": "calico"}, addons={
+        "cni_version": None, "aws_cloud_controller_manager_version": None, "ebs_csi_driver_version": None, "manifests_dir": MANIFESTS_DIR})
+    result = env.run_playbook(playbook, extra_vars=dict({"kubecluster_cluster": spec}, **extra_vars))
     TIMINGS[name] = result.duration
     return result
 
@@ -501,7 +503,7 @@ def test_the_wait_names_a_node_the_cloud_controller_manager_cannot_initialise(cl
     finally:
         store.cloud_provider = known
 
-    assert failed.rc != 0 and failed.failed_hosts == ["localhost"]
+    assert failed.rc != 0 and failed.failed_hosts == ["localhost"], failed.stdout
     assert ("Not ready after 4 s: %s: no providerID, still tainted %s: the aws-cloud-controller-manager has not initialised it "
             "(check its pods and logs in kube-system and the control-plane instance profile)." % (host.node_name, UNINITIALIZED)) in failed.stdout
     assert not [other.node_name for other in env.cluster_hosts if other is not host and other.node_name in failed.stdout]
