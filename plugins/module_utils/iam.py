@@ -5,9 +5,11 @@
 
 """The IAM that ``clusterawsadm bootstrap iam create-cloudformation-stack`` makes, and its stack.
 
-``template()`` is CAPA's bootstrap template with EKS disabled
-(``cmd/clusterawsadm/cloudformation/bootstrap``): the control-plane, nodes and controllers
-roles with their instance profiles, and the three managed policies with every action and
+``template()`` is CAPA's bootstrap template with EKS disabled and the EBS CSI policy enabled
+(``cmd/clusterawsadm/cloudformation/bootstrap``, AWSIAMConfiguration
+``spec.controlPlane.enableCSIPolicy: true``): the control-plane, nodes and controllers roles with
+their instance profiles, the three managed policies and the EBS CSI controller's policy (on the
+control-plane role, where the addons role runs the driver's controller), with every action and
 resource ARN CAPA writes. The logical ids are CAPA's, so a stack that clusterawsadm made is
 updated in place, never replaced.
 
@@ -51,6 +53,8 @@ PROFILE_NODES = "AWSIAMInstanceProfileNodes"
 POLICY_CONTROL_PLANE = "AWSIAMManagedPolicyCloudProviderControlPlane"
 POLICY_NODES = "AWSIAMManagedPolicyCloudProviderNodes"
 POLICY_CONTROLLERS = "AWSIAMManagedPolicyControllers"
+POLICY_CSI = "AWSEBSCSIPolicyController"
+CSI_POLICY_NAME = "csi" + naming.IAM_SUFFIX
 
 # Cloud provider AWS on the control plane (cloud_provider_integration_control_plane.go).
 CONTROL_PLANE_ACTIONS = [
@@ -134,6 +138,26 @@ NODES_ACTIONS = [
 # CAPA's default secure-secrets backend: bootstrap data in Secrets Manager (cluster_api_node.go).
 SECRETS_RESOURCE = "arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/*"
 NODES_SECRET_ACTIONS = ["secretsmanager:DeleteSecret", "secretsmanager:GetSecretValue"]
+
+# The EBS CSI driver's controller (csi.go csiControllerPolicy, from the driver's example IAM
+# policy): what clusterawsadm adds with AWSIAMConfiguration spec.controlPlane.enableCSIPolicy.
+CSI_CONTROLLER_ACTIONS = [
+    "ec2:AttachVolume",
+    "ec2:CreateSnapshot",
+    "ec2:CreateTags",
+    "ec2:CreateVolume",
+    "ec2:DeleteSnapshot",
+    "ec2:DeleteTags",
+    "ec2:DeleteVolume",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeInstances",
+    "ec2:DescribeSnapshots",
+    "ec2:DescribeTags",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeVolumesModifications",
+    "ec2:DetachVolume",
+    "ec2:ModifyVolume",
+]
 
 # SSM Session Manager on the nodes (cluster_api_node.go sessionManagerPolicy).
 SESSION_MANAGER_ACTIONS = [
@@ -277,6 +301,7 @@ PASS_ROLE_RESOURCE = "arn:*:iam::*:role/*" + naming.IAM_SUFFIX
 CONTROLLERS_SECRET_ACTIONS = ["secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:TagResource"]
 
 CONTROL_PLANE_DESCRIPTION = "For the Kubernetes Cloud Provider AWS Control Plane"
+CSI_DESCRIPTION = "For the AWS EBS CSI Driver for Kubernetes"
 NODES_DESCRIPTION = "For the Kubernetes Cloud Provider AWS nodes"
 CONTROLLERS_DESCRIPTION = "For the Kubernetes Cluster API Provider AWS Controllers"
 
@@ -338,6 +363,10 @@ def nodes_statements() -> List[Resource]:
     ]
 
 
+def csi_statements() -> List[Resource]:
+    return [_statement(CSI_CONTROLLER_ACTIONS, ["*"])]
+
+
 def controllers_statements() -> List[Resource]:
     statements = [
         _statement(CONTROLLERS_ACTIONS, ["*"]),
@@ -362,6 +391,10 @@ def template() -> Template:
         # Attached to the control plane too, so a cluster that becomes its own management cluster works.
         POLICY_CONTROLLERS: _managed_policy(naming.CONTROLLERS_PROFILE, CONTROLLERS_DESCRIPTION, controllers_statements(),
                                             [ROLE_CONTROLLERS, ROLE_CONTROL_PLANE]),
+        # clusterawsadm's enableCSIPolicy: the addons role runs the EBS CSI controller on the control
+        # plane, so the policy goes on that role (clusterawsadm's own attachment is inverted, CAPA#3527:
+        # with the option on it attaches the policy to no role).
+        POLICY_CSI: _managed_policy(CSI_POLICY_NAME, CSI_DESCRIPTION, csi_statements(), [ROLE_CONTROL_PLANE]),
         ROLE_CONTROL_PLANE: _role(naming.CONTROL_PLANE_PROFILE),
         ROLE_CONTROLLERS: _role(naming.CONTROLLERS_PROFILE),
         ROLE_NODES: _role(naming.NODES_PROFILE),

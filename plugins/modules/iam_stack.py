@@ -19,6 +19,10 @@ description:
     the managed policies of the same names; the control-plane policy is attached to the
     control-plane role, the nodes policy to the control-plane and nodes roles, the controllers
     policy to the controllers and control-plane roles.
+  - It also has the EBS CSI driver controller's policy C(csi.cluster-api-provider-aws.sigs.k8s.io)
+    (clusterawsadm's AWSIAMConfiguration C(spec.controlPlane.enableCSIPolicy), logical id
+    C(AWSEBSCSIPolicyController)), attached to the control-plane role, where the addons role
+    runs that controller; the nodes role gets no volume permissions.
   - The resources keep CAPA's logical ids, so a stack that clusterawsadm made (with EKS
     enabled or not) is updated in place; the EKS-only resources are removed from it.
   - IAM is global, but the stack lives in one region; run the module once per account.

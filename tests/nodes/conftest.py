@@ -410,7 +410,7 @@ class NodesEnv:
     # -- starting over -------------------------------------------------------------------------------------
     def reset_api(self):
         """A fresh API emulator state (same address, CA and admin token)."""
-        self.api.store.__init__(version=self.kubernetes_version, admin_token=self.api.admin_token)
+        self.api.reset(self.kubernetes_version)
         self.api.store.ca_pem = stand_in_lib.read_text(self.ca_cert)
 
     def wipe_hosts(self, hosts=None):
@@ -443,6 +443,14 @@ def prepare_host(env, host, public_key, settings):
     return ["%s %s %s" % (address, key[0], key[1]) for address in (host.private_ip, host.public_ip) if address]
 
 
+def cloud_lookup(hosts):
+    """What EC2 says about each machine's Node, for the API emulator's cloud controller manager:
+    node name -> {provider_id, zone, region}; None for a name no instance has."""
+    instances = {host.node_name: {"provider_id": "aws:///%s/%s" % (host.zone, host.instance_id), "zone": host.zone, "region": REGION}
+                 for host in hosts if "bastion" not in host.groups}
+    return instances.get
+
+
 def bring_up(run_dir, control_planes, workers):
     timings = {}
     started = time.time()
@@ -454,9 +462,10 @@ def bring_up(run_dir, control_planes, workers):
     pki = os.path.join(run_dir, "pki")
     ca_cert, ca_key = stand_in_lib.make_ca(pki)
     server_cert, server_key = stand_in_lib.make_server_cert(pki, ca_cert, ca_key, [API_HOST, "127.0.0.1"])
-    api = kube_api_emulator.KubeApiEmulator(API_HOST, API_PORT, server_cert, server_key, admin_token=secrets.token_hex(24),
-                                            version=DEFAULT_KUBERNETES_VERSION, ca_pem=stand_in_lib.read_text(ca_cert)).start()
     hosts = plan_hosts(control_planes, workers)
+    api = kube_api_emulator.KubeApiEmulator(API_HOST, API_PORT, server_cert, server_key, admin_token=secrets.token_hex(24),
+                                            version=DEFAULT_KUBERNETES_VERSION, ca_pem=stand_in_lib.read_text(ca_cert),
+                                            cloud_provider=cloud_lookup(hosts)).start()
     aws = MotoServer().start()
     env = NodesEnv(run_dir, hosts, api, ca_cert, ca_key, timings, aws)
     for directory in ("cp", "tmp"):

@@ -35,6 +35,7 @@ for source_name in os.listdir(MANIFEST_SOURCES):
     shutil.copyfile(os.path.join(MANIFEST_SOURCES, source_name),
                     os.path.join(MANIFESTS_DIR, source_name.replace(".manifest", ".yaml")))
 CLUSTER_NAME = "kubecluster-test"
+UNINITIALIZED = "node.cloudprovider.kubernetes.io/uninitialized"
 KUBEADM_WRITES = ("init", "join", "reset", "token")
 TIMINGS = {}
 # One SSH round trip per task instead of several (sudo on the test hosts needs no tty); what a
@@ -291,6 +292,37 @@ def test_nodes_are_registered_and_ready_and_the_addons_applied(cluster):
     assert ccm["spec"]["template"]["spec"]["containers"][0]["args"][:2] == ["--v=2", "--cloud-provider=aws"]
 
 
+def test_the_cloud_controller_manager_initialised_every_node(cluster):
+    """The wait passed only once the CCM gave every Node its instance: the emulator's CCM knows the
+    hosts' instances (their ids and zones) and acts only while the manifest's CCM could run."""
+    env, result, unused_names = cluster
+    result.assert_ok()
+    hosts = {host.node_name: host for host in env.cluster_hosts}
+    for name, node in ((node["metadata"]["name"], node) for node in env.api_objects("Node")):
+        assert node["spec"]["providerID"] == "aws:///%s/%s" % (hosts[name].zone, hosts[name].instance_id), name
+        assert UNINITIALIZED not in [taint["key"] for taint in node["spec"].get("taints") or []], name
+        assert node["metadata"]["labels"]["topology.kubernetes.io/zone"] == hosts[name].zone, name
+        assert node["metadata"]["labels"]["topology.kubernetes.io/region"] == "ap-northeast-2", name
+
+
+def test_the_ebs_csi_driver_runs_the_release_named_and_its_controller_on_the_control_plane(cluster):
+    """The manifest (as the v1.43.0 kustomize base) names image v1.42.0; the role deploys v1.43.0, and runs the
+    controller where the instance profile has the EBS CSI policy."""
+    env, result, unused_names = cluster
+    result.assert_ok()
+    wanted = "public.ecr.aws/ebs-csi-driver/aws-ebs-csi-driver:" + pinned("ebs_csi_driver", int(env.kubernetes_version.split(".")[1]))
+    controller = env.api_object("Deployment", "ebs-csi-controller", "kube-system")["spec"]["template"]["spec"]
+    node = env.api_object("DaemonSet", "ebs-csi-node", "kube-system")["spec"]["template"]["spec"]
+    assert wanted.endswith(":v1.43.0")
+    assert [container["image"] for container in controller["containers"] if container["name"] == "ebs-plugin"] == [wanted]
+    assert [container["image"] for container in node["containers"] if container["name"] == "ebs-plugin"] == [wanted]
+    assert controller["containers"][1]["image"] == "public.ecr.aws/eks-distro/kubernetes-csi/external-provisioner:v5.2.0-eks-1-33-3"
+    assert controller["nodeSelector"] == {"kubernetes.io/os": "linux", "node-role.kubernetes.io/control-plane": ""}
+    assert controller["tolerations"][-1] == {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+    assert len(controller["tolerations"]) == 3
+    assert "node-role.kubernetes.io/control-plane" not in (node.get("nodeSelector") or {})
+
+
 def test_the_roles_leave_their_files(cluster):
     env, result, kubeconfig = cluster
     result.assert_ok()
@@ -435,6 +467,51 @@ def test_the_release_manifests_path_applies_what_the_manifests_dir_did(cluster):
     assert result.recap["localhost"]["changed"] == 1
     assert re.search(r"Render CAPA's cloud controller manager manifest with the pinned image\] \*+\nchanged: \[localhost\]", result.stdout)
     assert api_writes(env, since) == []
+
+
+def run_addons(env, kubeconfig, name, **extra_vars):
+    playbook = os.path.join(env.run_dir, name + ".yml")
+    with open(playbook, "w", encoding="utf-8") as handle:
+        yaml.safe_dump([{"name": "Install the add-ons and wait for the nodes", "hosts": "localhost", "connection": "local",
+                         "gather_facts": False, "roles": ["kubecluster.aws.addons"]}], handle)
+    spec = dict(cluster_spec(env, kubeconfig), network={"cni": "calico"}, addons={
+        "cni_version": None, "aws_cloud_controller_manager_version": None, "ebs_csi_driver_version": None, "manifests_dir": MANIFESTS_DIR})
+    result = env.run_playbook(playbook, extra_vars=dict({"kubecluster_cluster": spec}, **extra_vars))
+    TIMINGS[name] = result.duration
+    return result
+
+
+def test_the_wait_names_a_node_the_cloud_controller_manager_cannot_initialise(cluster):
+    """A Node the CCM finds no instance for (its instance gone from the cloud as the CCM sees it) is Ready but
+    uninitialized: the wait fails naming it and what it lacks; once the CCM can initialise it, the wait passes."""
+    env, first, kubeconfig = cluster
+    first.assert_ok()
+    host, store = env.workers[-1], env.api.store
+    known = store.cloud_provider
+    nodes = store.resource("", "v1", "nodes")
+    before = env.api_object("Node", host.node_name)
+    # the kubelet registers its Node again, as after a reinstall: no providerID yet, the uninitialized taint
+    registered = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": host.node_name, "labels": {
+        key: value for key, value in before["metadata"]["labels"].items() if "topology" not in key and "failure-domain" not in key}},
+        "spec": {"taints": [{"key": UNINITIALIZED, "value": "true", "effect": "NoSchedule"}]}, "status": before["status"]}
+    store.cloud_provider = lambda name: None if name == host.node_name else known(name)
+    try:
+        with store.lock:
+            store.delete(nodes, None, host.node_name)
+            store.create(nodes, None, registered)
+        failed = run_addons(env, kubeconfig, "addons-uninitialised-node", addons_node_ready_timeout=4, addons_node_ready_delay=2)
+    finally:
+        store.cloud_provider = known
+
+    assert failed.rc != 0 and failed.failed_hosts == ["localhost"], failed.stdout
+    assert ("Not ready after 4 s: %s: no providerID, still tainted %s: the aws-cloud-controller-manager has not initialised it "
+            "(check its pods and logs in kube-system and the control-plane instance profile)." % (host.node_name, UNINITIALIZED)) in failed.stdout
+    assert not [other.node_name for other in env.cluster_hosts if other is not host and other.node_name in failed.stdout]
+    assert "not Ready" not in failed.stdout  # Ready all along: only the cloud part was missing
+
+    passed = run_addons(env, kubeconfig, "addons-initialised-node", addons_node_ready_timeout=20, addons_node_ready_delay=2)
+    passed.assert_ok()
+    assert env.api_object("Node", host.node_name)["spec"]["providerID"] == "aws:///%s/%s" % (host.zone, host.instance_id)
 
 
 def test_a_configuration_kubeadm_refuses_is_reported_with_kubeadms_reason_and_nothing_secret(clean_nodes):

@@ -17,8 +17,10 @@ k8s_info), the kubeadm / kubectl stand-ins and the add-on manifests need:
   collection, on namespaced and cluster-scoped resources, plus the status subresource and
   ``?dryRun=All``;
 - the controllers whose effects the roles observe: nodes are NotReady (with the not-ready taint)
-  until a CNI DaemonSet exists (calico-node or cilium), the cloud-provider "uninitialized" taint
-  goes once an AWS cloud controller manager DaemonSet / Deployment exists, workload status fields
+  until a CNI DaemonSet exists (calico-node or cilium); the AWS cloud controller manager's node
+  controller, while a workload running it could run (see Store._cloud_node_controller), gives each
+  Node the ``cloud_provider`` knows its providerID and topology labels and removes the cloud-provider
+  "uninitialized" taint (no cloud_provider, unknown Node: the taint stays); workload status fields
   (Deployments, DaemonSets, StatefulSets) follow their specs, CRDs get Established, expired
   bootstrap tokens are deleted, the bootstrap signer keeps kube-public/cluster-info signed, and
   objects whose owners are gone are garbage-collected (so kubeadm-certs lives 2 h with its token).
@@ -110,8 +112,16 @@ CORE_RESOURCES = [
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 CNI_DAEMONSETS = ("calico-node", "cilium")
-CCM_NAMES = ("aws-cloud-controller-manager", "cloud-controller-manager")
 UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
+# What the DaemonSet controller adds to every DaemonSet pod (pkg/controller/daemon/util AddOrUpdateDaemonPodTolerations);
+# the network-unavailable one only with hostNetwork. The not-ready NoSchedule taint is not among them.
+DAEMONSET_TOLERATIONS = [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+                         {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+                         {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+                         {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+                         {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+                         {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]
+HOST_NETWORK_TOLERATION = {"key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule"}
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 # strategic merge: list fields merged by a key, as the core types' patchMergeKey says; others are replaced
 MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "volumes": "name", "env": "name",
@@ -362,9 +372,10 @@ def json_patch(target, operations):
 class Store:
     """Objects, the resource registry, users and the controllers, behind one lock."""
 
-    def __init__(self, version="v1.31.4", admin_token=None, service_ip="10.96.0.1"):
+    def __init__(self, version="v1.31.4", admin_token=None, service_ip="10.96.0.1", cloud_provider=None):
         self.lock = threading.RLock()
         self.version = version
+        self.cloud_provider = cloud_provider  # see KubeApiEmulator
         self.admin_token = admin_token or uuid.uuid4().hex
         self.node_secret = uuid.uuid4().bytes
         self.objects = {}  # (group, plural, namespace, name) -> object
@@ -652,6 +663,7 @@ class Store:
             self._collect_garbage()
             self._sign_cluster_info()
             self._nodes()
+            self._cloud_node_controller()
             self._workloads()
             self._crds()
 
@@ -720,15 +732,12 @@ class Store:
 
     def _nodes(self):
         cni = self._has_daemonset(CNI_DAEMONSETS)
-        ccm = any(key[1] in ("daemonsets", "deployments") and key[3] in CCM_NAMES for key in self.objects)
         for key, node in list(self.objects.items()):
             if key[1] != "nodes":
                 continue
             updated = copy.deepcopy(node)
             spec, status = updated.setdefault("spec", {}), updated.setdefault("status", {})
             taints = [taint for taint in spec.get("taints") or [] if taint.get("key") != NOT_READY_TAINT]
-            if ccm:
-                taints = [taint for taint in taints if taint.get("key") != UNINITIALIZED_TAINT]
             if not cni:
                 taints.append({"key": NOT_READY_TAINT, "effect": "NoSchedule"})
             if taints:
@@ -746,6 +755,125 @@ class Store:
                                "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
                                "message:Network plugin returns error: cni plugin not initialized"})
             status["conditions"] = conditions
+            self._set(key, updated)
+
+    # -- the AWS cloud controller manager's node controller -----------------------------------------
+    # A real cloud-node-controller initialises a Node registered with --cloud-provider=external: it looks the
+    # instance up in the cloud, sets spec.providerID and the topology / instance-type labels, and removes the
+    # uninitialized taint. Here that happens only while such a controller could actually run (a workload running
+    # `--cloud-provider=aws` whose pods can be scheduled, with its ServiceAccount and RBAC on Nodes) and only for
+    # the Nodes the emulator's cloud_provider knows; any other Node keeps its taint, as the real one logs
+    # "instance not found" and retries.
+    @staticmethod
+    def _runs_aws_ccm(pod_spec):
+        return any("--cloud-provider=aws" in (container.get("command") or []) + (container.get("args") or [])
+                   for container in pod_spec.get("containers") or [])
+
+    @staticmethod
+    def _tolerated(taint, tolerations):
+        for toleration in tolerations:
+            if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+                continue
+            if toleration.get("operator") == "Exists":
+                if not toleration.get("key") or toleration["key"] == taint.get("key"):
+                    return True
+            elif toleration.get("key") == taint.get("key") and (toleration.get("value") or "") == (taint.get("value") or ""):
+                return True
+        return False
+
+    @staticmethod
+    def _node_matches(pod_spec, node):
+        labels = node["metadata"].get("labels") or {}
+        if any(labels.get(key) != value for key, value in (pod_spec.get("nodeSelector") or {}).items()):
+            return False
+        required = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+        terms = required.get("nodeSelectorTerms")
+        if not terms:
+            return True
+
+        def holds(expression):
+            key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+            return {"In": lambda: labels.get(key) in values, "NotIn": lambda: labels.get(key) not in values,
+                    "Exists": lambda: key in labels, "DoesNotExist": lambda: key not in labels,
+                    "Gt": lambda: key in labels and int(labels[key]) > int(values[0]),
+                    "Lt": lambda: key in labels and int(labels[key]) < int(values[0])}.get(operator, lambda: False)()
+        return any(all(holds(expression) for expression in term.get("matchExpressions") or []) for term in terms)
+
+    def _schedulable_somewhere(self, kind, pod_spec):
+        tolerations = list(pod_spec.get("tolerations") or [])
+        if kind == "DaemonSet":
+            tolerations += DAEMONSET_TOLERATIONS + ([HOST_NETWORK_TOLERATION] if pod_spec.get("hostNetwork") else [])
+        for key, node in self.objects.items():
+            if key[1] != "nodes" or not self._node_matches(pod_spec, node):
+                continue
+            blocking = [taint for taint in (node.get("spec") or {}).get("taints") or []
+                        if taint.get("effect") in ("NoSchedule", "NoExecute") and not self._tolerated(taint, tolerations)]
+            if not blocking:
+                return True
+        return False
+
+    def _may_update_nodes(self, namespace, account):
+        for key, binding in self.objects.items():
+            if key[1] != "clusterrolebindings" or (binding.get("roleRef") or {}).get("kind") != "ClusterRole":
+                continue
+            if not any(subject.get("kind") == "ServiceAccount" and subject.get("name") == account and subject.get("namespace") == namespace
+                       for subject in binding.get("subjects") or []):
+                continue
+            role = self.objects.get(("rbac.authorization.k8s.io", "clusterroles", None, binding["roleRef"].get("name")))
+            for rule in (role or {}).get("rules") or []:
+                if ({"", "*"} & set(rule.get("apiGroups") or []) and {"nodes", "*"} & set(rule.get("resources") or [])
+                        and {"update", "patch", "*"} & set(rule.get("verbs") or [])):
+                    return True
+        return False
+
+    def _aws_ccm_running(self):
+        for key, workload in self.objects.items():
+            if key[0] != "apps" or key[1] not in ("daemonsets", "deployments"):
+                continue
+            pod_spec = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
+            account = pod_spec.get("serviceAccountName") or "default"
+            if (self._runs_aws_ccm(pod_spec) and ("", "serviceaccounts", key[2], account) in self.objects
+                    and self._may_update_nodes(key[2], account) and self._schedulable_somewhere(workload["kind"], pod_spec)):
+                return True
+        return False
+
+    def _cloud_instance(self, node_name):
+        """What the cloud_provider says about a Node: {provider_id, zone, region, instance_type} or None."""
+        found = self.cloud_provider(node_name) if self.cloud_provider else None
+        if not found:
+            return None
+        if isinstance(found, str):
+            found = {"provider_id": found}
+        instance = dict(found)
+        match = re.match(r"^aws:///([^/]+)/(i-[0-9a-f]+)$", instance.get("provider_id") or "")
+        if not match:
+            raise ValueError("cloud_provider(%r) gave no provider id of the form aws:///<zone>/<instance-id>: %r" % (node_name, found))
+        instance.setdefault("zone", match.group(1))
+        if not instance.get("region"):
+            region = re.match(r"^([a-z]+(?:-[a-z]+)+-\d+)", instance["zone"])
+            instance["region"] = region.group(1) if region else None
+        return instance
+
+    def _cloud_node_controller(self):
+        if not self.cloud_provider or not self._aws_ccm_running():
+            return
+        for key, node in list(self.objects.items()):
+            if key[1] != "nodes" or not any(taint.get("key") == UNINITIALIZED_TAINT for taint in (node.get("spec") or {}).get("taints") or []):
+                continue
+            instance = self._cloud_instance(node["metadata"]["name"])
+            if not instance:
+                continue
+            updated = copy.deepcopy(node)
+            spec, labels = updated.setdefault("spec", {}), updated["metadata"].setdefault("labels", {})
+            spec["providerID"] = instance["provider_id"]
+            for stable, beta, value in (("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone", instance["zone"]),
+                                        ("topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region", instance["region"]),
+                                        ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type", instance.get("instance_type"))):
+                if value:
+                    labels[stable] = labels[beta] = value
+            spec["taints"] = [taint for taint in spec.get("taints") or [] if taint.get("key") != UNINITIALIZED_TAINT]
+            if not spec["taints"]:
+                spec.pop("taints")
             self._set(key, updated)
 
     def _workloads(self):
@@ -1073,10 +1201,16 @@ class KubeApiEmulator:
 
         with KubeApiEmulator("198.18.2.1", 6443, cert, key, admin_token="...", ca_pem=ca) as api:
             api.objects(kind="Node")
+
+    ``cloud_provider`` is the cloud as the AWS cloud controller manager would see it: a callable taking a
+    Node name and answering None (no such instance: the Node stays uninitialized) or its provider id
+    "aws:///<zone>/<instance-id>", or a dict {"provider_id", "zone", "region", "instance_type"} (zone and
+    region default to what the provider id says, instance_type to no label). Without it no Node is ever
+    initialised, whatever runs in the cluster.
     """
 
-    def __init__(self, host, port, cert_file, key_file, admin_token=None, version="v1.31.4", ca_pem=""):
-        self.store = Store(version=version, admin_token=admin_token)
+    def __init__(self, host, port, cert_file, key_file, admin_token=None, version="v1.31.4", ca_pem="", cloud_provider=None):
+        self.store = Store(version=version, admin_token=admin_token, cloud_provider=cloud_provider)
         self.store.ca_pem = ca_pem.decode() if isinstance(ca_pem, bytes) else ca_pem
         for (group, plural, namespace, name), obj in list(self.store.objects.items()):
             if plural == "configmaps" and name == "kube-root-ca.crt":
@@ -1134,6 +1268,12 @@ class KubeApiEmulator:
     def clear_requests(self):
         with self.store.lock:
             self.store.request_log.clear()
+
+    def reset(self, version=None):
+        """A fresh API state: no objects but the defaults; the same address, CA, admin token and cloud."""
+        store = self.store
+        with store.lock:
+            store.__init__(version=version or store.version, admin_token=store.admin_token, cloud_provider=store.cloud_provider)
 
 
 def main(argv=None):

@@ -56,9 +56,10 @@ def statements(policy_id):
 # --- the template ---------------------------------------------------------------------------
 
 
-def test_template_has_capas_nine_resources_and_logical_ids():
+def test_template_has_capas_ten_resources_and_logical_ids():
     resources = iam.template()["Resources"]
     assert sorted(resources) == sorted([
+        "AWSEBSCSIPolicyController",
         "AWSIAMInstanceProfileControlPlane", "AWSIAMInstanceProfileControllers", "AWSIAMInstanceProfileNodes",
         "AWSIAMManagedPolicyCloudProviderControlPlane", "AWSIAMManagedPolicyCloudProviderNodes",
         "AWSIAMManagedPolicyControllers", "AWSIAMRoleControlPlane", "AWSIAMRoleControllers", "AWSIAMRoleNodes"])
@@ -80,6 +81,27 @@ def test_nodes_policy_covers_ecr_secrets_and_session_manager():
     assert secrets == {"Action": ["secretsmanager:DeleteSecret", "secretsmanager:GetSecretValue"], "Effect": "Allow",
                        "Resource": ["arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/*"]}
     assert ssm["Action"][0] == "ssm:UpdateInstanceInformation" and ssm["Action"][-1] == "s3:GetEncryptionConfiguration"
+
+
+def test_ebs_csi_controller_policy_is_clusterawsadms_on_the_control_plane_role_only():
+    """The EBS CSI controller runs on the control plane (addons role), whose cloud-provider policy lacks
+    the snapshot, tag and zone calls the driver makes; the nodes role gets no volume rights."""
+    policy = iam.template()["Resources"][iam.POLICY_CSI]
+    assert policy["Properties"]["ManagedPolicyName"] == "csi.cluster-api-provider-aws.sigs.k8s.io"
+    assert policy["Properties"]["Description"] == "For the AWS EBS CSI Driver for Kubernetes"
+    assert policy["Properties"]["Roles"] == [{"Ref": iam.ROLE_CONTROL_PLANE}]
+    (only,) = statements(iam.POLICY_CSI)
+    assert only == {"Action": [
+        "ec2:AttachVolume", "ec2:CreateSnapshot", "ec2:CreateTags", "ec2:CreateVolume", "ec2:DeleteSnapshot", "ec2:DeleteTags",
+        "ec2:DeleteVolume", "ec2:DescribeAvailabilityZones", "ec2:DescribeInstances", "ec2:DescribeSnapshots", "ec2:DescribeTags",
+        "ec2:DescribeVolumes", "ec2:DescribeVolumesModifications", "ec2:DetachVolume", "ec2:ModifyVolume"], "Effect": "Allow", "Resource": ["*"]}
+    missing_on_control_plane = set(only["Action"]) - set(statements(iam.POLICY_CONTROL_PLANE)[0]["Action"])
+    assert missing_on_control_plane == {"ec2:CreateSnapshot", "ec2:DeleteSnapshot", "ec2:DeleteTags", "ec2:DescribeAvailabilityZones",
+                                        "ec2:DescribeSnapshots", "ec2:DescribeTags", "ec2:DescribeVolumesModifications"}
+    on_nodes = [policy_id for policy_id, resource in iam.template()["Resources"].items()
+                if resource["Type"] == "AWS::IAM::ManagedPolicy" and {"Ref": iam.ROLE_NODES} in resource["Properties"]["Roles"]]
+    assert on_nodes == [iam.POLICY_NODES]
+    assert not any("ec2:CreateVolume" in statement["Action"] for statement in statements(iam.POLICY_NODES))
 
 
 def test_controllers_policy_statements_and_resource_arns():
@@ -167,7 +189,7 @@ def test_missing_stack_plans_a_create_and_a_wait_that_call_cloudformation():
     cfn = mock.MagicMock()
     cfn.create_stack.return_value = {"StackId": STACK_ID}
     plan = iam.plan_stack_present(ctx(cfn, 120), None, NAME, iam.template(), {"team": 7})
-    assert actions(plan) == [("create", "3 InstanceProfile, 3 ManagedPolicy, 3 Role"), ("wait", "CREATE_COMPLETE")]
+    assert actions(plan) == [("create", "3 InstanceProfile, 4 ManagedPolicy, 3 Role"), ("wait", "CREATE_COMPLETE")]
     cfn.assert_not_called()
     plan.apply()
     kwargs = cfn.create_stack.call_args.kwargs

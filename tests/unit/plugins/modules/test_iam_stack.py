@@ -20,6 +20,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 
 STACK = naming.IAM_STACK_NAME
 ROLE_NAMES = [naming.CONTROL_PLANE_PROFILE, naming.CONTROLLERS_PROFILE, naming.NODES_PROFILE]
+CSI_POLICY = "csi" + naming.IAM_SUFFIX
 # A stack with nothing of ours in it.
 OTHER_TEMPLATE = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
 
@@ -104,8 +105,9 @@ def test_rendered_needs_no_credentials_region_or_call(monkeypatch):
         assert resources[profile_id] == {"Type": "AWS::IAM::InstanceProfile",
                                          "Properties": {"InstanceProfileName": name, "Roles": [{"Ref": role_id}]}}
     policies = dict((rid, r["Properties"]) for rid, r in resources.items() if r["Type"] == "AWS::IAM::ManagedPolicy")
-    assert sorted(p["ManagedPolicyName"] for p in policies.values()) == sorted(ROLE_NAMES)
+    assert sorted(p["ManagedPolicyName"] for p in policies.values()) == sorted(ROLE_NAMES + [CSI_POLICY])
     assert policies[iam.POLICY_CONTROL_PLANE]["Roles"] == [{"Ref": iam.ROLE_CONTROL_PLANE}]
+    assert policies[iam.POLICY_CSI]["Roles"] == [{"Ref": iam.ROLE_CONTROL_PLANE}]
     assert policies[iam.POLICY_NODES]["Roles"] == [{"Ref": iam.ROLE_CONTROL_PLANE}, {"Ref": iam.ROLE_NODES}]
     assert policies[iam.POLICY_CONTROLLERS]["Roles"] == [{"Ref": iam.ROLE_CONTROLLERS}, {"Ref": iam.ROLE_CONTROL_PLANE}]
     cp = policies[iam.POLICY_CONTROL_PLANE]["PolicyDocument"]["Statement"]
@@ -138,18 +140,18 @@ def test_present_creates_the_stack_and_its_iam(aws, aws_calls):
     assert not failed, result
     assert result["changed"] is True
     assert [(a["action"], a["detail"]) for a in result["plan"]] == [
-        ("create", "3 InstanceProfile, 3 ManagedPolicy, 3 Role"), ("wait", "CREATE_COMPLETE")]
+        ("create", "3 InstanceProfile, 4 ManagedPolicy, 3 Role"), ("wait", "CREATE_COMPLETE")]
     assert result["stack_status"] == "CREATE_COMPLETE"
     assert result["stack_id"].startswith("arn:aws:cloudformation:%s:" % REGION)
     assert result["outputs"] == {}
-    assert len(result["resources"]) == 9
+    assert len(result["resources"]) == 10
     assert {"logical_id": iam.ROLE_NODES, "physical_id": naming.NODES_PROFILE, "type": "AWS::IAM::Role",
             "status": "CREATE_COMPLETE"} in result["resources"]
     assert "+ cloudformation stack %s" % STACK in result["diff"]["prepared"]
 
     roles, profiles, policies = iam_names(aws["iam"])
     assert set(ROLE_NAMES) <= roles and set(ROLE_NAMES) <= profiles and set(ROLE_NAMES) <= policies
-    assert attached(aws["iam"], naming.CONTROL_PLANE_PROFILE) == sorted(ROLE_NAMES)
+    assert attached(aws["iam"], naming.CONTROL_PLANE_PROFILE) == sorted(ROLE_NAMES + [CSI_POLICY])
     assert attached(aws["iam"], naming.NODES_PROFILE) == [naming.NODES_PROFILE]
     assert attached(aws["iam"], naming.CONTROLLERS_PROFILE) == [naming.CONTROLLERS_PROFILE]
     profile = aws["iam"].get_instance_profile(InstanceProfileName=naming.NODES_PROFILE)["InstanceProfile"]
@@ -168,7 +170,7 @@ def test_rerun_changes_nothing_and_only_reads(aws, aws_calls):
     assert result["changed"] is False and result["plan"] == []
     assert aws_calls.written() == []
     assert "DescribeStacks" in aws_calls.operations() and "GetTemplate" in aws_calls.operations()
-    assert result["stack_status"] == "CREATE_COMPLETE" and len(result["resources"]) == 9
+    assert result["stack_status"] == "CREATE_COMPLETE" and len(result["resources"]) == 10
     assert "No changes" in result["diff"]["prepared"]
 
 
@@ -206,6 +208,27 @@ def test_an_older_stack_is_updated_in_place(aws, aws_calls):
 
     again, failed = run()
     assert not failed and again["changed"] is False
+
+
+def test_a_stack_made_without_the_ebs_csi_policy_gets_it_on_the_control_plane_role(aws, aws_calls):
+    """clusterawsadm's default (enableCSIPolicy off) left the EBS CSI controller without its EC2 volume rights."""
+    without_csi = iam.template()
+    del without_csi["Resources"][iam.POLICY_CSI]
+    stack_id = deploy(aws["cfn"], json.dumps(without_csi))
+    assert CSI_POLICY not in attached(aws["iam"], naming.CONTROL_PLANE_PROFILE)
+
+    result, failed = run()
+
+    assert not failed, result
+    assert [(a["action"], a["detail"]) for a in result["plan"]] == [("update", "added AWSEBSCSIPolicyController"), ("wait", "UPDATE_COMPLETE")]
+    assert result["stack_id"] == stack_id
+    assert CSI_POLICY in attached(aws["iam"], naming.CONTROL_PLANE_PROFILE)
+    assert CSI_POLICY not in attached(aws["iam"], naming.NODES_PROFILE)
+    arn = next(p["Arn"] for p in aws["iam"].list_policies(Scope="Local")["Policies"] if p["PolicyName"] == CSI_POLICY)
+    version = aws["iam"].get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = aws["iam"].get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert {"ec2:CreateSnapshot", "ec2:DescribeAvailabilityZones", "ec2:DeleteTags"} <= set(document["Statement"][0]["Action"])
 
 
 def test_a_clusterawsadm_yaml_stack_with_the_same_template_is_left_alone(aws, aws_calls):
