@@ -112,7 +112,7 @@ _value:
         ansible_user: ubuntu
         ansible_ssh_common_args: >-
           -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/home/me/.kube/capi-example.known_hosts
-          -o HostKeyAlias=i-0123456789abcdef0 -o 'ProxyCommand=ssh -W %h:%p -q -o StrictHostKeyChecking=accept-new
+          -o HostKeyAlias=i-0123456789abcdef0 -o 'ProxyCommand=ssh -W %h:%p -o LogLevel=ERROR -o StrictHostKeyChecking=accept-new
           -o UserKnownHostsFile=/home/me/.kube/capi-example.known_hosts -o HostKeyAlias=i-0fedcba9876543210
           ubuntu@203.0.113.10'
         kubecluster_node_name: ip-10-0-64-12.ap-northeast-2.compute.internal

@@ -35,7 +35,7 @@ def pinned(instance_id, known_hosts=None, checking="accept-new"):
 
 
 def through_bastion(key="", **keys):
-    return "-o 'ProxyCommand=ssh -W %%h:%%p -q %s %subuntu@%s'" % (pinned(BASTION_ID, **keys), key, BASTION_IP)
+    return "-o 'ProxyCommand=ssh -W %%h:%%p -o LogLevel=ERROR %s %subuntu@%s'" % (pinned(BASTION_ID, **keys), key, BASTION_IP)
 
 
 def machine(name, set_name, role, private_ip, public_ip=None, state="running"):

@@ -113,7 +113,7 @@ def pinned(instance, cluster="alpha", directory=None, checking="accept-new", kno
 
 def through(bastion, user="ubuntu", **keys):
     """The hop through ``bastion``: a ProxyCommand whose ssh gets the same host key options."""
-    return "-o 'ProxyCommand=ssh -W %%h:%%p -q %s %s@%s'" % (pinned(bastion, **keys), user, bastion["PublicIpAddress"])
+    return "-o 'ProxyCommand=ssh -W %%h:%%p -o LogLevel=ERROR %s %s@%s'" % (pinned(bastion, **keys), user, bastion["PublicIpAddress"])
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ PINNED = "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/home/me/.ku
 
 def hop(jump_options="", key=""):
     """The ProxyCommand common args of a hop to the bastion as ubuntu, as they are written."""
-    return "-o 'ProxyCommand=ssh -W %%h:%%p -q %s%subuntu@%s'" % (jump_options + " " if jump_options else "", key, BASTION_IP)
+    return "-o 'ProxyCommand=ssh -W %%h:%%p -o LogLevel=ERROR %s%subuntu@%s'" % (jump_options + " " if jump_options else "", key, BASTION_IP)
 
 
 def test_the_bastion_is_the_lowest_up_one_with_a_public_ip():
@@ -141,10 +141,10 @@ def test_from_inside_the_vpc_every_machine_but_the_bastion_is_reached_at_its_pri
 def test_the_hop_with_a_key_file_passes_the_key_to_the_jump_too():
     assert hosts.ssh_args(hosts.bastion_hop("ubuntu", JUMP)) == hop()
     assert hosts.bastion_hop("admin", JUMP, "/keys/jonnung.pem") == [
-        "-o", "ProxyCommand=ssh -W %h:%p -q -i /keys/jonnung.pem admin@203.0.113.10"]
+        "-o", "ProxyCommand=ssh -W %h:%p -o LogLevel=ERROR -i /keys/jonnung.pem admin@203.0.113.10"]
 
     variables = hosts.host_vars(worker(), JUMP, bastion_user="admin", user="admin", private_key_file="/keys/k.pem")
-    assert variables["ansible_ssh_common_args"] == "-o 'ProxyCommand=ssh -W %h:%p -q -i /keys/k.pem admin@203.0.113.10'"
+    assert variables["ansible_ssh_common_args"] == "-o 'ProxyCommand=ssh -W %h:%p -o LogLevel=ERROR -i /keys/k.pem admin@203.0.113.10'"
     assert variables["ansible_ssh_private_key_file"] == "/keys/k.pem"
     assert variables["ansible_user"] == "admin"
 
@@ -230,7 +230,7 @@ def test_paths_survive_ansibles_split_and_the_shell_that_runs_the_jump():
     assert command.startswith("ProxyCommand=ssh -W %h:%p ")
     # ssh expands %-tokens in the command, then /bin/sh splits it
     jump = shlex.split(command[len("ProxyCommand="):].replace("%%", "\0").replace("%h", "H").replace("%p", "P").replace("\0", "%"))
-    assert jump == ["ssh", "-W", "H:P", "-q", "-o", "StrictHostKeyChecking=accept-new",
+    assert jump == ["ssh", "-W", "H:P", "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=accept-new",
                     "-o", 'UserKnownHostsFile="/home/me/my clusters/c.known_hosts"', "-o", "HostKeyAlias=i-bastion",
                     "-i", "/keys/my key%%.pem", "ubuntu@" + BASTION_IP]  # the jump's ssh expands %% in -i once more
 
