@@ -201,3 +201,39 @@ def test_create_cluster_leaves_a_known_hosts_of_ones_own_alone(tmp_path, home):
     strict = {"known_hosts": str(own), "checking": "yes"}
     assert seen["worker"]["ansible_ssh_common_args"] == pinned(WORKER_ID, **strict) + " " + through_bastion(**strict)
     assert not (tmp_path / "mine").exists() and not (home / ".kube").exists()
+
+
+def delete_cluster_forget_task():
+    """The task of delete_cluster.yml that forgets the machines' host keys, as it is."""
+    with open(os.path.join(REPO, "playbooks", "delete_cluster.yml")) as handle:
+        (play,) = yaml.safe_load(handle)
+    (task,) = [t for t in play["tasks"] if "host keys" in t.get("name", "")]
+    return task
+
+
+@pytest.mark.parametrize("confirmed, own, forgotten", [(True, False, True), (False, False, False), (True, True, False)])
+def test_delete_cluster_forgets_only_the_clusters_own_known_hosts(tmp_path, home, confirmed, own, forgotten):
+    cluster_file = home / "kube" / "capi-example.known_hosts"
+    own_file = tmp_path / "pinned"
+    for path in (cluster_file, own_file):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("i-1 ssh-ed25519 AAAA\n")
+    # delete_cluster.yml reads the spec as given (kubeconfig_path may be unset), the name as cluster_delete_info checked it
+    cluster = {"name": "capi-example", "region": "ap-northeast-2", "kubeconfig_path": "~/kube/admin.kubeconfig"}
+    if own:
+        cluster["ssh_known_hosts_file"] = str(own_file)
+    extra = {"cluster": cluster, "kubecluster_teardown": {"cluster": {"name": "capi-example", "region": "ap-northeast-2"}},
+             "kubecluster_confirm_delete": confirmed}
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{"hosts": "localhost", "connection": "local", "gather_facts": False,
+                                                        "tasks": [delete_cluster_forget_task()]}]))
+    (tmp_path / "vars.yml").write_text(yaml.safe_dump(extra))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+    env.pop("ANSIBLE_CONFIG", None)
+
+    completed = subprocess.run([os.path.join(BIN, "ansible-playbook"), "play.yml", "-e", "@vars.yml"], env=env, cwd=str(tmp_path),
+                               capture_output=True, text=True, timeout=300, check=False)
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert cluster_file.exists() is not forgotten
+    assert own_file.exists()
