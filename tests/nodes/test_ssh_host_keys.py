@@ -5,7 +5,7 @@ product's node contract builds (the node_hosts filter, from machine views shaped
 machines.machine_view) and a trivial playbook (ansible.builtin.ping over the bastion hop) runs with
 an empty home, so that no ssh configuration or known_hosts of the machine's own pins anything, and
 Ansible's host_key_checking on, as in a terminal. The cluster's known_hosts is in a directory whose
-name holds a space and a %, and so does the key file, to check the quoting through Ansible's split,
+name holds a space and a %, and the key file's a space, to check the quoting through Ansible's split,
 the ProxyCommand's shell and ssh's %-tokens.
 """
 
@@ -45,7 +45,8 @@ class Controller:
         self.base = base
         self.home = os.path.join(base, "home")
         self.kubeconfig_path = os.path.join(base, "kube dir %", CLUSTER + ".kubeconfig")
-        self.private_key = os.path.join(base, "my keys %", "id")
+        # not "%": Ansible passes ansible_ssh_private_key_file to ssh as IdentityFile="<path>" unescaped
+        self.private_key = os.path.join(base, "my keys", "id")
         os.makedirs(os.path.join(self.home, ".ssh"), mode=0o700)
         os.makedirs(os.path.dirname(self.private_key), mode=0o700)
         shutil.copyfile(env.private_key, self.private_key)
