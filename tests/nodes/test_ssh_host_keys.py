@@ -125,7 +125,8 @@ def test_without_pinning_the_first_contact_stops_at_host_key_verification(nodes_
     awx = controller.ping(machines_of(nodes_env), pinned=False, host_key_checking=False)
     unreachable = [line for line in awx.stdout.splitlines() if "UNREACHABLE!" in line]
     assert len(unreachable) == len(nodes_env.hosts) - 1 and not any("[bastion]" in line for line in unreachable), awx.stdout
-    assert "Host key verification failed" in awx.stdout, awx.stdout
+    # the jump's own refusal does not reach Ansible's message: the connection is just closed
+    assert "Connection closed" in awx.stdout, awx.stdout
 
 
 def test_host_keys_are_pinned_on_first_contact_under_instance_ids(nodes_env, controller):
