@@ -267,8 +267,8 @@ def bastion_hop(bastion_user: str, bastion: Bastion, private_key_file: Optional[
     A ``ProxyCommand`` running ``ssh -W %h:%p`` to the bastion, which gets the host key options
     (under the bastion's instance id) and the key file as arguments of its own: ``ProxyJump``
     would pass on neither. ssh runs the command with ``/bin/sh -c``, after expanding %-tokens.
-    The jump logs errors only: a refused bastion key is reported, a newly pinned one is not
-    (``-q`` would hide both).
+    The jump logs errors only (``LogLevel=ERROR``): no notice for a newly pinned key, while ``-q``
+    would silence a refused one too.
     """
     jump = ["-o", "LogLevel=ERROR"] + (host_key_options(bastion.instance_id, keys) if keys else [])
     if private_key_file:
