@@ -27,10 +27,10 @@ description:
     several clusters they hold the machines of all of them; use one source per cluster, or target
     one cluster with an intersection such as C(kubecluster_capi_example:&kube_control_plane).
   - Host variables - C(ansible_host) (the private IP; the bastion's public IP; see O(proxy_jump)),
+    C(ansible_ssh_common_args) (host key pinning, see O(known_hosts_dir), and the hop through the bastion),
     C(kubecluster_node_name) (the EC2 private DNS name, which is the kubeadm node name),
     C(kubecluster_instance_id), C(kubecluster_machine_set), C(kubecluster_availability_zone),
-    C(kubecluster_cluster_name), C(kubecluster_role), C(kubecluster_region), and for machines
-    reached through the bastion C(ansible_ssh_common_args).
+    C(kubecluster_cluster_name), C(kubecluster_role) and C(kubecluster_region).
   - O(compose), O(groups) and O(keyed_groups) see those variables plus the instance's
     C(DescribeInstances) data, snake-cased as P(amazon.aws.aws_ec2#inventory) gives it (for example
     C(instance_type), C(placement.region), C(tags), C(private_ip_address)).
@@ -81,17 +81,16 @@ options:
   proxy_jump:
     description:
       - When V(true), the controller is taken to be outside the cluster's VPC. A machine without a
-        public IP in a cluster whose bastion has a public IP gets
-        C(ansible_ssh_common_args=-o ProxyJump=<bastion_user>@<bastion public IP>); a machine with a
-        public IP gets it as C(ansible_host) and is reached directly.
+        public IP in a cluster whose bastion has a public IP is reached through the bastion -
+        C(ansible_ssh_common_args) holds a C(ProxyCommand) running C(ssh -W %h:%p <bastion_user>@<bastion public IP>)
+        with the same host key options as every connection (a C(ProxyJump) would not pass them
+        on to the jump); a machine with a public IP gets it as C(ansible_host) and is reached directly.
       - Set V(false) when the controller reaches the private network itself (an execution node in
         the VPC, a VPN) or your own SSH configuration or AWS Systems Manager does the jump;
-        C(ansible_ssh_common_args) is not set and C(ansible_host) is the private IP of every machine
-        but the bastion.
-      - The jump to the bastion is made by ssh itself, with your ssh configuration and agent (the
-        bastion's key and known host), not with C(ansible_ssh_private_key_file); when the key is
-        only in a file, set C(ansible_ssh_common_args) with O(compose), for example to a
-        C(ProxyCommand) that passes C(-i).
+        there is no hop and C(ansible_host) is the private IP of every machine but the bastion.
+      - The jump to the bastion uses your ssh configuration and agent for the bastion's key, not
+        C(ansible_ssh_private_key_file); when the key is only in a file, load it into the agent or
+        name it in your ssh configuration.
     type: bool
     default: true
   bastion_user:
@@ -100,6 +99,30 @@ options:
       - V(ubuntu) is the user of the Ubuntu images Cluster API's AWS provider and kubecluster.aws launch the bastion from.
     type: str
     default: ubuntu
+  known_hosts_dir:
+    description:
+      - Where each cluster's own known_hosts file, C(<cluster>.known_hosts), is kept. Every
+        connection (the jump's included) gets C(-o StrictHostKeyChecking=accept-new
+        -o UserKnownHostsFile=<file> -o HostKeyAlias=<instance id>) - a new machine's key is
+        pinned on first contact and a pinned key that changes is refused - and keys are pinned by
+        instance id, which EC2 never reuses, so a new machine at a recycled private IP is a new host.
+      - The default is the directory of C(create_cluster.yml)'s default kubeconfig path, so both
+        use the same file; set the directory of your C(cluster.kubeconfig_path) when you changed it.
+      - The directory (mode 0700) and the file (mode 0600) are made when missing.
+      - Ansible's own C(host_key_checking=false) (AWX and Automation Controller jobs run with it
+        off unless configured otherwise) makes Ansible put C(-o StrictHostKeyChecking=no) ahead of
+        these options and ssh takes the first; the machines' keys are then still recorded but not
+        checked (the jump's are). Set the host variable C(ansible_host_key_checking=true) to
+        have them checked.
+    type: path
+    default: ~/.kube
+  known_hosts_file:
+    description:
+      - A known_hosts file of your own in which you pinned the machines' host keys, under their
+        instance ids (lines C(<instance id> <key type> <key>)), for example from their console
+        output. ssh checks them strictly (C(StrictHostKeyChecking=yes)) and never writes the file.
+      - Takes the place of O(known_hosts_dir) for every cluster of the source.
+    type: path
 extends_documentation_fragment:
   - inventory_cache
   - constructed
@@ -224,18 +247,19 @@ def machine_view(instance: Dict[str, Any], region: str, clusters: Sequence[str])
     return machine
 
 
-def bastion_addresses(machines: Iterable[Machine]) -> Dict[str, Optional[str]]:
-    """{cluster: public IP of its bastion to jump through, or None}, as the node contract picks it."""
+def bastions(machines: Iterable[Machine]) -> Dict[str, Optional[hosts.Bastion]]:
+    """{cluster: its bastion to jump through, or None}, as the node contract picks it."""
     by_cluster: Dict[str, List[Machine]] = {}
     for machine in machines:
         by_cluster.setdefault(machine["cluster"], []).append(machine)
-    return {cluster: hosts.bastion_address(members) for cluster, members in by_cluster.items()}
+    return {cluster: hosts.jump_host(members) for cluster, members in by_cluster.items()}
 
 
-def host_vars(machine: Machine, bastion_ip: Optional[str], proxy_jump: bool, bastion_user: str) -> Dict[str, Any]:
+def host_vars(machine: Machine, bastion: Optional[hosts.Bastion], proxy_jump: bool, bastion_user: str,
+              keys: Optional[hosts.HostKeys] = None) -> Dict[str, Any]:
     """The node contract's host variables, and the role and region, which tell machines of several
     roles and regions apart in one source."""
-    variables = hosts.host_vars(machine, bastion_ip, proxy_jump, bastion_user)
+    variables = hosts.host_vars(machine, bastion, proxy_jump, bastion_user, keys=keys)
     variables.update(kubecluster_role=machine["role"], kubecluster_region=machine["region"])
     return variables
 
@@ -288,17 +312,28 @@ class InventoryModule(AWSInventoryBase):  # type: ignore[misc]  # amazon.aws is 
             self.inventory.add_group(group)
         for fixed_child, fixed_parent in hosts.GROUP_PARENTS.items():
             self.inventory.add_child(fixed_parent, fixed_child)
-        bastions = bastion_addresses(machines)
+        jumps = bastions(machines)
+        keys = {cluster: self._host_keys(cluster) for cluster in jumps}
         for host, machine in self._named(machines):
             for group, parent in hosts.groups(machine):
                 self.inventory.add_group(group)
                 if parent:
                     self.inventory.add_child(parent, group)
                 self.inventory.add_host(host, group=group)
-            variables = host_vars(machine, bastions.get(machine["cluster"]), self.get_option("proxy_jump"), self.get_option("bastion_user"))
+            variables = host_vars(machine, jumps.get(machine["cluster"]), self.get_option("proxy_jump"), self.get_option("bastion_user"),
+                                  keys[machine["cluster"]])
             for key, value in variables.items():
                 self.inventory.set_variable(host, key, value)
             self._construct(host, dict(machine["ec2"], **variables))
+
+    def _host_keys(self, cluster: str) -> hosts.HostKeys:
+        """The cluster's host key policy, its own known_hosts made when missing."""
+        keys = hosts.host_keys(cluster, known_hosts_file=self.get_option("known_hosts_file"), directory=self.get_option("known_hosts_dir"))
+        try:
+            hosts.prepare_known_hosts(keys)
+        except OSError as error:
+            self.warn("could not make %s (%s); ssh cannot pin the host keys of cluster %s in it" % (keys.known_hosts_file, error, cluster))
+        return keys
 
     def _named(self, machines: Iterable[Machine]) -> List[Tuple[str, Machine]]:
         """(host name, machine) pairs sorted by cluster and host name; a name taken twice falls back to the instance id."""

@@ -358,6 +358,9 @@ SCHEMA: Schema = {
         "manifests_dir": _Field(None, _string, nullable=True),
     }),
     "kubeconfig_path": _Field(None, _string, nullable=True),
+    # Your own known_hosts with the machines' host keys pinned (checked strictly); None: the
+    # cluster's own file next to the kubeconfig, pinned on first contact (hosts.host_keys).
+    "ssh_known_hosts_file": _Field(None, _string, nullable=True),
     "machine_deployments": _Field(None, items=_MACHINE_DEPLOYMENT),
 }
 
@@ -508,9 +511,14 @@ def _check_kubernetes_packages(spec: Spec, errors: List[str]) -> None:
         errors.append("%s.binaries_dir: only used with source: binaries; set source: binaries or remove it" % path)
 
 
+def default_kubeconfig_path(name: str) -> str:
+    """Where the admin kubeconfig goes when the spec names no kubeconfig_path."""
+    return "~/.kube/%s.kubeconfig" % name
+
+
 def _default_kubeconfig_path(spec: Spec) -> None:
     if spec["kubeconfig_path"] is None and isinstance(spec["name"], str) and not _cluster_name(spec["name"]):
-        spec["kubeconfig_path"] = "~/.kube/%s.kubeconfig" % spec["name"]
+        spec["kubeconfig_path"] = default_kubeconfig_path(spec["name"])
 
 
 def _check_required(spec: Spec, errors: List[str]) -> None:

@@ -98,6 +98,24 @@ def parse_file(plugins, path):
     return Inventory(data)
 
 
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """A home of the test's own: the plugin makes ~/.kube/<cluster>.known_hosts in it."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def pinned(instance, cluster="alpha", directory=None, checking="accept-new", known_hosts=None):
+    """The host key options of one machine, with the cluster's own known_hosts in ~/.kube by default."""
+    known_hosts = known_hosts or os.path.join(directory or os.path.join(os.environ["HOME"], ".kube"), cluster + ".known_hosts")
+    return "-o StrictHostKeyChecking=%s -o UserKnownHostsFile=%s -o HostKeyAlias=%s" % (checking, known_hosts, instance["InstanceId"])
+
+
+def through(bastion, user="ubuntu", **keys):
+    """The hop through ``bastion``: a ProxyCommand whose ssh gets the same host key options."""
+    return "-o 'ProxyCommand=ssh -W %%h:%%p -o LogLevel=ERROR %s %s@%s'" % (pinned(bastion, **keys), user, bastion["PublicIpAddress"])
+
+
 @pytest.fixture
 def parse(plugins, tmp_path):
     """Write an inventory file of the plugin with ``options`` and run the plugin's parse() on it."""
@@ -226,7 +244,7 @@ def test_host_vars_follow_the_node_contract(parse, cloud):
 
     assert inventory.vars(dns(control_plane)) == {
         "ansible_host": control_plane["PrivateIpAddress"],
-        "ansible_ssh_common_args": "-o ProxyJump=ubuntu@%s" % bastion["PublicIpAddress"],
+        "ansible_ssh_common_args": pinned(control_plane) + " " + through(bastion),
         "kubecluster_node_name": dns(control_plane),
         "kubecluster_instance_id": control_plane["InstanceId"],
         "kubecluster_machine_set": "control-plane",
@@ -238,18 +256,18 @@ def test_host_vars_follow_the_node_contract(parse, cloud):
     bastion_vars = inventory.vars(dns(bastion))
     assert bastion_vars["ansible_host"] == bastion["PublicIpAddress"]
     assert bastion_vars["kubecluster_machine_set"] == "bastion"
-    assert "ansible_ssh_common_args" not in bastion_vars
+    assert bastion_vars["ansible_ssh_common_args"] == pinned(bastion)
 
 
 def test_proxy_jump_only_for_machines_without_a_public_ip(parse, cloud):
     inventory = parse(clusters=["alpha"])
-    jump = "-o ProxyJump=ubuntu@%s" % cloud.alpha["bastion"]["PublicIpAddress"]
+    jump = through(cloud.alpha["bastion"])
 
     for worker in cloud.alpha["md-0"]:
-        assert inventory.vars(dns(worker))["ansible_ssh_common_args"] == jump
+        assert inventory.vars(dns(worker))["ansible_ssh_common_args"] == pinned(worker) + " " + jump
         assert inventory.vars(dns(worker))["ansible_host"] == worker["PrivateIpAddress"]
     public_worker = cloud.alpha["md-1"][0]
-    assert "ansible_ssh_common_args" not in inventory.vars(dns(public_worker))
+    assert inventory.vars(dns(public_worker))["ansible_ssh_common_args"] == pinned(public_worker)
     assert inventory.vars(dns(public_worker))["ansible_host"] == public_worker["PublicIpAddress"]
 
 
@@ -258,35 +276,68 @@ def test_no_proxy_jump_in_a_cluster_without_bastion(parse, cloud):
 
     assert inventory.hosts("bastion") == []
     assert inventory.hosts() == dns_names(cloud.beta["control-plane"] + cloud.beta["md-0"])
-    for host in inventory.hosts():
-        assert "ansible_ssh_common_args" not in inventory.vars(host)
-        assert inventory.vars(host)["ansible_host"].startswith("10.0.64.")
+    for machine in cloud.beta["control-plane"] + cloud.beta["md-0"]:
+        assert inventory.vars(dns(machine))["ansible_ssh_common_args"] == pinned(machine, "beta")
+        assert inventory.vars(dns(machine))["ansible_host"].startswith("10.0.64.")
 
 
 def test_proxy_jump_off_and_bastion_user(parse, cloud):
     bastion_ip = cloud.alpha["bastion"]["PublicIpAddress"]
+    worker = cloud.alpha["md-0"][0]
     as_admin = parse(clusters=["alpha"], bastion_user="admin")
-    assert as_admin.vars(dns(cloud.alpha["md-0"][0]))["ansible_ssh_common_args"] == "-o ProxyJump=admin@%s" % bastion_ip
+    assert as_admin.vars(dns(worker))["ansible_ssh_common_args"] == pinned(worker) + " " + through(cloud.alpha["bastion"], "admin")
 
     inside = parse(clusters=["alpha"], proxy_jump=False)
     for host in inside.hosts():
-        assert "ansible_ssh_common_args" not in inside.vars(host)
+        assert "ProxyCommand" not in inside.vars(host)["ansible_ssh_common_args"]
+    assert inside.vars(dns(worker))["ansible_ssh_common_args"] == pinned(worker)
     # from inside the VPC every machine but the bastion is reached at its private IP
     public_worker = cloud.alpha["md-1"][0]
     assert inside.vars(dns(public_worker))["ansible_host"] == public_worker["PrivateIpAddress"]
     assert inside.vars(dns(cloud.alpha["bastion"]))["ansible_host"] == bastion_ip
 
 
+def test_host_keys_are_pinned_on_first_contact_in_the_clusters_own_known_hosts(parse, cloud, home):
+    parse()
+
+    # made for ssh, which makes neither the file nor its directory, readable by the owner only
+    assert oct((home / ".kube").stat().st_mode & 0o777) == "0o700"
+    for cluster in ("alpha", "beta"):
+        assert oct((home / ".kube" / (cluster + ".known_hosts")).stat().st_mode & 0o777) == "0o600"
+
+
+def test_host_keys_in_a_directory_of_ones_choice(parse, cloud, tmp_path):
+    worker = cloud.alpha["md-0"][0]
+    inventory = parse(clusters=["alpha"], known_hosts_dir=str(tmp_path / "my kube"))
+
+    common = inventory.vars(dns(worker))["ansible_ssh_common_args"]
+    known_hosts = '"%s"' % (tmp_path / "my kube" / "alpha.known_hosts")
+    assert common.startswith("-o StrictHostKeyChecking=accept-new -o 'UserKnownHostsFile=%s' -o HostKeyAlias=%s " % (
+        known_hosts, worker["InstanceId"]))
+    assert (tmp_path / "my kube" / "alpha.known_hosts").is_file()
+
+
+def test_a_known_hosts_file_of_ones_own_is_checked_strictly_and_left_alone(parse, cloud, tmp_path, home):
+    worker, bastion = cloud.alpha["md-0"][0], cloud.alpha["bastion"]
+    own = str(tmp_path / "pinned")
+    inventory = parse(clusters=["alpha"], known_hosts_file=own)
+
+    keys = {"checking": "yes", "known_hosts": own}
+    assert inventory.vars(dns(worker))["ansible_ssh_common_args"] == pinned(worker, **keys) + " " + through(bastion, **keys)
+    assert not os.path.exists(own) and not (home / ".kube").exists()
+
+
 def test_a_stopped_bastion_is_not_jumped_through(parse, cloud):
     cloud.ec2.stop_instances(InstanceIds=[cloud.alpha["bastion"]["InstanceId"]])
 
+    worker = cloud.alpha["md-0"][0]
     running = parse(clusters=["alpha"])
     assert dns(cloud.alpha["bastion"]) not in running.hosts()
-    assert "ansible_ssh_common_args" not in running.vars(dns(cloud.alpha["md-0"][0]))
+    assert running.vars(dns(worker))["ansible_ssh_common_args"] == pinned(worker)
 
     with_stopped = parse(clusters=["alpha"], include_stopped=True)
     assert with_stopped.hosts("bastion") == [dns(cloud.alpha["bastion"])]
-    assert "ansible_ssh_common_args" not in with_stopped.vars(dns(cloud.alpha["md-0"][0]))
+    assert with_stopped.vars(dns(worker))["ansible_ssh_common_args"] == pinned(worker)
 
 
 def test_stopped_machines_only_with_include_stopped(parse, cloud):
@@ -308,7 +359,7 @@ def test_every_cluster_when_none_is_named(parse, cloud, calls):
     # the kubespray-style groups hold both clusters: one cluster per source is the documented use
     assert inventory.hosts("kube_control_plane") == dns_names(cloud.alpha["control-plane"] + cloud.beta["control-plane"])
     assert inventory.vars(dns(cloud.beta["md-0"][0]))["kubecluster_cluster_name"] == "beta"
-    assert "ansible_ssh_common_args" not in inventory.vars(dns(cloud.beta["md-0"][0]))
+    assert inventory.vars(dns(cloud.beta["md-0"][0]))["ansible_ssh_common_args"] == pinned(cloud.beta["md-0"][0], "beta")
     assert calls == [("ec2", "DescribeInstances")]
 
 
@@ -529,7 +580,7 @@ def test_ansible_inventory_list_against_a_moto_server(moto_server, tmp_path):
     assert sorted(listed["k8s_cluster"]["children"]) == ["kube_control_plane", "kube_node"]
     assert sorted(listed["kubecluster_capi_example"]["hosts"]) == dns_names([bastion, control_plane, worker])
     worker_vars = listed["_meta"]["hostvars"][dns(worker)]
-    assert worker_vars["ansible_ssh_common_args"] == "-o ProxyJump=ubuntu@%s" % bastion["PublicIpAddress"]
+    assert worker_vars["ansible_ssh_common_args"] == pinned(worker, "capi-example") + " " + through(bastion, cluster="capi-example")
     assert worker_vars["ansible_host"] == worker["PrivateIpAddress"]
     assert worker_vars["ansible_user"] == "ubuntu"
     assert worker_vars["kubecluster_node_name"] == dns(worker)
@@ -550,7 +601,7 @@ def test_ansible_doc_renders_the_plugin(tmp_path):
     assert "[WARNING]" not in completed.stderr and "[ERROR]" not in completed.stderr
     doc = json.loads(completed.stdout)[PLUGIN]["doc"]
     options = doc["options"]
-    assert {"clusters", "regions", "hostnames", "include_stopped", "proxy_jump", "bastion_user",
+    assert {"clusters", "regions", "hostnames", "include_stopped", "proxy_jump", "bastion_user", "known_hosts_dir", "known_hosts_file",
             "compose", "keyed_groups", "cache", "endpoint_url", "assume_role_arn", "region"} <= set(options)
     assert options["hostnames"]["choices"] == ["private_dns_name", "instance_id", "name_tag"]
     assert options["bastion_user"]["default"] == "ubuntu"
