@@ -18,7 +18,7 @@ description:
     AWS knows - the region's availability zones, the Elastic IP quota left for the NAT
     layout, that the SSH key pair exists and that the machines' IAM instance profiles
     exist - so that nothing is created for a cluster that cannot be built.
-  - It also refuses a changed C(cluster.kubernetes_version) on a running cluster: when a pending or
+  - It also refuses a changed C(cluster.kubernetes_version) on a running cluster - when a pending or
     running machine of the cluster carries another version in its tag
     C(kubecluster.aws/kubernetes-version), the module fails naming each such machine (name,
     instance id, version) and the way forward. A new version would otherwise reach only the
