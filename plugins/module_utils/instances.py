@@ -420,6 +420,7 @@ class MachineSet:
             return machine_view(instance, self.current_hash)
         return {
             "instance_id": UNKNOWN, "name": planned["name"], "set": self.set_name, "role": naming.machine_role(self.set_name),
+            "kubernetes_version": set_kubernetes_version(self.set_name, self.set_spec),
             "state": "pending", "availability_zone": planned["zone"], "subnet_id": planned["subnet"]["id"],
             "private_ip": UNKNOWN, "private_dns_name": UNKNOWN, "public_ip": UNKNOWN if planned["public_ip"] else None,
             "image_id": planned["image"].id, "instance_type": self.set_spec["instance_type"], "outdated": False,
@@ -587,6 +588,9 @@ class MachineSet:
         tags[naming.MACHINE_SET_TAG] = self.set_name
         tags[naming.SLOT_TAG] = str(slot)
         tags[naming.SPEC_HASH_TAG] = self.current_hash or ""
+        version = set_kubernetes_version(self.set_name, self.set_spec)
+        if version:
+            tags[naming.KUBERNETES_VERSION_TAG] = version
         return tags
 
     def root_volume_mapping(self, image: Image) -> Dict[str, Any]:

@@ -165,6 +165,20 @@ def instances(ec2: Client, filters: Filters) -> List[Resource]:
     return [instance for reservation in aws_ec2.describe_instances(ec2, Filters=filters) for instance in reservation["Instances"]]
 
 
+def versioned_machines(ec2: Client, cluster_name: str) -> List[Resource]:
+    """The cluster's pending and running instances that carry a Kubernetes version tag (one describe).
+
+    Every machine the collection launches but the bastion has the tag; machines launched before
+    it existed do not, and are not listed.
+    """
+    filters: Filters = naming.owned_filters(cluster_name) + [
+        {"Name": "tag-key", "Values": [naming.KUBERNETES_VERSION_TAG]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]},
+    ]
+    return [instance for instance in owned(instances(ec2, filters), cluster_name)
+            if naming.KUBERNETES_VERSION_TAG in tags_of(instance)]
+
+
 def instances_in_vpc(ec2: Client, vpc_id: str) -> List[Resource]:
     """Every instance of the VPC that still holds an address in it, whoever's it is."""
     return instances(ec2, in_vpc(vpc_id) + [{"Name": "instance-state-name", "Values": INSTANCE_LIVE_STATES}])

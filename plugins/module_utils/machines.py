@@ -32,8 +32,10 @@ def tags_of(instance: Instance) -> Dict[str, str]:
 def machine_view(instance: Instance) -> MachineView:
     """An instance of ``DescribeInstances`` as the collection shows a machine.
 
-    ``name`` is the Name tag, else the instance id; ``set`` the machine-set tag and ``role``
-    CAPA's role tag, None when the instance has none.
+    ``name`` is the Name tag, else the instance id; ``set`` the machine-set tag, ``role``
+    CAPA's role tag and ``kubernetes_version`` the version it was launched for, each None when
+    the instance has no such tag (the bastion has no version; machines launched before the tag
+    existed have none either).
     """
     tags = tags_of(instance)
     return {
@@ -41,6 +43,7 @@ def machine_view(instance: Instance) -> MachineView:
         "name": tags.get("Name", instance["InstanceId"]),
         "set": tags.get(naming.MACHINE_SET_TAG),
         "role": tags.get(naming.ROLE_TAG),
+        "kubernetes_version": tags.get(naming.KUBERNETES_VERSION_TAG),
         "state": instance["State"]["Name"],
         "availability_zone": instance.get("Placement", {}).get("AvailabilityZone"),
         "subnet_id": instance.get("SubnetId"),

@@ -27,6 +27,10 @@ MACHINE_SET_TAG = "kubecluster.aws/machine-set"
 # A machine's place in its set (0 .. replicas-1). Name suffix and launch ClientToken derive from
 # it, so two runs launching the same missing machine send the same request and get one instance.
 SLOT_TAG = "kubecluster.aws/slot"
+# The Kubernetes version a machine was launched for (the bastion, which runs no Kubernetes, has
+# none). create_cluster.yml reads it to refuse a version change on a running cluster, and day 2
+# (an upgrade) to tell which machines still run the old version.
+KUBERNETES_VERSION_TAG = "kubecluster.aws/kubernetes-version"
 
 # Values of ROLE_TAG, as CAPA sets them.
 ROLE_COMMON = "common"

@@ -54,7 +54,8 @@ PACKAGE_SOURCES = ("pkgs.k8s.io", "mirror", "binaries")
 # kubeadm.k8s.io/v1beta3 is read from 1.22; CAPA publishes images for the newest three minors.
 MIN_KUBERNETES_MINOR = 28
 MAX_AZS = 6  # a /16 split into AZs+1 blocks keeps subnets usable up to here
-MAX_USER_TAGS = 43  # AWS's 50 tags per resource, less Name, ownership, role, cloud-provider, set, slot and spec-hash
+# AWS's 50 tags per resource, less Name, ownership, role, cloud-provider, set, slot, spec-hash and kubernetes-version
+MAX_USER_TAGS = 42
 
 # Safer than CAPA: IMDSv2 only, hop limit 2 so containers can still reach it.
 DEFAULT_INSTANCE_METADATA = {"http_tokens": "required", "http_put_response_hop_limit": 2}
@@ -246,7 +247,7 @@ def _tags(value: Any) -> Optional[str]:
     if not isinstance(value, dict):
         return "must be a mapping of tag keys to values"
     if len(value) > MAX_USER_TAGS:
-        return "may hold at most %d tags (AWS allows 50 per resource; the collection sets up to 7 of its own)" % MAX_USER_TAGS
+        return "may hold at most %d tags (AWS allows 50 per resource; the collection sets up to 8 of its own)" % MAX_USER_TAGS
     reserved = sorted(key for key in value if isinstance(key, str) and reserved_tag_key(key))
     if reserved:
         return ("%s %s set by kubecluster.aws itself: ownership, role and name tags decide which cluster a resource "
@@ -632,16 +633,41 @@ def instance_profiles(spec: Spec) -> Dict[str, str]:
     return profiles
 
 
+def version_change_errors(spec: Spec, machines: Iterable[Mapping[str, Any]]) -> List[str]:
+    """The refusal of a Kubernetes version change on a running cluster: one error line naming every
+    machine that runs another version than the spec's, or none.
+
+    ``machines`` are the cluster's pending and running machines as the machine view
+    (machines.machine_view) shows them. Until a rolling upgrade exists, a new version would only
+    reach the kubelets of new or reinstalled machines, ahead of the control plane (version skew).
+    Machines without a version (the bastion; machines launched before the version tag) are not
+    judged here: the kubernetes_packages role checks the kubelet each member runs.
+    """
+    wanted = spec["kubernetes_version"]
+    other = sorted((m for m in machines if m.get("kubernetes_version") and m["kubernetes_version"] != wanted),
+                   key=lambda m: (str(m["name"]), str(m["instance_id"])))
+    if not other:
+        return []
+    running = sorted({str(m["kubernetes_version"]) for m in other})
+    listed = ", ".join("%s (%s) runs %s" % (m["name"], m["instance_id"], m["kubernetes_version"]) for m in other)
+    return ["cluster.kubernetes_version: %s, but cluster %s is running and %s; nothing was changed. Keep "
+            "kubernetes_version: %s; the rolling upgrade (playbooks/upgrade_cluster.yml) is not available yet; "
+            "to move now, delete and recreate the cluster" % (wanted, spec["name"], listed, " or ".join(running))]
+
+
 def check_against_account(spec: Spec, zones: Sequence[str], eip_quota: int, eips_in_use: int, eips_owned: int,
-                          key_pairs: Optional[Collection[str]] = None, missing_profiles: Optional[Iterable[str]] = None) -> None:
+                          key_pairs: Optional[Collection[str]] = None, missing_profiles: Optional[Iterable[str]] = None,
+                          machines: Optional[Iterable[Mapping[str, Any]]] = None) -> None:
     """Checks that need facts only AWS has; raise SpecError naming the field and the fix.
 
     ``eips_in_use`` counts every Elastic IP allocated in the region, ``eips_owned`` the ones
     this cluster already holds (a rerun needs no new ones for them). ``key_pairs`` is the
     set of key-pair names in the region, or None when it was not read; ``missing_profiles``
-    the field paths whose instance profile does not exist.
+    the field paths whose instance profile does not exist; ``machines`` the views of the
+    cluster's pending and running machines that carry a Kubernetes version
+    (version_change_errors), or None when they were not read.
     """
-    errors: List[str] = []
+    errors: List[str] = version_change_errors(spec, machines or [])
     for path in missing_profiles or []:
         errors.append("%s: instance profile %r does not exist; create the IAM stack once per account "
                       "(ansible-playbook kubecluster.aws.bootstrap_iam) or name an existing profile"

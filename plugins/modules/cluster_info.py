@@ -252,6 +252,12 @@ clusters:
           description: The CAPA role, V(control-plane), V(node) or V(bastion).
           type: str
           sample: control-plane
+        kubernetes_version:
+          description:
+            - The Kubernetes version the machine was launched for (tag C(kubecluster.aws/kubernetes-version)).
+            - Null for the bastion and for machines launched before the collection tagged the version.
+          type: str
+          sample: v1.31.4
         state:
           description: The EC2 instance state.
           type: str

@@ -18,14 +18,21 @@ description:
     AWS knows - the region's availability zones, the Elastic IP quota left for the NAT
     layout, that the SSH key pair exists and that the machines' IAM instance profiles
     exist - so that nothing is created for a cluster that cannot be built.
+  - It also refuses a changed C(cluster.kubernetes_version) on a running cluster - when a pending or
+    running machine of the cluster carries another version in its tag
+    C(kubecluster.aws/kubernetes-version), the module fails naming each such machine (name,
+    instance id, version) and the way forward. A new version would otherwise reach only the
+    kubelets of new machines, ahead of the control plane, and the rolling upgrade is not available
+    yet. Machines launched before the tag existed are checked on the machine itself by the
+    C(kubecluster.aws.kubernetes_packages) role.
   - Playbooks run it first and pass its RV(cluster) to the other modules.
 author:
   - kubecluster.aws developers (@kubecluster)
 options:
   check_account:
     description:
-      - Read the account to check the zones, the Elastic IP quota, the key pair and the
-        instance profiles.
+      - Read the account to check the zones, the Elastic IP quota, the key pair, the
+        instance profiles and the Kubernetes version of the running machines.
       - With V(false) no AWS call is made and an availability zone count stays a count.
     type: bool
     default: true
@@ -112,6 +119,8 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
+from ansible_collections.kubecluster.aws.plugins.module_utils import lookup
+from ansible_collections.kubecluster.aws.plugins.module_utils import machines
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils.aws import ec2 as aws_ec2
@@ -156,8 +165,9 @@ def check_account(module: Any, ctx: Context, spec: Dict[str, Any]) -> Dict[str, 
     addresses = aws_ec2.describe_addresses(ctx.ec2)
     owned = [a for a in addresses if naming.is_owned(naming.tags_to_dict(a.get("Tags")), spec["name"])]
     quota = elastic_ip_quota(ctx)
+    running = [machines.machine_view(instance) for instance in lookup.versioned_machines(ctx.ec2, spec["name"])]
     check_against_account(spec, zones, quota, len(addresses), len(owned), existing_key_pairs(ctx.ec2, spec["ssh_key_name"]),
-                          missing_instance_profiles(ctx, spec))
+                          missing_instance_profiles(ctx, spec), running)
     return dict(cluster=spec, nat_gateway_count=nat_gateway_count(spec, len(zones)),
                 elastic_ips=dict(quota=quota, in_use=len(addresses), owned=len(owned)))
 

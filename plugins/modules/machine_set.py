@@ -158,6 +158,12 @@ machines:
       description: CAPA's role tag, C(control-plane), C(node) or C(bastion).
       type: str
       sample: node
+    kubernetes_version:
+      description:
+        - The Kubernetes version the machine was launched for (tag C(kubecluster.aws/kubernetes-version)).
+        - Null for the bastion and for machines launched before the collection tagged the version.
+      type: str
+      sample: v1.31.4
     state:
       description: The instance state.
       type: str

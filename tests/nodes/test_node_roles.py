@@ -403,9 +403,11 @@ def test_a_half_joined_worker_is_reset_and_joined_again_and_members_are_left_alo
     for host in healthy:
         assert kubeadm_calls(env, host, "reset", "join", "init") == [], host.name
         assert env.exec(host, "sha256sum /etc/kubernetes/kubelet.conf").stdout == identities[host.name], host.name
-    # one token for the one worker that joined; no control-plane join, so no certificate upload
+    # one token for the one worker that joined, deleted after its join; no control-plane join, so no certificate upload
     first_cp = env.control_planes[0]
-    assert [call["argv"] for call in kubeadm_calls(env, first_cp, "token", "init")] == [["token", "create", "--ttl", "15m"]]
+    token = document(kubeadm_calls(env, broken, "join")[0], "JoinConfiguration")["discovery"]["bootstrapToken"]["token"]
+    assert [call["argv"] for call in kubeadm_calls(env, first_cp, "token", "init")] == [
+        ["token", "create", "--ttl", "15m"], ["token", "delete", token.split(".")[0]]]
     node = env.api_object("Node", broken.node_name)
     assert [c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
 

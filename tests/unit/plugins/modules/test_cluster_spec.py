@@ -5,7 +5,7 @@ from unittest import mock
 import boto3
 import pytest
 
-from helpers.aws import CLUSTER, KUBERNETES_VERSION, REGION
+from helpers.aws import AMI, CLUSTER, KUBERNETES_VERSION, OWNER, REGION, ROLE
 from helpers.module_runner import run_module
 
 SPEC = {"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION}
@@ -101,3 +101,59 @@ def test_quick_start_variables(aws, monkeypatch):
     result, failed = run_module("cluster_spec", {"cluster": {"name": "from-env"}})
     assert not failed, result
     assert result["cluster"]["machine_deployments"][0]["replicas"] == 2
+
+
+# --- a Kubernetes version change on a running cluster ------------------------------------------
+
+VERSION_TAG = "kubecluster.aws/kubernetes-version"  # spelled out: the test checks the collection's tag key
+
+
+def launch(ec2, name, role, version=None, cluster=CLUSTER):
+    """One instance tagged as the collection tags a machine of ``cluster`` (no version tag when ``version`` is None)."""
+    tags = {"Name": name, "sigs.k8s.io/cluster-api-provider-aws/cluster/" + cluster: "owned", ROLE: role}
+    if version:
+        tags[VERSION_TAG] = version
+    instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])["Instances"][0]
+    return instance["InstanceId"]
+
+
+def test_a_version_change_on_a_running_cluster_is_refused_naming_the_machines(aws, aws_calls):
+    control_plane = launch(aws, "capi-example-control-plane-a1b2c", "control-plane", "v1.31.4")
+    worker = launch(aws, "capi-example-md-0-d3e4f", "node", "v1.31.4")
+    aws_calls.clear()
+    result, failed = run_module("cluster_spec", {"cluster": dict(SPEC, kubernetes_version="v1.32.0")})
+    assert failed
+    assert ("cluster.kubernetes_version: v1.32.0, but cluster capi-example is running and capi-example-control-plane-a1b2c (%s) "
+            "runs v1.31.4, capi-example-md-0-d3e4f (%s) runs v1.31.4; nothing was changed. Keep kubernetes_version: v1.31.4; "
+            "the rolling upgrade (playbooks/upgrade_cluster.yml) is not available yet; to move now, delete and recreate "
+            "the cluster" % (control_plane, worker)) in result["msg"]
+    assert aws_calls.written() == []
+    # one tag-filtered read of the machines, beside the account checks
+    assert aws_calls.operations().count("DescribeInstances") == 1
+    (filters,) = [params["Filters"] for params in aws_calls.params_of("DescribeInstances")]
+    assert {"Name": "tag:" + OWNER, "Values": ["owned"]} in filters
+    assert {"Name": "tag-key", "Values": [VERSION_TAG]} in filters
+
+
+def test_the_same_version_on_a_running_cluster_passes(aws):
+    launch(aws, "capi-example-control-plane-a1b2c", "control-plane", KUBERNETES_VERSION)
+    launch(aws, "capi-example-md-0-d3e4f", "node", KUBERNETES_VERSION)
+    result, failed = run_module("cluster_spec", {"cluster": SPEC})
+    assert not failed, result["msg"]
+
+
+def test_a_version_without_running_machines_passes(aws):
+    result, failed = run_module("cluster_spec", {"cluster": dict(SPEC, kubernetes_version="v1.32.0")})
+    assert not failed, result["msg"]
+
+
+def test_the_bastion_terminated_machines_and_other_clusters_do_not_hold_the_version(aws):
+    launch(aws, "capi-example-bastion-g5h6i", "bastion")
+    gone = launch(aws, "capi-example-control-plane-a1b2c", "control-plane", "v1.31.4")
+    aws.terminate_instances(InstanceIds=[gone])
+    launch(aws, "other-control-plane-j7k8l", "control-plane", "v1.31.4", cluster="other")
+    # machines launched before the version tag existed are not guessed at (the node-side check covers them)
+    launch(aws, "capi-example-md-0-m9n0p", "node")
+    result, failed = run_module("cluster_spec", {"cluster": dict(SPEC, kubernetes_version="v1.32.0")})
+    assert not failed, result["msg"]

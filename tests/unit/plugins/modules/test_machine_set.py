@@ -202,6 +202,7 @@ def test_launches_workers_spread_over_zones_in_private_subnets(ec2, network, cal
         assert got[naming.ROLE_TAG] == naming.ROLE_NODE
         assert got[naming.MACHINE_SET_TAG] == "md-0"
         assert len(got[naming.SPEC_HASH_TAG]) == instances.HASH_LENGTH
+        assert got["kubecluster.aws/kubernetes-version"] == KUBERNETES_VERSION
         assert got["team"] == "platform"
         root = instance["BlockDeviceMappings"][0]
         assert root["DeviceName"] == "/dev/sda1" and root["Ebs"]["DeleteOnTermination"] is True
@@ -233,6 +234,7 @@ def test_launches_workers_spread_over_zones_in_private_subnets(ec2, network, cal
         assert machine["set"] == "md-0" and machine["role"] == "node" and machine["outdated"] is False
         assert machine["private_ip"].startswith("10.0.") and machine["private_dns_name"]
         assert machine["image_id"] == AMI and machine["instance_type"] == "t3.large" and machine["launch_time"]
+        assert machine["kubernetes_version"] == KUBERNETES_VERSION
     assert result["outdated"] == []
 
 
@@ -258,8 +260,11 @@ def test_bastion_goes_to_first_public_subnet_with_public_ip(ec2, network, run_re
     assert instance["InstanceType"] == "t3.micro"
     assert tags(instance)[naming.ROLE_TAG] == naming.ROLE_BASTION
     assert run_requests[0]["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is True
+    # The bastion runs no Kubernetes: no version tag, so a version change never concerns it.
+    assert "kubecluster.aws/kubernetes-version" not in tags(instance)
     (machine,) = result["machines"]
     assert machine["public_ip"] == instance["PublicIpAddress"] and machine["role"] == "bastion"
+    assert machine["kubernetes_version"] is None
 
 
 def test_disabled_bastion_is_terminated(ec2, network):
@@ -307,6 +312,7 @@ def test_check_mode_plans_machines_and_creates_nothing(ec2, network, calls):
     for machine in result["machines"]:
         assert machine["instance_id"] == UNKNOWN and machine["private_ip"] == UNKNOWN
         assert machine["public_ip"] is None and machine["image_id"] == AMI
+        assert machine["kubernetes_version"] == KUBERNETES_VERSION
     assert sorted(m["availability_zone"] for m in result["machines"]) == ZONES[:2]
     assert set(m["subnet_id"] for m in result["machines"]) == set(
         network["subnets"][(naming.ROLE_PRIVATE, z)] for z in ZONES[:2])
