@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """A network load balancer for the local AWS: forwards TCP per listener port to healthy targets.
 
 Runs in a proxy container (python3 standard library only) as ``lb_proxy.py TARGETS_FILE``. The

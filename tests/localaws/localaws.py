@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The local AWS whose machines are real hosts (see README.md next to this file).
 
     localaws.py up [--state DIR] [--regions ap-northeast-2] [--boot-delay S]
