@@ -45,6 +45,7 @@ IMAGE_COMMANDS = [
 ]
 IMAGE_RECIPE = json.dumps({"packages": PACKAGES, "files": IMAGE_FILES, "commands": IMAGE_COMMANDS, "mirror": DEBIAN_MIRROR, "suite": "bookworm"},
                           sort_keys=True)
+STAND_IN_CALLS = "/var/log/kubecluster-stand-in/calls.jsonl"  # where every stand-in records its calls on a host
 IMAGE = "kubecluster-test/debian12:" + hashlib.sha256(IMAGE_RECIPE.encode()).hexdigest()[:12]
 
 
@@ -105,3 +106,13 @@ def write_into(container, path, content, mode="0644", owner="root:root"):
     directory = os.path.dirname(path)
     docker("exec", "-i", container, "sh", "-c", 'mkdir -p "%s" && cat > "%s" && chmod %s "%s" && chown %s "%s"' % (directory, path, mode, path, owner, path),
            input=content)
+
+
+def stand_in_calls(text, binary=None, subcommand=None):
+    """The calls in a host's STAND_IN_CALLS text (None: no file), oldest first, filtered by binary and first argument."""
+    calls = [json.loads(line) for line in (text or "").splitlines() if line.strip()]
+    if binary:
+        calls = [call for call in calls if call["binary"] == binary]
+    if subcommand:
+        calls = [call for call in calls if call["argv"][:1] == [subcommand]]
+    return calls

@@ -30,13 +30,13 @@ for _path in (TESTS, os.path.join(TESTS, "stand_ins"), HERE):
 import boto3  # noqa: E402  pylint: disable=wrong-import-position
 import daemon as localaws_daemon  # noqa: E402  pylint: disable=wrong-import-position
 from helpers import test_hosts  # noqa: E402  pylint: disable=wrong-import-position
-from helpers.moto_server import FAKE_CREDENTIALS, REAL_ACCOUNT_VARIABLES, parse_recorded_request  # noqa: E402  pylint: disable=wrong-import-position
+from helpers.moto_server import FAKE_CREDENTIALS, REAL_ACCOUNT_VARIABLES, read_recording  # noqa: E402  pylint: disable=wrong-import-position
 import stand_in_lib  # noqa: E402  pylint: disable=wrong-import-position
 
 DEFAULT_STATE = os.path.join(REPO, ".cache", "localaws")
 STAND_IN_NOTICE = ("Here kubeadm, kubelet, kubectl and crictl are stand-ins (tests/stand_ins) and the API server is the emulator "
                    "(tests/stand_ins/kube_api_emulator.py): the hosts, networks, SSH and load balancing are real, Kubernetes is not.")
-CALLS = "/var/log/kubecluster-stand-in/calls.jsonl"
+CALLS = test_hosts.STAND_IN_CALLS
 
 
 class LocalAwsError(RuntimeError):
@@ -197,13 +197,8 @@ class LocalAws:
         return result.stdout if result.returncode == 0 else None
 
     def stand_in_calls(self, instance_id, binary=None, subcommand=None):
-        text = self.read_file(instance_id, CALLS) or ""
-        calls = [json.loads(line) for line in text.splitlines() if line.strip()]
-        if binary:
-            calls = [call for call in calls if call["binary"] == binary]
-        if subcommand:
-            calls = [call for call in calls if call["argv"][:1] == [subcommand]]
-        return calls
+        """The calls the stand-ins recorded on a host, oldest first (as NodesEnv.stand_in_calls)."""
+        return test_hosts.stand_in_calls(self.read_file(instance_id, CALLS), binary, subcommand)
 
     def emulator(self, vpc_id):
         """{url, admin_token, ca_cert} of the API emulator of a VPC, or None."""
@@ -238,12 +233,8 @@ class LocalAws:
         self._post("/moto-api/recorder/stop-recording")
 
     def recorded_calls(self):
-        path = self.path("recording.jsonl")
-        if not os.path.exists(path):
-            return []
-        with open(path, encoding="utf-8") as recording:
-            entries = [json.loads(line) for line in recording if line.strip()]
-        return [call for call in (parse_recorded_request(entry) for entry in entries) if call is not None]
+        """The AWS API calls recorded since start_recording(), in order: [{service, action, is_write}]."""
+        return read_recording(self.path("recording.jsonl"))
 
     def recorded_writes(self):
         return [call for call in self.recorded_calls() if call["is_write"]]

@@ -317,13 +317,7 @@ class NodesEnv:
 
     def stand_in_calls(self, host, binary=None, subcommand=None):
         """The calls the stand-ins recorded on a host, oldest first: dicts with argv, exit_code, configs, stdout, stderr, time."""
-        text = self.read_file(host, "/var/log/kubecluster-stand-in/calls.jsonl") or ""
-        calls = [json.loads(line) for line in text.splitlines() if line.strip()]
-        if binary:
-            calls = [call for call in calls if call["binary"] == binary]
-        if subcommand:
-            calls = [call for call in calls if call["argv"][:1] == [subcommand]]
-        return calls
+        return test_hosts.stand_in_calls(self.read_file(host, test_hosts.STAND_IN_CALLS), binary, subcommand)
 
     def clear_stand_in_calls(self, hosts=None):
         for host in hosts or self.cluster_hosts:
