@@ -19,7 +19,8 @@ STAND_INS = os.path.join(REPO, "tests", "stand_ins")
 if STAND_INS not in sys.path:
     sys.path.insert(0, STAND_INS)
 
-import stand_in_lib  # noqa: E402  pylint: disable=wrong-import-position  (tests/stand_ins is put on the path above)
+# tests/stand_ins is put on the path above
+import stand_in_lib  # noqa: E402  pylint: disable=wrong-import-position
 
 DEBIAN_MIRROR = os.environ.get("KUBECLUSTER_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # no --privileged (needs CAP_SYS_RESOURCE, which this kind of machine does not grant): what systemd needs

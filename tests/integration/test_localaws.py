@@ -21,7 +21,8 @@ LOCALAWS = os.path.join(REPO, "tests", "localaws")
 if LOCALAWS not in sys.path:
     sys.path.insert(0, LOCALAWS)
 
-from localaws import LocalAws  # noqa: E402  pylint: disable=wrong-import-position  (tests/localaws/localaws.py)
+# tests/localaws/localaws.py, put on the path above
+from localaws import LocalAws  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.localaws
 VERSION = "v1.31.4"
@@ -124,8 +125,12 @@ def test_create_and_delete_a_cluster_on_real_hosts(local_aws):
         {"Name": "tag:sigs.k8s.io/cluster-api-provider-aws/cluster/%s" % cluster["name"], "Values": ["owned"]},
         {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for instance in reservation["Instances"]]
     assert len(instances) == 3  # bastion, one control plane, one worker
-    hosts = aws.wait(lambda: (lambda found: found if all(found.get(i["InstanceId"], {}).get("up") for i in instances) else None)(aws.hosts()),
-                     300, what="a host per instance")
+
+    def all_up():
+        found = aws.hosts()
+        return found if all(found.get(instance["InstanceId"], {}).get("up") for instance in instances) else None
+
+    hosts = aws.wait(all_up, 300, what="a host per instance")
     for instance in instances:
         host = hosts[instance["InstanceId"]]
         assert host["private_ip"] == instance["PrivateIpAddress"] and host["hostname"] == instance["PrivateDnsName"]

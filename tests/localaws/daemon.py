@@ -30,7 +30,8 @@ for _path in (TESTS, os.path.join(TESTS, "stand_ins"), HERE):
 from helpers import test_hosts  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.test_hosts import RUN_OPTIONS, docker, write_into  # noqa: E402  pylint: disable=wrong-import-position
 import stand_in_lib  # noqa: E402  pylint: disable=wrong-import-position
-import plan  # noqa: E402  pylint: disable=wrong-import-position  (tests/localaws is the script's directory)
+# tests/localaws, the script's directory
+import plan  # noqa: E402  pylint: disable=wrong-import-position
 
 ACCOUNT = "123456789012"
 KUBERNETES_VERSION = "v1.31.4"

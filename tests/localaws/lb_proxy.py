@@ -175,7 +175,7 @@ def main(argv):
                     if port not in listeners:
                         listeners[port] = Listener(port)
                     listeners[port].pool.update(targets)
-                sys.stdout.write("lb_proxy: %s\n" % json.dumps({port: targets for port, targets in wanted.items()}))
+                sys.stdout.write("lb_proxy: %s\n" % json.dumps(wanted))
                 sys.stdout.flush()
         time.sleep(1)
 

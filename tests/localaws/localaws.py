@@ -245,8 +245,9 @@ def summary(aws):
     lines = ["local AWS (moto) at %s, state in %s" % (status.get("url") or aws.url, aws.state_dir),
              "  environment: source %s   (or: localaws.py run -- CMD)" % aws.path("env")]
     for instance_id, host in sorted(status.get("hosts", {}).items()):
-        lines.append("  instance %s (%s) -> host %s at %s%s, %s" % (instance_id, host["state"], host["container"], host["private_ip"],
-                                                                      (" / " + host["public_ip"]) if host["public_ip"] else "", host["hostname"]))
+        public = (" / " + host["public_ip"]) if host["public_ip"] else ""
+        where = "%s%s, %s" % (host["private_ip"], public, host["hostname"])
+        lines.append("  instance %s (%s) -> host %s at %s" % (instance_id, host["state"], host["container"], where))
     for name, proxy in sorted(status.get("proxies", {}).items()):
         targets = ", ".join("%d -> %s" % (listener["port"], " ".join("%s:%d" % tuple(target) for target in listener["targets"]) or "none")
                             for listener in proxy["listeners"])

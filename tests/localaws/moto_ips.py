@@ -16,7 +16,7 @@ class PublicIpAllocator:
 
     def __init__(self, pool=PUBLIC_POOL, in_use=None):
         self.network = ipaddress.ip_network(pool)
-        self.in_use = in_use or (lambda: set())
+        self.in_use = in_use or set
         self._next = 0
         self._issued = set()
 

@@ -47,7 +47,7 @@ from helpers.moto_server import MotoServer  # noqa: E402
 import stand_in_lib  # noqa: E402
 from helpers.aws import REGION, ZONES  # noqa: E402  (tests/ is on the path: tests/conftest.py)
 from helpers import test_hosts  # noqa: E402
-from helpers.test_hosts import IMAGE, RUN_OPTIONS, docker, wait_for_boot, write_into  # noqa: E402,F401  (IMAGE: the tag other tests name)
+from helpers.test_hosts import RUN_OPTIONS, docker, wait_for_boot, write_into  # noqa: E402
 
 LABEL = "kubecluster.aws.test=nodes"
 PREFIX = "kubecluster-test"
