@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv collection-link test test-unit test-e2e test-nodes sanity lint docs-check demo demo-stop bench clean distclean
+.PHONY: help venv collection-link test test-unit test-e2e test-nodes test-localaws sanity lint docs-check demo demo-stop bench clean distclean
 
 help:
 	@echo "make demo        create the example cluster against a local AWS (moto) and show its status"
@@ -41,6 +41,7 @@ test: venv
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
 	$(MAKE) test-nodes
+	$(MAKE) test-localaws
 	$(MAKE) sanity
 	$(MAKE) lint
 	$(MAKE) docs-check
@@ -64,6 +65,14 @@ test-nodes: venv
 	$(BIN)/python -m pytest -m nodes tests/nodes $(PYTEST_ARGS) || { \
 	    status=$$?; \
 	    if [ $$status -eq 5 ]; then echo "test-nodes: pytest collected no node test in tests/nodes" >&2; fi; \
+	    exit $$status; }
+
+# The product against the local AWS (tests/localaws: moto whose instances are Debian hosts in Docker,
+# load balancers real TCP proxies; kubeadm, kubelet and the API server stand-ins). Needs root, as test-nodes.
+test-localaws: venv
+	$(BIN)/python -m pytest -m localaws tests/integration/test_localaws.py $(PYTEST_ARGS) || { \
+	    status=$$?; \
+	    if [ $$status -eq 5 ]; then echo "test-localaws: pytest collected no localaws test" >&2; fi; \
 	    exit $$status; }
 
 sanity: venv

@@ -149,11 +149,7 @@ class MotoServer:
 
     def recorded_calls(self):
         """The AWS API calls recorded so far, in order: [{service, action, is_write}]."""
-        if not os.path.exists(self.recording_path):
-            return []
-        with open(self.recording_path, encoding="utf-8") as recording:
-            entries = [json.loads(line) for line in recording if line.strip()]
-        return [call for call in (parse_recorded_request(entry) for entry in entries) if call is not None]
+        return read_recording(self.recording_path)
 
     def recorded_writes(self):
         return [call for call in self.recorded_calls() if call["is_write"]]
@@ -205,6 +201,15 @@ class MotoServer:
                 return log.read()[-4000:]
         except OSError:
             return ""
+
+
+def read_recording(path):
+    """The AWS API calls in a recorder file (MOTO_RECORDER_FILEPATH), in order: [{service, action, is_write}]."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as recording:
+        entries = [json.loads(line) for line in recording if line.strip()]
+    return [call for call in (parse_recorded_request(entry) for entry in entries) if call is not None]
 
 
 def parse_recorded_request(entry):

@@ -30,10 +30,8 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -48,6 +46,8 @@ import kube_api_emulator  # noqa: E402  (tests/stand_ins is put on the path abov
 from helpers.moto_server import MotoServer  # noqa: E402
 import stand_in_lib  # noqa: E402
 from helpers.aws import REGION, ZONES  # noqa: E402  (tests/ is on the path: tests/conftest.py)
+from helpers import test_hosts  # noqa: E402
+from helpers.test_hosts import RUN_OPTIONS, docker, wait_for_boot, write_into  # noqa: E402
 
 LABEL = "kubecluster.aws.test=nodes"
 PREFIX = "kubecluster-test"
@@ -56,32 +56,7 @@ PRIVATE_NETWORK = (PREFIX + "-private", "198.18.2.0/24", "198.18.2.1")
 API_HOST, API_PORT = "198.18.2.1", 6443
 API_ENDPOINT = "%s:%d" % (API_HOST, API_PORT)
 DEFAULT_KUBERNETES_VERSION = os.environ.get("KUBECLUSTER_TEST_KUBERNETES_VERSION", "v1.31.4")
-DEBIAN_MIRROR = os.environ.get("KUBECLUSTER_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 MACHINE_DEPLOYMENT = "md-0"
-# no --privileged (needs CAP_SYS_RESOURCE, which this kind of machine does not grant): what systemd needs
-RUN_OPTIONS = ["--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--security-opt", "seccomp=unconfined", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-               "-v", "/sys/fs/cgroup:/sys/fs/cgroup", "-e", "container=docker"]
-PACKAGES = ("openssh-server", "python3", "systemd", "systemd-sysv", "iproute2", "ca-certificates", "sudo", "dbus", "kmod", "procps", "curl", "gnupg")
-# Units baked into the image. ssh host keys are made at first boot so every host has its own; /proc/sys is made writable as on
-# an EC2 instance (namespaced sysctls such as net.* stay inside the container).
-IMAGE_FILES = {
-    "/etc/systemd/system/kubecluster-test-ssh-keygen.service": (
-        "[Unit]\nDescription=SSH host keys for this test host\nBefore=ssh.service\n\n"
-        "[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\nRemainAfterExit=yes\n\n[Install]\nWantedBy=multi-user.target\n"),
-    "/etc/systemd/system/kubecluster-test-proc-sys.service": (
-        "[Unit]\nDescription=Writable /proc/sys, as on a VM\nDefaultDependencies=no\nBefore=systemd-sysctl.service sysinit.target\n\n"
-        "[Service]\nType=oneshot\nExecStart=/bin/mount -o remount,rw /proc/sys\nRemainAfterExit=yes\n\n[Install]\nWantedBy=sysinit.target\n"),
-    "/etc/sudoers.d/ansible": "ansible ALL=(ALL) NOPASSWD:ALL\n",
-    "/etc/ssh/sshd_config.d/kubecluster-test.conf": "PasswordAuthentication no\nLogLevel VERBOSE\nAllowTcpForwarding yes\n",
-}
-IMAGE_COMMANDS = [
-    ["useradd", "--create-home", "--shell", "/bin/bash", "ansible"],
-    ["systemctl", "enable", "kubecluster-test-ssh-keygen.service", "kubecluster-test-proc-sys.service", "ssh.service"],
-    ["sh", "-c", "rm -f /etc/ssh/ssh_host_* && : > /etc/machine-id && chmod 0440 /etc/sudoers.d/ansible && apt-get clean"],
-]
-IMAGE_RECIPE = json.dumps({"packages": PACKAGES, "files": IMAGE_FILES, "commands": IMAGE_COMMANDS, "mirror": DEBIAN_MIRROR, "suite": "bookworm"},
-                          sort_keys=True)
-IMAGE = "kubecluster-test/debian12:" + hashlib.sha256(IMAGE_RECIPE.encode()).hexdigest()[:12]
 # One node test session at a time per machine: the networks, addresses and port 6443 are fixed, and a
 # session removes what it finds labelled as the harness's (a crashed run's leftovers) before it starts.
 SESSION_LOCK = os.environ.get("KUBECLUSTER_TEST_NODES_LOCK", "/run/lock/kubecluster-test-nodes.lock")
@@ -90,45 +65,19 @@ RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+
                       r"(?:\s+skipped=(\d+))?(?:\s+rescued=(\d+))?(?:\s+ignored=(\d+))?")
 
 
-def docker(*args, check=True, timeout=600, input=None):  # noqa: A002 - subprocess names it so
-    return subprocess.run(["docker"] + list(args), check=check, capture_output=True, text=True, timeout=timeout, input=input)
-
-
-# -- the machine: docker, image, networks ---------------------------------------------------------
+# -- the machine: docker, image, networks (the image and docker helpers are tests/helpers/test_hosts.py's) ---------
 def ensure_docker():
-    """hack/nodes-env.sh when docker or debootstrap is missing or dockerd is not answering."""
-    ready = shutil.which("docker") and shutil.which("debootstrap") and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
-    if ready:
-        return
-    result = subprocess.run(["bash", os.path.join(REPO, "hack", "nodes-env.sh")], capture_output=True, text=True, timeout=900, check=False)
-    if result.returncode != 0:
-        pytest.fail("hack/nodes-env.sh could not prepare Docker (run the node tests as root on Debian 12):\n%s%s" % (result.stdout, result.stderr))
+    try:
+        test_hosts.ensure_docker()
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 def build_image(timings):
-    """The test host image, built with debootstrap unless an image with this recipe's tag exists."""
-    if docker("image", "inspect", IMAGE, check=False).returncode == 0:
-        timings["image"] = ("cached", 0.0)
-        return IMAGE
-    started = time.time()
-    root = tempfile.mkdtemp(prefix="kubecluster-test-rootfs-")
     try:
-        subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), "bookworm", root, DEBIAN_MIRROR],
-                       check=True, capture_output=True, text=True, timeout=1200)
-        for path, content in IMAGE_FILES.items():
-            stand_in_lib.write_file(os.path.join(root, path.lstrip("/")), content, 0o644)
-        for command in IMAGE_COMMANDS:
-            subprocess.run(["chroot", root] + command, check=True, capture_output=True, text=True, timeout=300)
-        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "--change", "ENV container=docker", "--change", 'CMD ["/sbin/init"]', "-", IMAGE],
-                       stdin=tar.stdout, check=True, capture_output=True, timeout=600)
-        tar.wait()
-    except subprocess.CalledProcessError as error:
-        pytest.fail("building %s failed: %s\n%s%s" % (IMAGE, " ".join(error.cmd), error.stdout or "", error.stderr or ""))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    timings["image"] = ("built", round(time.time() - started, 1))
-    return IMAGE
+        return test_hosts.build_image(timings)
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 def remove_leftovers():
@@ -184,23 +133,6 @@ def start_host(host, image):
            "--ip", host.private_ip, *RUN_OPTIONS, image, "/sbin/init")
     if host.public_ip:
         docker("network", "connect", "--ip", host.public_ip, PUBLIC_NETWORK[0], host.container)
-
-
-def wait_for_boot(host, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        state = docker("exec", host.container, "systemctl", "is-system-running", check=False).stdout.strip()
-        keys = docker("exec", host.container, "test", "-s", "/etc/ssh/ssh_host_ed25519_key.pub", check=False).returncode == 0
-        if state in ("running", "degraded") and keys:
-            return state
-        time.sleep(0.5)
-    raise RuntimeError("%s did not boot within %ds (systemd: %s)" % (host.name, timeout, state))
-
-
-def write_into(container, path, content, mode="0644", owner="root:root"):
-    directory = os.path.dirname(path)
-    docker("exec", "-i", container, "sh", "-c", 'mkdir -p "%s" && cat > "%s" && chmod %s "%s" && chown %s "%s"' % (directory, path, mode, path, owner, path),
-           input=content)
 
 
 class PlaybookResult:
@@ -385,13 +317,7 @@ class NodesEnv:
 
     def stand_in_calls(self, host, binary=None, subcommand=None):
         """The calls the stand-ins recorded on a host, oldest first: dicts with argv, exit_code, configs, stdout, stderr, time."""
-        text = self.read_file(host, "/var/log/kubecluster-stand-in/calls.jsonl") or ""
-        calls = [json.loads(line) for line in text.splitlines() if line.strip()]
-        if binary:
-            calls = [call for call in calls if call["binary"] == binary]
-        if subcommand:
-            calls = [call for call in calls if call["argv"][:1] == [subcommand]]
-        return calls
+        return test_hosts.stand_in_calls(self.read_file(host, test_hosts.STAND_IN_CALLS), binary, subcommand)
 
     def clear_stand_in_calls(self, hosts=None):
         for host in hosts or self.cluster_hosts:
@@ -432,7 +358,7 @@ def make_ssh_files(env):
 
 
 def prepare_host(env, host, public_key, settings):
-    wait_for_boot(host)
+    wait_for_boot(host.container)
     write_into(host.container, "/home/ansible/.ssh/authorized_keys", public_key, "0600", "ansible:ansible")
     docker("exec", host.container, "chmod", "0700", "/home/ansible/.ssh")
     docker("exec", host.container, "chown", "ansible:ansible", "/home/ansible/.ssh")

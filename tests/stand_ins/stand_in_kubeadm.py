@@ -503,11 +503,15 @@ def cmd_init(ctx, argv):
     lib.write_kubeconfig(ctx.path("/etc/kubernetes/super-admin.conf"), server, ca_pem, "kubernetes-super-admin", admin_token)
     config = kubelet_config(ctx, kinds.get("KubeletConfiguration"), cluster)
     client = lib.ApiClient(server, ca_pem, admin_token)
-    node_token = client.request("POST", "/stand-in/node-credentials", {"nodeName": name})["token"]
-    lib.write_kubeconfig(ctx.path("/etc/kubernetes/kubelet.conf"), server, ca_pem, "system:node:%s" % name, node_token)
+    # Real kubeadm signs kubelet.conf's client certificate locally, before any API server runs: behind a load balancer
+    # (tests/localaws) the API answers only once the kubelet runs the kube-apiserver static pod. So the node's
+    # credential is asked of the emulator after the API check, and kubelet.conf exists (placeholder) before.
+    lib.write_kubeconfig(ctx.path("/etc/kubernetes/kubelet.conf"), server, ca_pem, "system:node:%s" % name, "pending")
     write_kubelet_files(ctx, config, registration)
     restart_kubelet(ctx)
     wait_for_api(ctx, client)
+    node_token = client.request("POST", "/stand-in/node-credentials", {"nodeName": name})["token"]
+    lib.write_kubeconfig(ctx.path("/etc/kubernetes/kubelet.conf"), server, ca_pem, "system:node:%s" % name, node_token)
     stored_cluster = cluster_defaults(ctx, cluster, endpoint)
     client.create_or_replace("/api/v1/namespaces/kube-system/configmaps", {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},

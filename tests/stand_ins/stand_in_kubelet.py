@@ -5,10 +5,17 @@
 
 """The kubelet stand-in: answers --version, and as a service checks its flags and config like the
 kubelet does at start (so a wrong kubelet.service / 10-kubeadm.conf fails as it would for real), then
-serves /healthz on healthzBindAddress:healthzPort until stopped. It runs no pods."""
+serves /healthz on healthzBindAddress:healthzPort until stopped. It runs no pods.
+
+On a local AWS host (tests/localaws) the host settings carry `api_backend` ("<address>:<port>" of the
+API emulator of that VPC): while /etc/kubernetes/manifests/kube-apiserver.yaml exists, the kubelet
+stand-in then listens on `api_listen` (default 0.0.0.0:6443) and forwards TCP to the emulator, the
+way the real kubelet runs the kube-apiserver static pod there; it stops when the manifest is gone.
+Without `api_backend` (the node tests) it does nothing of the kind."""
 
 import os
 import signal
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +45,100 @@ class Health(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class ApiForwarder:
+    """The kube-apiserver static pod's port, forwarded to the API emulator while its manifest exists."""
+
+    def __init__(self, backend, listen, manifest):
+        host, _sep, port = backend.rpartition(":")
+        self.backend = (host, int(port))
+        host, _sep, port = listen.rpartition(":")
+        self.listen = (host or "0.0.0.0", int(port))
+        self.manifest = manifest
+        self.server = None
+
+    @property
+    def serving(self):
+        return self.server is not None
+
+    def step(self):
+        """Start or stop listening as the manifest appeared or went; returns whether it serves."""
+        wanted = os.path.exists(self.manifest)
+        if wanted and self.server is None:
+            server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                server.bind(self.listen)
+            except OSError:
+                server.close()  # the port is busy (a previous kubelet still closing): try at the next step
+                return False
+            server.listen(64)
+            self.server = server
+            threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        elif not wanted and self.server is not None:
+            self.stop()
+        return self.serving
+
+    def stop(self):
+        server, self.server = self.server, None
+        if server is not None:
+            try:
+                server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            server.close()
+
+    def _accept(self, server):
+        while self.server is server:
+            try:
+                client, _address = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client):
+        try:
+            upstream = socket.create_connection(self.backend, timeout=5)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+        pump(client, upstream)
+
+    def run(self, stop, interval=1.0):
+        while not stop.is_set():
+            self.step()
+            stop.wait(interval)
+        self.stop()
+
+
+def pump(source, target):
+    """Copy bytes one way until either side closes, then close both."""
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, target):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+def api_forwarder(config):
+    """The forwarder the host settings ask for (`api_backend`), or None."""
+    if not config.get("api_backend"):
+        return None
+    return ApiForwarder(config["api_backend"], config.get("api_listen", "0.0.0.0:6443"),
+                        lib.host_path("/etc/kubernetes/manifests/kube-apiserver.yaml", config))
 
 
 def parse_flags(argv):
@@ -97,8 +198,13 @@ def handle(argv, version, output):
     signal.signal(signal.SIGTERM, lambda *_args: stop.set())
     signal.signal(signal.SIGINT, lambda *_args: stop.set())
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    forwarder = api_forwarder(lib.settings())
+    if forwarder is not None:
+        threading.Thread(target=forwarder.run, args=(stop,), daemon=True).start()
     while not stop.wait(1):
         pass
+    if forwarder is not None:
+        forwarder.stop()
     server.shutdown()
     return 0
 
