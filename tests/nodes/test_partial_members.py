@@ -65,7 +65,7 @@ def test_an_init_stopped_before_kubeadm_config_is_reset_and_initialized_again(pa
     first = env.control_planes[0]
     crash_after(env, first, "init", "kubelet-start")
     stopped = run_nodes(env)
-    assert stopped.rc != 0 and "kubeadm init failed on %s" % first.name in stopped.stdout
+    assert stopped.rc != 0 and "kubeadm init failed on %s" % first.name in stopped.stdout, stopped.stdout[-6000:]
     assert env.file_exists(first, "/etc/kubernetes/kubelet.conf")
     assert env.api_object("ConfigMap", "kubeadm-config", "kube-system") is None
     env.clear_stand_in_calls()
@@ -87,7 +87,7 @@ def test_a_control_plane_join_stopped_after_kubelet_start_is_reset_and_joined_ag
     first, second, third = env.control_planes
     crash_after(env, second, "join", "kubelet-start")
     stopped = run_nodes(env)
-    assert stopped.rc != 0 and "kubeadm join failed on %s" % second.name in stopped.stdout
+    assert stopped.rc != 0 and "kubeadm join failed on %s" % second.name in stopped.stdout, stopped.stdout[-6000:]
     # what the crash left: a kubelet identity, admin.conf and a Node, but no control-plane label and no etcd member
     assert env.file_exists(second, "/etc/kubernetes/kubelet.conf") and env.file_exists(second, "/etc/kubernetes/admin.conf")
     assert "node-role.kubernetes.io/control-plane" not in env.api_object("Node", second.node_name)["metadata"]["labels"]
