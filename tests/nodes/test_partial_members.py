@@ -122,7 +122,7 @@ def test_a_rerun_on_a_healthy_cluster_reads_etcd_and_resets_initializes_and_join
     result = run_nodes(env)
 
     result.assert_ok()
-    assert "half-finished kubeadm" not in result.stdout
+    assert "is not a control-plane member but a half-finished" not in result.stdout
     for host in env.cluster_hosts:
         assert kubeadm_writes(env, host) == [], host.name
     # membership was decided from etcd's own member list, read in the etcd container of a control plane
