@@ -384,6 +384,8 @@ class Store:
         self.revision = 0
         self.service_ip = service_ip
         self.next_cluster_ip = 10
+        # stacked etcd's member list, as etcdctl member list shows it; the kubeadm stand-in adds and removes members
+        self.etcd_members = []
         for entry in CORE_RESOURCES:
             self.register(Resource(*entry))
         for namespace in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -1193,6 +1195,32 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/stand-in/requests" and method == "GET":
             with store.lock:
                 return 200, {"items": list(store.request_log)}
+        if path.startswith("/stand-in/etcd/members"):
+            return self._etcd_members(method, path, body)
+        raise ApiProblem(404, "NotFound", "no such stand-in endpoint")
+
+
+    def _etcd_members(self, method, path, body):
+        """Stacked etcd's members: GET the list, POST {name, peerURLs} (kubeadm's member add), DELETE .../<hex id>."""
+        store = self.store
+        with store.lock:
+            if path == "/stand-in/etcd/members" and method == "GET":
+                return 200, {"members": copy.deepcopy(store.etcd_members)}
+            if path == "/stand-in/etcd/members" and method == "POST":
+                peer_urls = list((body or {}).get("peerURLs") or [])
+                if any(url in member["peerURLs"] for member in store.etcd_members for url in peer_urls):
+                    raise ApiProblem(409, "AlreadyExists", "etcdserver: Peer URLs already exists")
+                member = {"ID": int.from_bytes(os.urandom(8), "big") >> 1, "name": (body or {}).get("name") or "", "peerURLs": peer_urls,
+                          "clientURLs": list((body or {}).get("clientURLs") or [])}
+                store.etcd_members.append(member)
+                return 201, copy.deepcopy(member)
+            if path.startswith("/stand-in/etcd/members/") and method == "DELETE":
+                wanted = path.rsplit("/", 1)[1]
+                kept = [member for member in store.etcd_members if "%x" % member["ID"] != wanted.lower()]
+                if len(kept) == len(store.etcd_members):
+                    raise ApiProblem(404, "NotFound", "etcdserver: member not found")
+                store.etcd_members[:] = kept
+                return 200, {"removed": wanted}
         raise ApiProblem(404, "NotFound", "no such stand-in endpoint")
 
 

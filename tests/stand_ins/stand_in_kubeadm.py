@@ -295,10 +295,22 @@ def static_pod(ctx, name, cluster, version, advertise):
             "spec": {"hostNetwork": True, "priorityClassName": "system-node-critical", "containers": [{"name": name, "image": image, "command": command}]}}
 
 
-def write_control_plane_files(ctx, cluster, advertise, server, admin_token, node):
-    ca_pem = ctx.ca_pem()
-    for name in STATIC_PODS:
+def write_static_pods(ctx, cluster, advertise, names):
+    for name in names:
         lib.write_file(ctx.path("%s/%s.yaml" % (MANIFESTS, name)), stand_in_yaml.dump(static_pod(ctx, name, cluster, ctx.version, advertise)), 0o600)
+
+
+def add_etcd_member(ctx, client, name, address):
+    """Stacked etcd gains this node's member: init's etcd starts as the first one, a control-plane join adds one
+    (control-plane-join/etcd). The API emulator keeps the member list."""
+    client.request("POST", "/stand-in/etcd/members", {"name": name, "peerURLs": [lib.etcd_peer_url(address)],
+                                                      "clientURLs": ["https://%s:2379" % address]})
+    ctx.output.print("[etcd] Added etcd member %s (%s) to the local/stacked etcd cluster" % (name, lib.etcd_peer_url(address)))
+
+
+def write_control_plane_files(ctx, cluster, advertise, server, admin_token, node, pods=STATIC_PODS):
+    ca_pem = ctx.ca_pem()
+    write_static_pods(ctx, cluster, advertise, pods)
     ctx.output.print('[control-plane] Using manifest folder "/etc/kubernetes/manifests"')
     os.makedirs(ctx.path(ETCD_DIR + "/member/snap"), exist_ok=True)
     local = "https://%s:6443" % advertise
@@ -509,6 +521,9 @@ def cmd_init(ctx, argv):
     lib.write_kubeconfig(ctx.path("/etc/kubernetes/kubelet.conf"), server, ca_pem, "system:node:%s" % name, "pending")
     write_kubelet_files(ctx, config, registration)
     restart_kubelet(ctx)
+    # the kubelet now runs the etcd static pod: a one-member etcd cluster
+    add_etcd_member(ctx, client, name, advertise)
+    lib.crash_after("init", "kubelet-start")
     wait_for_api(ctx, client)
     node_token = client.request("POST", "/stand-in/node-credentials", {"nodeName": name})["token"]
     lib.write_kubeconfig(ctx.path("/etc/kubernetes/kubelet.conf"), server, ca_pem, "system:node:%s" % name, node_token)
@@ -520,6 +535,7 @@ def cmd_init(ctx, argv):
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubelet-config", "namespace": "kube-system"},
         "data": {"kubelet": stand_in_yaml.dump(config)}})
     ctx.output.print('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace')
+    lib.crash_after("init", "upload-config")
     node = node_object(ctx, name, registration, True, advertise, kinds.get("KubeletConfiguration"))
     client.create_or_replace("/api/v1/nodes", node)
     ctx.output.print("[mark-control-plane] Marking the node %s as control-plane by adding the labels: [node-role.kubernetes.io/control-plane "
@@ -704,14 +720,21 @@ def cmd_join(ctx, argv):
     lib.write_kubeconfig(ctx.path("/etc/kubernetes/kubelet.conf"), server, ca_pem, "system:node:%s" % name, node_token)
     write_kubelet_files(ctx, stand_in_yaml.load(kubelet_cm["data"]["kubelet"]), registration)
     restart_kubelet(ctx)
-    node = node_object(ctx, name, registration, control_plane is not None, address, None)
+    # the kubelet registers its Node; kubeadm's mark-control-plane adds the control-plane label and taint later
+    node = node_object(ctx, name, registration, False, address, None)
     ctx.output.print("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
     if existing:
         node["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         client.request("PUT", "/api/v1/nodes/%s" % name, node)
     else:
         client.request("POST", "/api/v1/nodes", node)
+    lib.crash_after("join", "kubelet-start")
     if control_plane is not None:
+        add_etcd_member(ctx, lib.etcd_client(ctx.settings), name, address)
+        write_static_pods(ctx, cluster, address, ("etcd",))
+        ctx.output.print('[etcd] Creating static Pod manifest for "etcd"')
+        lib.crash_after("join", "control-plane-join/etcd")
+        mark_control_plane(client, name, node_object(ctx, name, registration, True, address, None))
         ctx.output.print("[mark-control-plane] Marking the node %s as control-plane by adding the labels: [node-role.kubernetes.io/control-plane "
                          "node.kubernetes.io/exclude-from-external-load-balancers]" % name)
         ctx.output.print("\nThis node has joined the cluster and a new control plane instance was created:\n\n* Certificate signing request was sent to "
@@ -723,6 +746,21 @@ def cmd_join(ctx, argv):
                          "* The Kubelet was informed of the new secure connection details.\n\n"
                          "Run 'kubectl get nodes' on the control-plane to see this node join the cluster.\n")
     return 0
+
+
+def mark_control_plane(client, name, marked):
+    """kubeadm's mark-control-plane: the control-plane labels and taints on the Node the kubelet registered."""
+    for _attempt in range(5):
+        current = client.request("GET", "/api/v1/nodes/%s" % name)
+        current["metadata"].setdefault("labels", {}).update(marked["metadata"]["labels"])
+        taints = current.setdefault("spec", {}).setdefault("taints", [])
+        taints.extend(taint for taint in marked["spec"].get("taints", []) if taint["key"] not in [known["key"] for known in taints])
+        try:
+            return client.request("PUT", "/api/v1/nodes/%s" % name, current)
+        except lib.ApiError as error:
+            if error.status != 409:
+                raise
+    raise StandInError("error execution phase control-plane-join/mark-control-plane: error applying control-plane label and taints: conflict")
 
 
 def join_control_plane_files(ctx, client, cluster, control_plane, server, address):
@@ -753,7 +791,8 @@ def join_control_plane_files(ctx, client, cluster, control_plane, server, addres
             lib.write_file(ctx.path("%s/%s" % (PKI, name)), content, 0o600 if name.endswith(".key") else 0o644)
     write_placeholder_certs(ctx, OTHER_CERTS)
     admin_token = ctx.settings.get("admin_token")
-    write_control_plane_files(ctx, cluster, address, server, admin_token, None)
+    # etcd's manifest comes with its member, in control-plane-join/etcd
+    write_control_plane_files(ctx, cluster, address, server, admin_token, None, [name for name in STATIC_PODS if name != "etcd"])
 
 
 # -- reset --------------------------------------------------------------------------------------------------
@@ -773,6 +812,8 @@ def cmd_reset(ctx, argv):
             raise StandInError("error execution phase preflight: won't proceed; the user didn't answer (Y|y) in order to continue")
     was_control_plane = os.path.exists(ctx.path(MANIFESTS + "/kube-apiserver.yaml"))
     ctx.output.print("[reset] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...")
+    if os.path.exists(ctx.path(MANIFESTS + "/etcd.yaml")):
+        remove_own_etcd_member(ctx)
     if ctx.settings.get("systemctl") and shutil.which("systemctl"):
         subprocess.run(["systemctl", "stop", "kubelet"], capture_output=True, check=False)
         ctx.output.print("[reset] Stopping the kubelet service")
@@ -794,6 +835,23 @@ def cmd_reset(ctx, argv):
                      "The reset process does not reset or clean up iptables rules or IPVS tables.\n\n"
                      "The reset process does not clean your kubeconfig files and you must remove them manually.")
     return 0
+
+
+def remove_own_etcd_member(ctx):
+    """kubeadm reset's remove-etcd-member phase: this node's member (by its peer URL) leaves stacked etcd; a failure
+    only warns, as in kubeadm."""
+    peer_url = lib.etcd_peer_url(lib.node_ip(ctx.settings))
+    try:
+        client = lib.etcd_client(ctx.settings)
+        if client is None:
+            raise StandInError("no admin.conf or kubelet.conf to reach etcd with")
+        members = client.request("GET", "/stand-in/etcd/members")["members"]
+        for member in members:
+            if peer_url in member["peerURLs"]:
+                client.request("DELETE", "/stand-in/etcd/members/%x" % member["ID"])
+                ctx.output.print("[reset] Removed etcd member %x (%s)" % (member["ID"], peer_url))
+    except (StandInError, lib.ApiError) as error:
+        ctx.output.warn("[reset] Failed to remove etcd member: %s, please manually remove this etcd member using etcdctl" % error)
 
 
 # -- tokens and keys -------------------------------------------------------------------------------------------

@@ -101,6 +101,41 @@ def read_text(path):
         return handle.read()
 
 
+# -- crashes half way and stacked etcd ---------------------------------------------------------------
+CRASH_FILE = "crash-after"
+ETCD_PEER_PORT = 2380
+
+
+def crash_after(command, phase):
+    """A crash half way, for tests: <settings dir>/crash-after holding "<command> <phase>" (e.g. "join kubelet-start")
+    makes the kubeadm stand-in exit non-zero right after that phase, once (it removes the file), leaving what a
+    kubeadm killed there leaves."""
+    path = os.path.join(settings_dir(), CRASH_FILE)
+    try:
+        wanted = read_text(path).split()
+    except OSError:
+        return
+    if wanted == [command, phase]:
+        os.remove(path)
+        raise StandInError("stand-in: stopped right after phase %s of kubeadm %s, as %s asked (a crash half way)" % (phase, command, path))
+
+
+def etcd_peer_url(address):
+    return "https://%s:%d" % (address, ETCD_PEER_PORT)
+
+
+def etcd_client(config=None):
+    """The API emulator, which keeps stacked etcd's member list, with the admin token: the server of this host's
+    admin.conf, else of its kubelet.conf. None when neither exists."""
+    config = config or settings()
+    for name in ("admin.conf", "kubelet.conf"):
+        path = host_path("/etc/kubernetes/" + name, config)
+        if os.path.exists(path):
+            server, ca_pem, _token = read_kubeconfig(path)
+            return ApiClient(server, ca_pem, config.get("admin_token"))
+    return None
+
+
 # -- versions -------------------------------------------------------------------------------------
 def parse_version(text):
     """(major, minor, patch) of "v1.31.4" / "1.31.4"; ValueError otherwise."""

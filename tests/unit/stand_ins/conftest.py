@@ -28,12 +28,17 @@ def free_port():
 class FakeHost:
     """A directory that a stand-in treats as / (through KUBECLUSTER_STAND_IN_DIR/config.json)."""
 
+    count = 0
+
     def __init__(self, root, pki, api, version, name):
         self.root = str(root)
         self.name = name
         self.settings_dir = os.path.join(self.root, "etc", "kubecluster-stand-in")
+        # each host its own loopback address, so each has its own etcd peer URL
+        FakeHost.count += 1
+        self.node_ip = "127.0.%d.%d" % (FakeHost.count // 250 % 250, FakeHost.count % 250 + 1)
         self.settings = {"kubernetes_version": version, "ca_cert": os.path.join(pki, "ca.crt"), "ca_key": os.path.join(pki, "ca.key"),
-                         "admin_token": api.admin_token, "root": self.root, "node_ip": "127.0.0.1", "kubelet_health_timeout": 0,
+                         "admin_token": api.admin_token, "root": self.root, "node_ip": self.node_ip, "kubelet_health_timeout": 0,
                          "systemctl": False, "require_root": False}
         self.save()
         # what the roles would have set up: a container runtime socket and ip_forward on

@@ -2,6 +2,8 @@
 (as kubeadm does, or stricter where the contract says so), what it leaves behind and records."""
 
 import datetime
+import json
+import os
 import textwrap
 
 import pytest
@@ -689,3 +691,137 @@ def test_the_spec_network_range_against_kubeadm(make_host, pod, service, ok):
     text = changed(changed(VALID_INIT, "podSubnet: 192.168.0.0/16", "podSubnet: %s" % pod), "serviceSubnet: 10.96.0.0/12", "serviceSubnet: %s" % service)
 
     assert (validate(make_host(), text).returncode == 0) is ok
+
+
+# -- stacked etcd's members (kubeadm, crictl + etcdctl) and crashes half way (<settings dir>/crash-after) -----------------
+ETCDCTL = ["etcdctl", "--endpoints", "https://127.0.0.1:2379", "--cacert", "/etc/kubernetes/pki/etcd/ca.crt",
+           "--cert", "/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key", "/etc/kubernetes/pki/etcd/healthcheck-client.key"]
+
+
+def crash_after(host, command, phase):
+    import stand_in_lib
+    stand_in_lib.write_file(os.path.join(host.settings_dir, "crash-after"), "%s %s\n" % (command, phase), 0o644)
+
+
+def members(api):
+    return [(member["name"], member["peerURLs"]) for member in api.store.etcd_members]
+
+
+def with_runtime_socket(host):
+    """crictl's default endpoint, unix:///run/containerd/containerd.sock, on the fake host."""
+    if not host.exists("/run/containerd/containerd.sock"):
+        host.write("../run/containerd/containerd.sock", "")
+    return host
+
+
+def etcd_id(host):
+    result = with_runtime_socket(host).run("crictl", "ps", "--name", "etcd", "-q")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_init_adds_the_first_etcd_member_and_a_control_plane_join_another(make_host, endpoint, api):
+    first, second, worker = make_host("cp-0"), make_host("cp-1"), make_host("worker")
+    token, ca_hash, key = join_parts(init_cluster(first, endpoint).stdout)
+
+    assert second.run("kubeadm", "join", "--config", join_config(second, endpoint, token, ca_hash, "cp-1", key)).returncode == 0
+    assert worker.run("kubeadm", "join", "--config", join_config(worker, endpoint, token, ca_hash, "worker")).returncode == 0
+
+    assert members(api) == [("cp-0", ["https://%s:2380" % first.node_ip]), ("cp-1", ["https://%s:2380" % second.node_ip])]
+
+
+def test_reset_of_a_control_plane_removes_its_own_member(make_host, endpoint, api):
+    first, second = make_host("cp-0"), make_host("cp-1")
+    token, ca_hash, key = join_parts(init_cluster(first, endpoint).stdout)
+    assert second.run("kubeadm", "join", "--config", join_config(second, endpoint, token, ca_hash, "cp-1", key)).returncode == 0
+
+    reset = second.run("kubeadm", "reset", "-f")
+
+    assert reset.returncode == 0, reset.stderr
+    assert [name for name, _urls in members(api)] == ["cp-0"]
+
+
+def test_crictl_finds_the_etcd_container_while_its_manifest_exists_and_the_kubelet_runs(make_host, endpoint):
+    host = with_runtime_socket(make_host("cp-0"))
+    before = host.run("crictl", "ps", "--name", "etcd", "-q")
+    init_cluster(host, endpoint)
+    running = host.run("crictl", "ps", "--name", "etcd", "-q")
+    other = host.run("crictl", "ps", "--name", "kube-apiserver", "-q")
+    host.settings["kubelet_running"] = False
+    host.save()
+    stopped = host.run("crictl", "ps", "--name", "etcd", "-q")
+
+    assert before.returncode == 0 and before.stdout == ""
+    assert len(running.stdout.strip()) == 64 and other.stdout == ""
+    assert stopped.stdout == ""
+
+
+def test_etcdctl_in_the_etcd_container_lists_members_as_json_and_removes_one(make_host, endpoint, api):
+    first, second = make_host("cp-0"), make_host("cp-1")
+    token, ca_hash, key = join_parts(init_cluster(first, endpoint).stdout)
+    assert second.run("kubeadm", "join", "--config", join_config(second, endpoint, token, ca_hash, "cp-1", key)).returncode == 0
+    container = etcd_id(first)
+
+    listed = first.run("crictl", "exec", container, *ETCDCTL, "member", "list", "-w", "json")
+    document = json.loads(listed.stdout)
+    cp1 = [member for member in document["members"] if member["name"] == "cp-1"][0]
+    removed = first.run("crictl", "exec", container, *ETCDCTL, "member", "remove", "%x" % cp1["ID"])
+    again = first.run("crictl", "exec", container, *ETCDCTL, "member", "remove", "%x" % cp1["ID"])
+
+    assert listed.returncode == 0, listed.stderr
+    assert set(document) == {"header", "members"} and isinstance(cp1["ID"], int)
+    assert cp1["peerURLs"] == ["https://%s:2380" % second.node_ip] and cp1["clientURLs"] == ["https://%s:2379" % second.node_ip]
+    assert removed.returncode == 0 and "removed from cluster" in removed.stdout
+    assert again.returncode == 1 and "etcdserver: member not found" in again.stderr
+    assert [name for name, _urls in members(api)] == ["cp-0"]
+
+
+def test_etcdctl_needs_the_etcd_client_certificate_and_a_running_container(make_host, endpoint):
+    host = make_host("cp-0")
+    init_cluster(host, endpoint)
+    container = etcd_id(host)
+
+    without_certs = host.run("crictl", "exec", container, "etcdctl", "member", "list")
+    wrong_container = host.run("crictl", "exec", "0123456789ab", *ETCDCTL, "member", "list")
+
+    assert without_certs.returncode == 1 and "context deadline exceeded" in without_certs.stderr
+    assert wrong_container.returncode == 1 and "not found" in wrong_container.stderr
+
+
+def test_init_stopped_after_kubelet_start_leaves_kubelet_conf_and_etcd_but_no_kubeadm_config(make_host, endpoint, api):
+    host = make_host("cp-0")
+    crash_after(host, "init", "kubelet-start")
+
+    result = host.run("kubeadm", "init", "--config", host.write("init.yaml", INIT.format(endpoint=endpoint)))
+
+    assert result.returncode == 1 and "stopped right after phase kubelet-start of kubeadm init" in result.stderr
+    assert host.exists("/etc/kubernetes/kubelet.conf") and host.exists("/etc/kubernetes/admin.conf")
+    assert api.object("ConfigMap", "kubeadm-config", "kube-system") is None and api.object("Node", "cp-0") is None
+    assert [name for name, _urls in members(api)] == ["cp-0"]
+    assert not host.exists("/etc/kubecluster-stand-in/crash-after")  # once only
+    assert host.run("kubeadm", "reset", "-f").returncode == 0 and members(api) == []
+
+
+def test_control_plane_join_stopped_after_kubelet_start_has_a_node_but_no_member_nor_label(make_host, endpoint, api):
+    first, second = make_host("cp-0"), make_host("cp-1")
+    token, ca_hash, key = join_parts(init_cluster(first, endpoint).stdout)
+    crash_after(second, "join", "kubelet-start")
+
+    result = second.run("kubeadm", "join", "--config", join_config(second, endpoint, token, ca_hash, "cp-1", key))
+
+    assert result.returncode == 1 and "stopped right after phase kubelet-start of kubeadm join" in result.stderr
+    assert second.exists("/etc/kubernetes/kubelet.conf") and not second.exists("/etc/kubernetes/manifests/etcd.yaml")
+    assert "node-role.kubernetes.io/control-plane" not in api.object("Node", "cp-1")["metadata"]["labels"]
+    assert [name for name, _urls in members(api)] == ["cp-0"]
+
+
+def test_control_plane_join_stopped_after_etcd_has_a_member_but_no_label(make_host, endpoint, api):
+    first, second = make_host("cp-0"), make_host("cp-1")
+    token, ca_hash, key = join_parts(init_cluster(first, endpoint).stdout)
+    crash_after(second, "join", "control-plane-join/etcd")
+
+    result = second.run("kubeadm", "join", "--config", join_config(second, endpoint, token, ca_hash, "cp-1", key))
+
+    assert result.returncode == 1
+    assert [name for name, _urls in members(api)] == ["cp-0", "cp-1"]
+    assert "node-role.kubernetes.io/control-plane" not in api.object("Node", "cp-1")["metadata"]["labels"]
