@@ -224,6 +224,13 @@ def routes(table):
     return {route.get("DestinationCidrBlock"): route.get("GatewayId") or route.get("NatGatewayId") for route in table["Routes"]}
 
 
+def instance_groups(instance):
+    """An instance's security groups. The product launches with an explicit network interface (NetworkInterfaces[].Groups);
+    AWS reports those groups in the instance's SecurityGroups as well, moto only on the interface."""
+    return {group["GroupId"] for group in instance.get("SecurityGroups", [])} | {
+        group["GroupId"] for interface in instance.get("NetworkInterfaces", []) for group in interface.get("Groups", [])}
+
+
 def assert_machines(aws, name, found, public, private, control_planes, workers):
     """Security groups as CAPA names them, the instances where they belong, IMDSv2, encrypted root volumes, the NLB and its targets."""
     ec2, elbv2 = aws.client("ec2"), aws.client("elbv2")
@@ -237,14 +244,14 @@ def assert_machines(aws, name, found, public, private, control_planes, workers):
     public_ids, private_ids = {subnet["SubnetId"] for subnet in public}, {subnet["SubnetId"] for subnet in private}
     (bastion,) = by_role["bastion"]
     assert bastion["SubnetId"] in public_ids and bastion.get("PublicIpAddress") and elastic_ip_in_range(bastion["PublicIpAddress"])
-    assert groups["%s-bastion" % name] in [group["GroupId"] for group in bastion["SecurityGroups"]]
+    assert groups["%s-bastion" % name] in instance_groups(bastion)
     for instance in by_role["control-plane"] + by_role["node"]:
         assert instance["SubnetId"] in private_ids and instance.get("PublicIpAddress") is None, instance["InstanceId"]
         assert tags(instance).get("kubecluster.aws/kubernetes-version") == VERSION, tags(instance)
     for instance in by_role["control-plane"]:
-        assert groups["%s-controlplane" % name] in [group["GroupId"] for group in instance["SecurityGroups"]]
+        assert groups["%s-controlplane" % name] in instance_groups(instance)
     for instance in by_role["node"]:
-        assert groups["%s-node" % name] in [group["GroupId"] for group in instance["SecurityGroups"]]
+        assert groups["%s-node" % name] in instance_groups(instance)
     for instance in instances:
         assert instance["MetadataOptions"]["HttpTokens"] == "required", instance["InstanceId"]
         volumes = [mapping["Ebs"]["VolumeId"] for mapping in instance["BlockDeviceMappings"] if mapping["DeviceName"] == instance["RootDeviceName"]]
@@ -303,7 +310,9 @@ def assert_hosts(aws, by_role):
         assert run("systemctl is-active containerd kubelet").split() == ["active", "active"], machine
         assert run("systemctl is-enabled containerd kubelet").split() == ["enabled", "enabled"], machine
         flags = aws.read_file(machine, "/var/lib/kubelet/kubeadm-flags.env")
-        assert "--cloud-provider=external" in flags and "--node-ip=%s" % instance["PrivateIpAddress"] in flags, (machine, flags)
+        # the kubelet leaves the node's addresses to the cloud controller manager, as CAPA's: no --node-ip, or the private IP
+        assert "--cloud-provider=external" in flags, (machine, flags)
+        assert set(re.findall(r"--node-ip=(\S+?)\"?(?:\s|$)", flags)) <= {instance["PrivateIpAddress"]}, (machine, flags)
         containerd = aws.read_file(machine, "/etc/containerd/config.toml")
         assert "SystemdCgroup = true" in containerd and 'sandbox_image = "registry.k8s.io/pause:3.10"' in containerd, machine
         assert aws.read_file(machine, "/etc/crictl.yaml").count("unix:///run/containerd/containerd.sock") == 2, machine
@@ -384,6 +393,8 @@ def assert_api(aws, vpc_id, by_role):
         instance = machines[name]
         assert node["spec"].get("providerID") == "aws:///%s/%s" % (instance["Placement"]["AvailabilityZone"], instance["InstanceId"]), name
         assert UNINITIALIZED not in [taint["key"] for taint in node["spec"].get("taints") or []], name
+        addresses = node.get("status", {}).get("addresses") or []
+        assert [address["address"] for address in addresses if address["type"] == "InternalIP"] == [instance["PrivateIpAddress"]], (name, addresses)
     present = {(item["kind"], item["metadata"].get("namespace"), item["metadata"]["name"]) for item in objects}
     for wanted in (("DaemonSet", "kube-system", "calico-node"), ("DaemonSet", "kube-system", "aws-cloud-controller-manager"),
                    ("Deployment", "kube-system", "ebs-csi-controller"), ("DaemonSet", "kube-system", "ebs-csi-node"),
