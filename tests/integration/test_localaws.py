@@ -30,6 +30,7 @@ LOCALAWS = os.path.join(REPO, "tests", "localaws")
 if LOCALAWS not in sys.path:
     sys.path.insert(0, LOCALAWS)
 
+from helpers.test_hosts import call_document as document, call_interval as interval  # noqa: E402  pylint: disable=wrong-import-position
 # tests/localaws/localaws.py, put on the path above
 from localaws import LocalAws  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -328,18 +329,6 @@ def assert_hosts(aws, by_role):
         assert aws.read_file(instance["InstanceId"], "/etc/kubernetes/admin.conf") is None
 
 
-def document(call, kind):
-    for config in call["configs"]:
-        for doc in config["documents"]:
-            if doc.get("kind") == kind:
-                return doc
-    raise AssertionError("no %s in the configs of %s" % (kind, call["argv"]))
-
-
-def interval(call):
-    return call["time"], call["time"] + call["duration"]
-
-
 def is_init(call):
     return call["argv"][:1] == ["init"] and call["argv"][1:2] != ["phase"]
 
@@ -470,45 +459,35 @@ def assert_delete_leaves_nothing(aws, label, name, spec_file):
     assert [container for container in leftovers if container != "localaws-controller"] == []
 
 
-def create(aws, label, name, vpc_cidr, control_planes, workers, nat_gateways):
+def create_and_check(aws, label, name, vpc_cidr, control_planes, workers, nat_gateways):
+    """One run of create_cluster.yml, then what it made: in moto, on the hosts, in the stand-ins' records and in the API."""
     spec_file, cluster = make_spec(aws, name, vpc_cidr, control_planes, workers, nat_gateways)
-    created = Run(aws, label + "-create", "create_cluster.yml", spec_file, *LIMITS)
-    created.assert_ok()
-    return spec_file, cluster
+    Run(aws, label + "-create", "create_cluster.yml", spec_file, *LIMITS).assert_ok()
+    found = owned(aws, name)
+    vpc, public, private = assert_network(aws, name, cluster, found, nat_count=3 if nat_gateways == "per_az" else 1)
+    by_role, balancer = assert_machines(aws, name, found, public, private, control_planes=control_planes, workers=workers)
+    assert_nothing_else_owned(aws, name, ids(found))
+    assert_hosts(aws, by_role)
+    assert_kubeadm_calls(aws, by_role, "%s:6443" % balancer["DNSName"])
+    assert_api(aws, vpc["VpcId"], by_role)
+    assert_controller_files(aws, name, by_role, balancer["DNSName"])
+    return spec_file, vpc["VpcId"], by_role
 
 
 # -- the scenarios --------------------------------------------------------------------------------------------------------
 def test_the_example_cluster_created_rerun_and_deleted(local_aws):
-    """The example as a user runs it: 1 control plane, 2 workers, a bastion, a NAT gateway per zone."""
+    """The example as a user runs it: 1 control plane, 2 workers, a bastion, a NAT gateway per zone; a rerun changes
+    nothing; the delete leaves nothing."""
     aws, name = local_aws, "capi-example"
-    spec_file, cluster = create(aws, "example", name, "198.18.64.0/18", 1, 2, "per_az")
-
-    found = owned(aws, name)
-    vpc, public, private = assert_network(aws, name, cluster, found, nat_count=3)
-    by_role, balancer = assert_machines(aws, name, found, public, private, control_planes=1, workers=2)
-    assert_nothing_else_owned(aws, name, ids(found))
-    assert_hosts(aws, by_role)
-    endpoint = "%s:6443" % balancer["DNSName"]
-    assert_kubeadm_calls(aws, by_role, endpoint)
-    assert_api(aws, vpc["VpcId"], by_role)
-    assert_controller_files(aws, name, by_role, balancer["DNSName"])
-
-    assert_rerun_changes_nothing(aws, "example-rerun", spec_file, by_role, vpc["VpcId"])
+    spec_file, vpc_id, by_role = create_and_check(aws, "example", name, "198.18.64.0/18", 1, 2, "per_az")
+    assert_rerun_changes_nothing(aws, "example-rerun", spec_file, by_role, vpc_id)
     assert_delete_leaves_nothing(aws, "example-delete", name, spec_file)
 
 
 def test_three_control_planes_behind_one_nat_gateway(local_aws):
     """Both variants of the issue in one create: 3 control planes (they join one at a time through the load balancer's
-    name) and nat_gateways: single (one NAT gateway and one Elastic IP for the three private subnets); 1 worker keeps it short.
-    The stand-ins record no etcd membership, so the etcd member count is not asserted."""
+    name; the target group holds all three) and nat_gateways: single (one NAT gateway and one Elastic IP for the three
+    private subnets); 1 worker keeps it short. The stand-ins record no etcd membership, so etcd's members are not counted."""
     aws, name = local_aws, "capi-ha"
-    spec_file, cluster = create(aws, "ha", name, "198.18.32.0/19", 3, 1, "single")
-
-    found = owned(aws, name)
-    vpc, public, private = assert_network(aws, name, cluster, found, nat_count=1)
-    by_role, balancer = assert_machines(aws, name, found, public, private, control_planes=3, workers=1)
-    assert_nothing_else_owned(aws, name, ids(found))
-    assert_hosts(aws, by_role)
-    assert_kubeadm_calls(aws, by_role, "%s:6443" % balancer["DNSName"])
-    assert_api(aws, vpc["VpcId"], by_role)
+    spec_file, unused_vpc, unused_roles = create_and_check(aws, "ha", name, "198.18.32.0/19", 3, 1, "single")
     assert_delete_leaves_nothing(aws, "ha-delete", name, spec_file)
