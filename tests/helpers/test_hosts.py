@@ -117,3 +117,17 @@ def stand_in_calls(text, binary=None, subcommand=None):
     if subcommand:
         calls = [call for call in calls if call["argv"][:1] == [subcommand]]
     return calls
+
+
+def call_document(call, kind):
+    """The document of ``kind`` in the --config files a recorded stand-in call read (AssertionError when none)."""
+    for config in call["configs"]:
+        for doc in config["documents"]:
+            if doc.get("kind") == kind:
+                return doc
+    raise AssertionError("no %s in the configs of %s" % (kind, call["argv"]))
+
+
+def call_interval(call):
+    """(start, end) of a recorded stand-in call, in seconds since the epoch (the hosts share the machine's clock)."""
+    return call["time"], call["time"] + call["duration"]

@@ -9,7 +9,6 @@ CLI and the Python API after each pass.
 
 import argparse
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -171,10 +170,10 @@ class Daemon:
                  "*.%s.elb.amazonaws.com" % region, "*.elb.%s.amazonaws.com" % region)
         cert, key = stand_in_lib.make_server_cert(pki, ca_cert, ca_key, [vpc["gateway"], "127.0.0.1"], names)
         admin_token = secrets.token_hex(24)
-        arguments = {"admin_token": admin_token, "version": KUBERNETES_VERSION, "ca_pem": stand_in_lib.read_text(ca_cert)}
-        if "cloud_provider" in inspect.signature(kube_api_emulator.KubeApiEmulator.__init__).parameters:
-            arguments["cloud_provider"] = lambda node_name, _vpc=vpc_id: self.provider_id(_vpc, node_name)
-        api = kube_api_emulator.KubeApiEmulator(vpc["gateway"], API_PORT, cert, key, **arguments).start()
+        # the AWS cloud controller manager's view of the cloud: a Node's instance (providerID) from moto's EC2
+        api = kube_api_emulator.KubeApiEmulator(vpc["gateway"], API_PORT, cert, key, admin_token=admin_token, version=KUBERNETES_VERSION,
+                                                ca_pem=stand_in_lib.read_text(ca_cert),
+                                                cloud_provider=lambda node_name, _vpc=vpc_id: self.provider_id(_vpc, node_name)).start()
         entry = {"api": api, "ca_cert": ca_cert, "ca_key": ca_key, "url": "https://%s:%d" % (vpc["gateway"], API_PORT), "admin_token": admin_token,
                  "backend": "%s:%d" % (vpc["gateway"], API_PORT)}
         self.emulators[vpc_id] = entry

@@ -11,6 +11,7 @@ stand-ins (tests/stand_ins) and the API server is an emulator: nothing here is a
 """
 
 import argparse
+import fcntl
 import json
 import os
 import shlex
@@ -37,6 +38,10 @@ DEFAULT_STATE = os.path.join(REPO, ".cache", "localaws")
 STAND_IN_NOTICE = ("Here kubeadm, kubelet, kubectl and crictl are stand-ins (tests/stand_ins) and the API server is the emulator "
                    "(tests/stand_ins/kube_api_emulator.py): the hosts, networks, SSH and load balancing are real, Kubernetes is not.")
 CALLS = test_hosts.STAND_IN_CALLS
+# One local AWS per machine (fixed network, container and address names): up() waits for this lock, the daemon
+# inherits it, so it is held until down() stops the daemon (or the daemon dies).
+MACHINE_LOCK = os.environ.get("KUBECLUSTER_LOCALAWS_LOCK", "/run/lock/kubecluster-localaws.lock")
+MACHINE_LOCK_WAIT = 3600
 
 
 class LocalAwsError(RuntimeError):
@@ -52,6 +57,7 @@ class LocalAws:
         self.regions = list(regions)
         self.boot_delay = boot_delay
         self.label = localaws_daemon.label(self.state_dir)
+        self.lock_handle = None
 
     # -- paths -----------------------------------------------------------------------------------------------
     def path(self, name):
@@ -79,18 +85,58 @@ class LocalAws:
         return pid if "daemon.py" in cmdline and self.state_dir in cmdline else None
 
     # -- up / down ---------------------------------------------------------------------------------------
+    def take_machine_lock(self, wait=MACHINE_LOCK_WAIT, out=sys.stderr):
+        """Wait (up to ``wait`` s) until no other local AWS runs on this machine, then hold MACHINE_LOCK.
+
+        The lock file names the state dir of its holder, so a waiting caller can say whose it is.
+        """
+        if self.lock_handle is not None:
+            return
+        os.makedirs(os.path.dirname(MACHINE_LOCK), exist_ok=True)
+        handle = open(MACHINE_LOCK, "a+", encoding="utf-8")  # pylint: disable=consider-using-with  # held until down()
+        deadline = time.time() + wait
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                if time.time() > deadline:
+                    handle.close()
+                    raise LocalAwsError("another local AWS (%s) held %s for over %ds; `localaws.py down --state DIR` stops it"
+                                        % (holder, MACHINE_LOCK, wait)) from None
+                if not waiting:
+                    out.write("waiting for the local AWS of %s to go down (one per machine; lock %s)\n" % (holder, MACHINE_LOCK))
+                    out.flush()
+                    waiting = True
+                time.sleep(2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write("%s (pid %d)\n" % (self.state_dir, os.getpid()))
+        handle.flush()
+        self.lock_handle = handle
+
+    def release_machine_lock(self):
+        if self.lock_handle is not None:
+            self.lock_handle.close()  # the daemon's inherited copy went with it (down() stops it first)
+            self.lock_handle = None
+
     def up(self, timeout=180):
         os.makedirs(self.state_dir, exist_ok=True)
         test_hosts.ensure_docker()
         test_hosts.build_image()
         if self.pid() is None:
+            self.take_machine_lock()
             for name in ("ready.json", "status.json"):
                 if os.path.exists(self.path(name)):
                     os.remove(self.path(name))
             with open(self.path("localaws.log"), "ab") as log:
                 process = subprocess.Popen(  # pylint: disable=consider-using-with  # the daemon outlives this call
                     [sys.executable, os.path.join(HERE, "daemon.py"), "--state", self.state_dir, "--regions", ",".join(self.regions),
-                     "--boot-delay", str(self.boot_delay)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                     "--boot-delay", str(self.boot_delay)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    pass_fds=(self.lock_handle.fileno(),))  # the daemon holds the machine lock as long as it lives
             stand_in_lib.write_file(self.path("localaws.pid"), "%d\n" % process.pid, 0o644)
             deadline = time.time() + timeout
             while self._read_json("ready.json") is None:
@@ -122,6 +168,7 @@ class LocalAws:
         for name in ("localaws.pid", "ready.json", "status.json"):
             if os.path.exists(self.path(name)):
                 os.remove(self.path(name))
+        self.release_machine_lock()
 
     def log_tail(self, size=4000):
         try:

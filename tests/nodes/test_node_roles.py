@@ -22,6 +22,8 @@ import tempfile
 import pytest
 import yaml
 
+from helpers.test_hosts import call_document as document, call_interval as interval  # tests/ is on the path: tests/conftest.py
+
 pytestmark = pytest.mark.nodes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,14 +80,6 @@ def is_upload_certs(call):
     return call["argv"][:3] == ["init", "phase", "upload-certs"]
 
 
-def document(call, kind):
-    for config in call["configs"]:
-        for doc in config["documents"]:
-            if doc.get("kind") == kind:
-                return doc
-    raise AssertionError("no %s in the configs of %s" % (kind, call["argv"]))
-
-
 def api_writes(env, since):
     """What the roles wrote to the API since then: not the kubelets' own updates, not dry runs."""
     return [request for request in env.api_requests(writes_only=True, since=since)
@@ -96,10 +90,6 @@ def pinned(component, minor):
     with open(os.path.join(REPO, "roles", "addons", "defaults", "main.yml"), encoding="utf-8") as handle:
         pins = yaml.safe_load(handle)["addons_versions"][component]
     return pins[max(key for key in pins if key <= minor)]
-
-
-def interval(call):
-    return call["time"], call["time"] + call["duration"]
 
 
 @pytest.fixture(scope="module")

@@ -164,3 +164,18 @@ def test_the_proxy_forwards_to_a_healthy_target_and_refuses_without_one(tmp_path
                     assert client.recv(10) == b"hello"
         finally:
             listener.close()
+
+
+def test_one_local_aws_per_machine_a_second_waits_for_the_lock(tmp_path, monkeypatch):
+    """up() takes the machine-wide lock (the daemon inherits it; down() releases it): a second local AWS waits, naming the first."""
+    import localaws  # pylint: disable=import-outside-toplevel  # needs tests/ on the path, which localaws.py sets up itself
+    monkeypatch.setattr(localaws, "MACHINE_LOCK", str(tmp_path / "localaws.lock"))
+    first, second = localaws.LocalAws(str(tmp_path / "first")), localaws.LocalAws(str(tmp_path / "second"))
+    first.take_machine_lock()
+    try:
+        with pytest.raises(localaws.LocalAwsError, match=str(tmp_path / "first")):
+            second.take_machine_lock(wait=0.1)
+    finally:
+        first.release_machine_lock()
+    second.take_machine_lock(wait=0.1)
+    second.release_machine_lock()
