@@ -1,5 +1,5 @@
 # kubecluster.aws development entry points. The README documents two of them:
-#   make demo   create the example cluster against a local AWS (moto) and show its status
+#   make demo   create the example cluster on a local AWS (moto + Docker hosts) and show its nodes
 #   make test   everything CI runs, stopping at the first failure
 # Everything runs from the venv in .venv (made by `make venv`, from requirements-dev.txt).
 
@@ -18,8 +18,8 @@ export PATH := $(BIN):$(PATH)
 .PHONY: help venv collection-link test test-unit test-e2e test-nodes test-localaws sanity lint docs-check demo demo-stop bench clean distclean
 
 help:
-	@echo "make demo        create the example cluster against a local AWS (moto) and show its status"
-	@echo "make demo-stop   stop the demo's local AWS"
+	@echo "make demo        create the example cluster on a local AWS (moto + Docker hosts) and show its nodes"
+	@echo "make demo-stop   remove everything make demo started"
 	@echo "make test        test-unit, test-e2e, sanity, lint and docs-check, stopping at the first failure"
 	@echo "make venv        create .venv with requirements-dev.txt (done by every target that needs it)"
 	@echo "make bench       count API calls and time each phase (bench/api_calls.py)"
@@ -98,7 +98,7 @@ bench: venv
 	$(BIN)/python bench/api_calls.py $(BENCH_ARGS)
 
 clean:
-	@if [ -f .cache/demo/moto_server.pid ]; then hack/demo.sh stop; fi
+	@if [ -f .cache/demo/moto_server.pid ] || [ -f .cache/demo/localaws/localaws.pid ]; then hack/demo.sh stop; fi
 	rm -rf build tests/output .cache .pytest_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
