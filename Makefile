@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv collection-link test test-unit test-e2e test-nodes test-localaws sanity lint docs-check demo demo-stop bench clean distclean
+.PHONY: help venv collection-link test test-unit test-e2e test-nodes test-localaws sanity lint docs-check demo demo-stop bench bench-hosts clean distclean
 
 help:
 	@echo "make demo        create the example cluster on a local AWS (moto + Docker hosts) and show its nodes"
@@ -23,6 +23,7 @@ help:
 	@echo "make test        test-unit, test-e2e, sanity, lint and docs-check, stopping at the first failure"
 	@echo "make venv        create .venv with requirements-dev.txt (done by every target that needs it)"
 	@echo "make bench       count API calls and time each phase (bench/api_calls.py)"
+	@echo "make bench-hosts the same for the whole flow on the local AWS's hosts, as root (BENCH_ARGS=--local-hosts)"
 	@echo "make clean       remove build output and caches (make distclean also removes .venv)"
 
 venv: $(STAMP) collection-link
@@ -96,6 +97,10 @@ demo-stop:
 
 bench: venv
 	$(BIN)/python bench/api_calls.py $(BENCH_ARGS)
+
+# The whole flow (node plays too) on tests/localaws: root and Docker, as test-localaws; one local AWS per machine.
+bench-hosts: venv
+	$(BIN)/python bench/api_calls.py --local-hosts $(BENCH_ARGS)
 
 clean:
 	@if [ -f .cache/demo/moto_server.pid ] || [ -f .cache/demo/localaws/localaws.pid ]; then hack/demo.sh stop; fi

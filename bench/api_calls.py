@@ -1,97 +1,284 @@
 #!/usr/bin/env python
 """AWS API calls and wall seconds for create, no-op rerun and delete of the example cluster.
 
-Runs the collection's real playbooks with ansible-playbook against a local moto server,
-once with 2 workers and once with 20, and prints a table of read and write calls per
-phase. The target: a no-op rerun makes only reads, about one describe per resource type,
-and its count does not grow with the number of workers.
+Two modes share the measuring (recorder, clock, PLAY RECAP, checks) and the table:
+
+- default: the collection's playbooks against a local moto server, only the AWS part of
+  create_cluster (--tags infra), with 2 and with 20 workers;
+- --local-hosts: the whole flow on the local AWS of tests/localaws (moto whose instances are
+  Debian hosts in Docker; needs root and Docker): create_cluster.yml with its node plays, the
+  no-op rerun and delete_cluster.yml, with 2 workers (--workers 2 5 for two sizes). It also counts,
+  per phase, the kubeadm calls that change something (init, upload-certs, join, reset, token
+  create/delete) the stand-ins recorded on the hosts. kubeadm, kubelet and the API server are
+  stand-ins there (tests/stand_ins): node-phase seconds are Ansible, SSH, apt and systemd time.
+
+The target: a no-op rerun makes only reads (the run lease's SSM PutParameter/DeleteParameter are
+bookkeeping, counted apart as "lease writes"), about one describe per resource type, no kubeadm
+call that changes something, and its reads do not grow with the number of workers.
 
     make bench            # or: .venv/bin/python bench/api_calls.py [--workers 2 20] [--json FILE]
+    make bench-hosts      # or: .venv/bin/python bench/api_calls.py --local-hosts [--workers 2 5]
 """
 
 import argparse
 import collections
 import json
 import os
+import pathlib
+import subprocess
 import sys
 import tempfile
 import time
-import pathlib
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _path in (os.path.join(REPO, "tests"), os.path.join(REPO, "tests", "localaws")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from conftest import link_collection  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.e2e import Account, example_spec, playbook_runner  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.moto_server import MotoServer  # noqa: E402  pylint: disable=wrong-import-position
+from helpers.test_hosts import parse_recap  # noqa: E402  pylint: disable=wrong-import-position
 
-# Only the AWS part of create_cluster (tag infra): moto's machines are not hosts to bootstrap.
+# Moto-only: just the AWS part of create_cluster (tag infra): moto's machines are not hosts to bootstrap.
 PHASES = (
     ("create", "create_cluster", {}, ["infra"]),
     ("rerun (no-op)", "create_cluster", {}, ["infra"]),
     ("delete", "delete_cluster", {"confirm_delete": True}, None),
 )
+# Local hosts: the whole create_cluster.yml (AWS part and node plays).
+LOCAL_PHASES = (
+    ("create", "create_cluster", {}, None),
+    ("rerun (no-op)", "create_cluster", {}, None),
+    ("delete", "delete_cluster", {"confirm_delete": True}, None),
+)
+# The run lease (an SSM parameter taken at a run's start and given back at its end, so that two runs never change
+# one cluster at once) is bookkeeping, not a change to the cluster: counted apart from the resource writes.
+LEASE_WRITES = {("ssm", "PutParameter"), ("ssm", "DeleteParameter")}
+EXAMPLE = os.path.join(REPO, "examples", "capi-example.yml")
+LOCAL_STATE = os.path.join(REPO, ".cache", "bench", "localaws")
+# The containers share this machine's kernel: no modprobe in them (the modules file is still written), as in make demo.
+LOCAL_LIMITS = {"node_prerequisites_load_kernel_modules": False}
+Outcome = collections.namedtuple("Outcome", "rc changed failure")
 
 
-def measure(server, run, spec, playbook, extra_vars, tags):
-    server.start_recording()
-    started = time.monotonic()
-    done = run(playbook, spec, extra_vars=extra_vars, tags=tags)
-    seconds = time.monotonic() - started
-    server.stop_recording()
-    if done.rc != 0:
-        raise SystemExit("%s failed:\n%s" % (playbook, done.explain()))
-    calls = server.recorded_calls()
-    per_action = collections.Counter("%s:%s" % (c["service"], c["action"]) for c in calls)
+# -- what a phase did (pure) ----------------------------------------------------------------------------------------
+def count_calls(calls):
+    """Reads, resource writes, lease writes and per-action counts of recorded calls [{service, action, is_write}]."""
+    lease = [call for call in calls if call["is_write"] and (call["service"], call["action"]) in LEASE_WRITES]
     return {
-        "reads": sum(1 for c in calls if not c["is_write"]),
-        "writes": sum(1 for c in calls if c["is_write"]),
-        "seconds": round(seconds, 1),
-        "changed": done.changed,
-        "calls": dict(sorted(per_action.items())),
+        "reads": sum(1 for call in calls if not call["is_write"]),
+        "writes": sum(1 for call in calls if call["is_write"]) - len(lease),
+        "lease_writes": len(lease),
+        "calls": dict(sorted(collections.Counter("%s:%s" % (call["service"], call["action"]) for call in calls).items())),
     }
 
 
+def changed_tasks(recap):
+    """The changed tasks of a PLAY RECAP ({host: {changed, ...}}), summed over the hosts."""
+    return sum(counts["changed"] for counts in recap.values())
+
+
+def kubeadm_change(argv):
+    """What a kubeadm call (its arguments) changes, by name, or None for one that only reads."""
+    if argv[:3] == ["init", "phase", "upload-certs"]:
+        return "upload-certs"
+    if argv[:1] == ["init"] and argv[1:2] != ["phase"]:
+        return "init"
+    if argv[:1] in (["join"], ["reset"]):
+        return argv[0]
+    if argv[:2] in (["token", "create"], ["token", "delete"]):
+        return " ".join(argv[:2])
+    return None
+
+
+def kubeadm_changes(calls, started, ended):
+    """{change: count} of the recorded kubeadm calls (any host) that started within [started, ended] and change something."""
+    found = collections.Counter(kubeadm_change(call["argv"]) for call in calls
+                                if call["binary"] == "kubeadm" and started <= call["time"] <= ended)
+    found.pop(None, None)
+    return dict(sorted(found.items()))
+
+
+def problems(rows):
+    """Why the run fails: a no-op rerun that writes (lease bookkeeping aside) or calls kubeadm to change something,
+    or whose reads grow with the number of workers."""
+    reruns = [row for row in rows if row["phase"].startswith("rerun")]
+    found = ["the no-op rerun with %d workers made %d write calls (besides the lease's)" % (row["workers"], row["writes"])
+             for row in reruns if row["writes"]]
+    found += ["the no-op rerun with %d workers made kubeadm calls that change something: %s" % (row["workers"], row["kubeadm"])
+              for row in reruns if row.get("kubeadm")]
+    if len(reruns) > 1 and reruns[-1]["reads"] > reruns[0]["reads"]:
+        found.append("no-op rerun reads grow with the number of workers (%d with %d, %d with %d)" % (
+            reruns[0]["reads"], reruns[0]["workers"], reruns[-1]["reads"], reruns[-1]["workers"]))
+    return found
+
+
+def kubeadm_cell(row):
+    if row.get("kubeadm") is None:
+        return "-"
+    return ", ".join("%s %d" % item for item in row["kubeadm"].items()) or "none"
+
+
+def table(rows):
+    """The rows as a Markdown table; the kubeadm column only where a row has kubeadm counts (--local-hosts)."""
+    with_kubeadm = any("kubeadm" in row for row in rows)
+    head = "| workers | phase | reads | writes | lease writes | seconds | changed tasks |" + (" kubeadm calls that change |" if with_kubeadm else "")
+    lines = [head, "|---:|---|---:|---:|---:|---:|---:|" + ("---|" if with_kubeadm else "")]
+    for row in rows:
+        line = "| %(workers)d | %(phase)s | %(reads)d | %(writes)d | %(lease_writes)d | %(seconds).1f | %(changed)d |" % row
+        lines.append(line + (" %s |" % kubeadm_cell(row) if with_kubeadm else ""))
+    return "\n".join(lines)
+
+
+# -- measuring, shared by both modes ------------------------------------------------------------------------------------
+def measure_phases(recorder, phases, run, observe=None):
+    """Run each phase (name, playbook, extra_vars, tags) with run(playbook, extra_vars, tags) -> Outcome while the
+    recorder records; a row per phase. observe(phase, playbook, started, ended) adds what else the mode measures."""
+    rows = []
+    for phase, playbook, extra_vars, tags in phases:
+        recorder.start_recording()
+        started, clock = time.time(), time.monotonic()
+        outcome = run(playbook, extra_vars, tags)
+        seconds, ended = time.monotonic() - clock, time.time()
+        recorder.stop_recording()
+        if outcome.rc != 0:
+            raise SystemExit("%s (%s) failed:\n%s" % (playbook, phase, outcome.failure))
+        row = count_calls(recorder.recorded_calls())
+        row.update(phase=phase, seconds=round(seconds, 1), changed=outcome.changed)
+        if observe:
+            row.update(observe(phase, playbook, started, ended))
+        rows.append(row)
+    return rows
+
+
+# -- moto only --------------------------------------------------------------------------------------------------------
 def bench(worker_counts):
     link_collection()
     rows = []
     with MotoServer() as server, tempfile.TemporaryDirectory() as workdir:
-        run = playbook_runner(server, pathlib.Path(workdir))
+        playbook = playbook_runner(server, pathlib.Path(workdir))
         for workers in worker_counts:
             server.reset()
             image_id = Account(server).prepare()
             spec = example_spec(image_id, machine_deployments=[{"name": "md-0", "replicas": workers, "instance_type": "t3.large"}])
-            for phase, playbook, extra_vars, tags in PHASES:
-                row = measure(server, run, spec, playbook, extra_vars, tags)
-                row.update(workers=workers, phase=phase)
+
+            def run(name, extra_vars, tags, _spec=spec):
+                done = playbook(name, _spec, extra_vars=extra_vars, tags=tags)
+                return Outcome(done.rc, changed_tasks(done.report.get("stats", {})), done.explain() if done.rc else "")
+
+            for row in measure_phases(server, PHASES, run):
+                row["workers"] = workers
                 rows.append(row)
     return rows
 
 
-def table(rows):
-    lines = ["| workers | phase | reads | writes | seconds | changed tasks |", "|---:|---|---:|---:|---:|---:|"]
-    for row in rows:
-        lines.append("| %(workers)d | %(phase)s | %(reads)d | %(writes)d | %(seconds).1f | %(changed)d |" % row)
-    return "\n".join(lines)
+# -- the whole flow on the local AWS's hosts ----------------------------------------------------------------------------
+def local_spec(aws, workers):
+    """The example as make demo prepares it for the local AWS (hack/demo_prepare.py --local-hosts), with `workers` workers."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    demo_spec = aws.path("demo-spec.yml")
+    subprocess.run([sys.executable, os.path.join(REPO, "hack", "demo_prepare.py"), "--spec", EXAMPLE, "--out", demo_spec,
+                    "--key-dir", aws.state_dir, "--local-hosts", aws.state_dir], env=aws.env(), check=True, capture_output=True, text=True, timeout=300)
+    with open(demo_spec, encoding="utf-8") as handle:
+        spec = yaml.safe_load(handle)
+    spec["cluster"]["machine_deployments"][0]["replicas"] = workers
+    out = aws.path("bench-spec-%d.yml" % workers)
+    with open(out, "w", encoding="utf-8") as handle:
+        handle.write("# hack/demo_prepare.py --local-hosts's spec of %s with %d workers (bench/api_calls.py)\n" % (EXAMPLE, workers))
+        yaml.safe_dump(spec, handle, default_flow_style=False, sort_keys=False)
+    return out
+
+
+def local_runner(aws, spec_file, logs):
+    """run(playbook, extra_vars, tags) -> Outcome: ansible-playbook in the local AWS's controller container, as make demo
+    runs it (the key pair's private key that demo_prepare.py imported; LOCAL_LIMITS), its output in logs/."""
+    key = aws.path("jonnung.pem")
+
+    def run(playbook, extra_vars, tags):
+        argv = ["ansible-playbook", os.path.join(REPO, "playbooks", playbook + ".yml"), "-e", "@" + spec_file, "-e", "ssh_private_key_file=" + key]
+        for name, value in dict(LOCAL_LIMITS, **extra_vars).items():
+            argv += ["-e", json.dumps({name: value})]
+        if tags:
+            argv += ["--tags", ",".join(tags)]
+        done = aws.run(argv, env={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg")}, timeout=3600)
+        log = os.path.join(logs, "%s-%s.log" % (os.path.basename(spec_file)[:-4], time.strftime("%H%M%S")))
+        with open(log, "w", encoding="utf-8") as handle:
+            handle.write("$ %s\nrc=%s\n%s\n%s" % (" ".join(argv), done.returncode, done.stdout, done.stderr))
+        failure = "%s\n%s\n(whole output: %s)" % (done.stdout[-6000:], done.stderr[-2000:], log)
+        return Outcome(done.returncode, changed_tasks(parse_recap(done.stdout)), failure)
+
+    return run
+
+
+def stand_in_observer(aws):
+    """observe() for measure_phases: the kubeadm calls that change something, across the hosts, during the phase.
+    delete_cluster.yml runs no node play and its hosts go with their instances: "-" there."""
+
+    def observe(unused_phase, playbook, started, ended):
+        if playbook == "delete_cluster":
+            return {"kubeadm": None}
+        calls = [call for instance_id, host in sorted(aws.hosts().items()) if host.get("up") for call in aws.stand_in_calls(instance_id, "kubeadm")]
+        return {"kubeadm": kubeadm_changes(calls, started, ended)}
+
+    return observe
+
+
+def bench_local_hosts(worker_counts, state_dir=LOCAL_STATE):
+    from localaws import LocalAws  # pylint: disable=import-outside-toplevel  # tests/localaws, a dev tool (on the path above)
+
+    if os.geteuid() != 0:
+        raise SystemExit("--local-hosts: the local AWS's hosts are Docker containers, which need root")
+    link_collection()
+    aws = LocalAws(state_dir, REPO)
+    logs = os.path.join(aws.state_dir, "logs")
+    rows = []
+    try:
+        aws.up()  # waits while another local AWS (a test, the demo) runs on this machine
+        os.makedirs(logs, exist_ok=True)
+        for workers in worker_counts:
+            spec_file = local_spec(aws, workers)
+            if workers == worker_counts[0]:  # once per account, as make demo does; not measured
+                iam = local_runner(aws, spec_file, logs)("bootstrap_iam", {}, None)
+                if iam.rc != 0:
+                    raise SystemExit("bootstrap_iam.yml failed:\n" + iam.failure)
+            for row in measure_phases(aws, LOCAL_PHASES, local_runner(aws, spec_file, logs), stand_in_observer(aws)):
+                row["workers"] = workers
+                rows.append(row)
+            # the local AWS removes the deleted instances' hosts and the load balancer's proxy (not the product's time)
+            aws.wait(lambda: not aws.hosts() and not aws.proxies(), 300, what="every host and proxy gone")
+    finally:
+        aws.down()
+    return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, nargs="+", default=[2, 20])
+    parser.add_argument("--local-hosts", action="store_true",
+                        help="the whole flow (node plays included) on the local AWS of tests/localaws; needs root and Docker")
+    parser.add_argument("--workers", type=int, nargs="+", help="worker counts (default: 2 20; with --local-hosts: 2)")
     parser.add_argument("--json", help="also write every row, with per-action call counts, to this file")
     args = parser.parse_args()
-    rows = bench(args.workers)
+    if args.local_hosts:
+        rows = bench_local_hosts(args.workers or [2])
+    else:
+        rows = bench(args.workers or [2, 20])
     print(table(rows))
+    if args.local_hosts:
+        print("\nkubeadm, kubelet and the API server are stand-ins (tests/stand_ins): node-phase seconds are Ansible, SSH, apt and systemd time, "
+              "not Kubernetes time.")
+    print("lease writes: the run lease's SSM PutParameter/DeleteParameter, bookkeeping, not counted as writes.")
     reruns = [row for row in rows if row["phase"].startswith("rerun")]
-    print("\nno-op rerun reads by action (%d workers):" % reruns[-1]["workers"])
+    print("\nno-op rerun calls by action (%d workers):" % reruns[-1]["workers"])
     for action, count in reruns[-1]["calls"].items():
         print("  %4d  %s" % (count, action))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=2)
-    if any(row["writes"] for row in reruns):
-        raise SystemExit("a no-op rerun made write calls")
-    if len(reruns) > 1 and reruns[-1]["reads"] > reruns[0]["reads"]:
-        raise SystemExit("no-op rerun reads grow with the number of workers")
+    found = problems(rows)
+    if found:
+        raise SystemExit("\n".join(found))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Failures raise RuntimeError; the callers turn them into a test failure or an exi
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,8 @@ IMAGE_COMMANDS = [
 ]
 IMAGE_RECIPE = json.dumps({"packages": PACKAGES, "files": IMAGE_FILES, "commands": IMAGE_COMMANDS, "mirror": DEBIAN_MIRROR, "suite": "bookworm"},
                           sort_keys=True)
+RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
+                      r"(?:\s+skipped=(\d+))?(?:\s+rescued=(\d+))?(?:\s+ignored=(\d+))?")
 STAND_IN_CALLS = "/var/log/kubecluster-stand-in/calls.jsonl"  # where every stand-in records its calls on a host
 IMAGE = "kubecluster-test/debian12:" + hashlib.sha256(IMAGE_RECIPE.encode()).hexdigest()[:12]
 
@@ -131,3 +134,21 @@ def call_document(call, kind):
 def call_interval(call):
     """(start, end) of a recorded stand-in call, in seconds since the epoch (the hosts share the machine's clock)."""
     return call["time"], call["time"] + call["duration"]
+
+
+def parse_recap(stdout):
+    """{host: {ok, changed, unreachable, failed, skipped, rescued, ignored}} from ansible-playbook's (last) PLAY RECAP block."""
+    recap = {}
+    in_recap = False
+    for line in stdout.splitlines():
+        if line.startswith("PLAY RECAP"):
+            in_recap, recap = True, {}
+            continue
+        if in_recap:
+            match = RECAP_RE.match(line.strip())
+            if match:
+                numbers = [int(value or 0) for value in match.groups()[1:]]
+                recap[match.group(1)] = dict(zip(("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored"), numbers))
+            elif line.strip():
+                in_recap = False
+    return recap

@@ -30,7 +30,7 @@ LOCALAWS = os.path.join(REPO, "tests", "localaws")
 if LOCALAWS not in sys.path:
     sys.path.insert(0, LOCALAWS)
 
-from helpers.test_hosts import call_document as document, call_interval as interval  # noqa: E402  pylint: disable=wrong-import-position
+from helpers.test_hosts import call_document as document, call_interval as interval, parse_recap  # noqa: E402  pylint: disable=wrong-import-position
 # tests/localaws/localaws.py, put on the path above
 from localaws import LocalAws  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -40,7 +40,6 @@ PROFILES = ("control-plane.cluster-api-provider-aws.sigs.k8s.io", "nodes.cluster
 MANIFEST_SOURCES = os.path.join(REPO, "tests", "nodes", "files")
 OUTPUT = os.path.join(REPO, "tests", "output", "localaws")
 TASK_RE = re.compile(r"^TASK \[(.*)\] \*+$")
-RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 OWNER_TAG = "sigs.k8s.io/cluster-api-provider-aws/cluster/%s"
 UNINITIALIZED = "node.cloudprovider.kubernetes.io/uninitialized"
 # kubeadm subcommands that change a host or the cluster (a rerun must make none of them)
@@ -134,13 +133,8 @@ class Run:
 
     @property
     def recap(self):
-        """host -> {ok, changed, unreachable, failed} from the PLAY RECAP."""
-        found = {}
-        for line in self.stdout.splitlines():
-            match = RECAP_RE.match(line)
-            if match:
-                found[match.group(1)] = dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()[1:])))
-        return found
+        """host -> {ok, changed, unreachable, failed, ...} from the PLAY RECAP."""
+        return parse_recap(self.stdout)
 
     def assert_ok(self):
         assert self.rc == 0 and "UNREACHABLE!" not in self.stdout, "%s stopped at %r:\n%s\n%s" % (

@@ -28,7 +28,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from helpers.moto_server import MotoServer  # noqa: E402
 import stand_in_lib  # noqa: E402
 from helpers.aws import REGION, ZONES  # noqa: E402  (tests/ is on the path: tests/conftest.py)
 from helpers import test_hosts  # noqa: E402
-from helpers.test_hosts import RUN_OPTIONS, docker, wait_for_boot, write_into  # noqa: E402
+from helpers.test_hosts import RUN_OPTIONS, docker, parse_recap, wait_for_boot, write_into  # noqa: E402
 
 LABEL = "kubecluster.aws.test=nodes"
 PREFIX = "kubecluster-test"
@@ -61,8 +60,6 @@ MACHINE_DEPLOYMENT = "md-0"
 # session removes what it finds labelled as the harness's (a crashed run's leftovers) before it starts.
 SESSION_LOCK = os.environ.get("KUBECLUSTER_TEST_NODES_LOCK", "/run/lock/kubecluster-test-nodes.lock")
 SESSION_LOCK_WAIT = 3600
-RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
-                      r"(?:\s+skipped=(\d+))?(?:\s+rescued=(\d+))?(?:\s+ignored=(\d+))?")
 
 
 # -- the machine: docker, image, networks (the image and docker helpers are tests/helpers/test_hosts.py's) ---------
@@ -164,24 +161,6 @@ class PlaybookResult:
 
     def __repr__(self):
         return "PlaybookResult(rc=%d, recap=%s)" % (self.rc, self.recap)
-
-
-def parse_recap(stdout):
-    """{host: {ok, changed, unreachable, failed, skipped, rescued, ignored}} from the PLAY RECAP block."""
-    recap = {}
-    in_recap = False
-    for line in stdout.splitlines():
-        if line.startswith("PLAY RECAP"):
-            in_recap, recap = True, {}
-            continue
-        if in_recap:
-            match = RECAP_RE.match(line.strip())
-            if match:
-                numbers = [int(value or 0) for value in match.groups()[1:]]
-                recap[match.group(1)] = dict(zip(("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored"), numbers))
-            elif line.strip():
-                in_recap = False
-    return recap
 
 
 class NodesEnv:

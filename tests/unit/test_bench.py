@@ -1,0 +1,143 @@
+"""The pure parts of bench/api_calls.py that both of its modes share (what a phase did, the checks, the table),
+and the PLAY RECAP reader of tests/helpers/test_hosts.py that it, the node tests and the localaws test use."""
+
+import importlib.util
+import os
+
+import pytest
+
+from helpers.test_hosts import parse_recap
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench", "api_calls.py")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_api_calls", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def call(service, action, is_write):
+    return {"service": service, "action": action, "is_write": is_write}
+
+
+def test_count_calls_keeps_the_lease_apart_from_the_resource_writes(bench):
+    calls = [call("ssm", "PutParameter", True), call("ec2", "DescribeVpcs", False), call("ec2", "CreateVpc", True),
+             call("ssm", "GetParameter", False), call("ec2", "DescribeVpcs", False), call("ssm", "DeleteParameter", True)]
+
+    counted = bench.count_calls(calls)
+
+    assert (counted["reads"], counted["writes"], counted["lease_writes"]) == (3, 1, 2)
+    assert counted["calls"] == {"ec2:CreateVpc": 1, "ec2:DescribeVpcs": 2, "ssm:DeleteParameter": 1, "ssm:GetParameter": 1,
+                                "ssm:PutParameter": 1}
+
+
+def test_count_calls_counts_other_ssm_writes_as_writes(bench):
+    assert bench.count_calls([call("ssm", "AddTagsToResource", True)])["writes"] == 1
+
+
+@pytest.mark.parametrize("argv, change", [
+    (["init", "--config", "/run/kubecluster/init.yaml", "--upload-certs"], "init"),
+    (["init", "phase", "upload-certs", "--upload-certs", "--config", "f"], "upload-certs"),
+    (["init", "phase", "preflight"], None),
+    (["join", "--config", "f"], "join"),
+    (["reset", "-f"], "reset"),
+    (["token", "create", "--ttl", "15m"], "token create"),
+    (["token", "delete", "abcdef"], "token delete"),
+    (["token", "list"], None),
+    (["config", "validate", "--config", "f"], None),
+    (["version", "-o", "short"], None),
+    ([], None),
+])
+def test_kubeadm_change(bench, argv, change):
+    assert bench.kubeadm_change(argv) == change
+
+
+def test_kubeadm_changes_counts_the_phase_s_changing_kubeadm_calls(bench):
+    calls = [
+        {"binary": "kubeadm", "argv": ["init", "--config", "f"], "time": 99.0},  # before the phase
+        {"binary": "kubeadm", "argv": ["join", "--config", "f"], "time": 100.0},
+        {"binary": "kubeadm", "argv": ["join", "--config", "f"], "time": 150.0},
+        {"binary": "kubeadm", "argv": ["token", "create"], "time": 120.0},
+        {"binary": "kubeadm", "argv": ["version"], "time": 120.0},
+        {"binary": "kubectl", "argv": ["apply", "-f", "x"], "time": 120.0},
+        {"binary": "kubeadm", "argv": ["reset", "-f"], "time": 200.5},  # after it
+    ]
+
+    assert bench.kubeadm_changes(calls, 100.0, 200.0) == {"join": 2, "token create": 1}
+    assert bench.kubeadm_changes(calls, 300.0, 400.0) == {}
+
+
+def test_changed_tasks_sums_the_hosts(bench):
+    assert bench.changed_tasks({"localhost": {"changed": 3}, "cp-0": {"changed": 5}, "w-0": {"changed": 0}}) == 8
+    assert bench.changed_tasks({}) == 0
+
+
+def row(workers, phase, reads=40, writes=0, kubeadm=None, **extra):
+    found = {"workers": workers, "phase": phase, "reads": reads, "writes": writes, "lease_writes": 2, "seconds": 1.25, "changed": 0}
+    if kubeadm is not None:
+        found["kubeadm"] = kubeadm
+    found.update(extra)
+    return found
+
+
+def test_problems_none_for_a_quiet_rerun(bench):
+    rows = [row(2, "create", writes=50, kubeadm={"init": 1}), row(2, "rerun (no-op)", kubeadm={}), row(2, "delete", writes=40),
+            row(5, "rerun (no-op)", kubeadm={})]
+    assert bench.problems(rows) == []
+
+
+def test_problems_name_a_rerun_that_writes_calls_kubeadm_or_reads_more_with_more_workers(bench):
+    rows = [row(2, "rerun (no-op)", writes=1), row(5, "rerun (no-op)", reads=41, kubeadm={"join": 1})]
+
+    found = bench.problems(rows)
+
+    assert len(found) == 3
+    assert "with 2 workers made 1 write calls" in found[0]
+    assert "with 5 workers made kubeadm calls that change something: {'join': 1}" in found[1]
+    assert "grow" in found[2]
+
+
+def test_table_moto_only_has_no_kubeadm_column(bench):
+    lines = bench.table([row(2, "create", reads=42, writes=57)]).splitlines()
+
+    assert lines[0] == "| workers | phase | reads | writes | lease writes | seconds | changed tasks |"
+    assert lines[2] == "| 2 | create | 42 | 57 | 2 | 1.2 | 0 |"
+
+
+def test_table_local_hosts_shows_the_kubeadm_calls(bench):
+    rows = [row(2, "create", kubeadm={"init": 1, "join": 2}), row(2, "rerun (no-op)", kubeadm={}), row(2, "delete", kubeadm=None)]
+    rows[2]["kubeadm"] = None  # delete_cluster.yml: the hosts are gone
+
+    lines = bench.table(rows).splitlines()
+
+    assert lines[0].endswith("| changed tasks | kubeadm calls that change |")
+    assert lines[1].count("|") == lines[0].count("|")
+    assert [line.rsplit("|", 2)[1].strip() for line in lines[2:]] == ["init 1, join 2", "none", "-"]
+
+
+RECAP = """\
+TASK [Release the lease] ********************************************************
+ok: [localhost]
+
+PLAY RECAP *********************************************************************
+capi-example-control-plane-abcde : ok=80   changed=31   unreachable=0    failed=0    skipped=20   rescued=0    ignored=0
+capi-example-md-0-xyz12    : ok=50   changed=22   unreachable=0    failed=0    skipped=10   rescued=1    ignored=2
+localhost                  : ok=40   changed=3    unreachable=0    failed=0
+
+"""
+
+
+def test_parse_recap_reads_every_host_line():
+    recap = parse_recap("ok: [localhost]\n" + RECAP)
+
+    assert recap["capi-example-control-plane-abcde"] == {"ok": 80, "changed": 31, "unreachable": 0, "failed": 0, "skipped": 20, "rescued": 0,
+                                                         "ignored": 0}
+    assert recap["capi-example-md-0-xyz12"]["ignored"] == 2
+    assert recap["localhost"] == {"ok": 40, "changed": 3, "unreachable": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
+
+
+def test_parse_recap_without_a_recap_is_empty():
+    assert parse_recap("ERROR! the playbook could not be found\n") == {}
