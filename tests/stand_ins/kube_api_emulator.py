@@ -1199,7 +1199,6 @@ class Handler(BaseHTTPRequestHandler):
             return self._etcd_members(method, path, body)
         raise ApiProblem(404, "NotFound", "no such stand-in endpoint")
 
-
     def _etcd_members(self, method, path, body):
         """Stacked etcd's members: GET the list, POST {name, peerURLs} (kubeadm's member add), DELETE .../<hex id>."""
         store = self.store

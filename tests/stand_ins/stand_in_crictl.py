@@ -71,8 +71,9 @@ def etcdctl(settings, argv, output):
             output.print(json.dumps({"header": header, "members": [dict((key, value) for key, value in member.items() if value) for member in members]}))
         else:
             for member in members:
-                output.print("%x, %s, %s, %s, %s, false" % (member["ID"], "started" if member["name"] else "unstarted", member["name"],
-                                                             ",".join(member["peerURLs"]), ",".join(member["clientURLs"])))
+                state = "started" if member["name"] else "unstarted"
+                output.print("%x, %s, %s, %s, %s, false" % (member["ID"], state, member["name"],
+                                                            ",".join(member["peerURLs"]), ",".join(member["clientURLs"])))
         return 0
     if words[:2] == ["member", "remove"] and len(words) == 3:
         if not re.match(r"^[0-9a-f]{1,16}$", words[2]):
