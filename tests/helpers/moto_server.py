@@ -65,7 +65,32 @@ def moto_server_command():
     return [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_moto_server.py")]
 
 
-class MotoServer:
+class MotoRecorder:
+    """moto's request recorder, for a server at ``self.url`` that records to ``self.recording_path``
+    (MOTO_RECORDER_FILEPATH): MotoServer's and the local AWS's (tests/localaws)."""
+
+    def start_recording(self):
+        """Record every request from now on, starting from an empty recording."""
+        self._post("/moto-api/recorder/reset-recording")
+        self._post("/moto-api/recorder/start-recording")
+
+    def stop_recording(self):
+        self._post("/moto-api/recorder/stop-recording")
+
+    def recorded_calls(self):
+        """The AWS API calls recorded so far, in order: [{service, action, is_write}]."""
+        return read_recording(self.recording_path)
+
+    def recorded_writes(self):
+        return [call for call in self.recorded_calls() if call["is_write"]]
+
+    def _post(self, path):
+        request = urllib.request.Request(self.url + path, data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.read()
+
+
+class MotoServer(MotoRecorder):
     """A ``moto_server`` process on 127.0.0.1 with its request recorder writing to a temp file."""
 
     def __init__(self, region=DEFAULT_REGION, start_timeout=60):
@@ -139,21 +164,6 @@ class MotoServer:
         """Forget every resource (and recorded request) the server holds."""
         self._post("/moto-api/reset")
 
-    def start_recording(self):
-        """Record every request from now on, starting from an empty recording."""
-        self._post("/moto-api/recorder/reset-recording")
-        self._post("/moto-api/recorder/start-recording")
-
-    def stop_recording(self):
-        self._post("/moto-api/recorder/stop-recording")
-
-    def recorded_calls(self):
-        """The AWS API calls recorded so far, in order: [{service, action, is_write}]."""
-        return read_recording(self.recording_path)
-
-    def recorded_writes(self):
-        return [call for call in self.recorded_calls() if call["is_write"]]
-
     def _spawn(self):
         env = dict(os.environ, MOTO_RECORDER_FILEPATH=self.recording_path, MOTO_PORT=str(self.port))
         env.pop("MOTO_ENABLE_RECORDING", None)
@@ -189,11 +199,6 @@ class MotoServer:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def _post(self, path):
-        request = urllib.request.Request(self.url + path, data=b"", method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.read()
 
     def _log_tail(self):
         try:

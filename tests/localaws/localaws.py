@@ -31,7 +31,7 @@ for _path in (TESTS, os.path.join(TESTS, "stand_ins"), HERE):
 import boto3  # noqa: E402  pylint: disable=wrong-import-position
 import daemon as localaws_daemon  # noqa: E402  pylint: disable=wrong-import-position
 from helpers import test_hosts  # noqa: E402  pylint: disable=wrong-import-position
-from helpers.moto_server import FAKE_CREDENTIALS, REAL_ACCOUNT_VARIABLES, read_recording  # noqa: E402  pylint: disable=wrong-import-position
+from helpers.moto_server import FAKE_CREDENTIALS, REAL_ACCOUNT_VARIABLES, MotoRecorder  # noqa: E402  pylint: disable=wrong-import-position
 import stand_in_lib  # noqa: E402  pylint: disable=wrong-import-position
 
 DEFAULT_STATE = os.path.join(REPO, ".cache", "localaws")
@@ -48,7 +48,7 @@ class LocalAwsError(RuntimeError):
     pass
 
 
-class LocalAws:
+class LocalAws(MotoRecorder):
     """The local AWS of one state directory, for the CLI and for tests."""
 
     def __init__(self, state_dir=DEFAULT_STATE, repo=REPO, regions=("ap-northeast-2",), boot_delay=0.0):
@@ -267,24 +267,10 @@ class LocalAws:
             stand_in_lib.build_binaries(target, version)
         return target
 
-    # -- the recorder -----------------------------------------------------------------------------------------
-    def _post(self, path):
-        with urllib.request.urlopen(urllib.request.Request(self.url + path, data=b"", method="POST"), timeout=30) as response:
-            return response.read()
-
-    def start_recording(self):
-        self._post("/moto-api/recorder/reset-recording")
-        self._post("/moto-api/recorder/start-recording")
-
-    def stop_recording(self):
-        self._post("/moto-api/recorder/stop-recording")
-
-    def recorded_calls(self):
-        """The AWS API calls recorded since start_recording(), in order: [{service, action, is_write}]."""
-        return read_recording(self.path("recording.jsonl"))
-
-    def recorded_writes(self):
-        return [call for call in self.recorded_calls() if call["is_write"]]
+    @property
+    def recording_path(self):
+        """Where the daemon's moto records requests (MOTO_RECORDER_FILEPATH); read by MotoRecorder."""
+        return self.path("recording.jsonl")
 
 
 def summary(aws):
