@@ -249,9 +249,17 @@ class NetworkTeardown:
                                       % (group["GroupId"], group.get("GroupName"), ", ".join(referenced)))
 
     @property
+    def terminating(self) -> List[str]:
+        """Ids of the cluster's own machines already shutting down: on AWS they keep their addresses in the
+        network for a minute or two after TerminateInstances, and the delete waits for them."""
+        return [i["InstanceId"] for i in self.cluster_instances if i["State"]["Name"] == "shutting-down"]
+
+    @property
     def cluster_users(self) -> List[str]:
-        """The cluster's own machines and load balancers still in its network, as message labels."""
-        return [lookup.instance_label(i) for i in self.cluster_instances] + self.cluster_balancers
+        """The cluster's own machines and load balancers in its network that a wait does not end, as message labels:
+        every one without ``ctx.wait``; with it, all but the machines already shutting down."""
+        waited = set(self.terminating) if self.ctx.wait else set()
+        return [lookup.instance_label(i) for i in self.cluster_instances if i["InstanceId"] not in waited] + self.cluster_balancers
 
     def double_claims(self) -> List[str]:
         resources = [("vpc", self.vpc["VpcId"], lookup.tags_of(self.vpc))] if self.managed and self.vpc else []
@@ -274,6 +282,11 @@ class NetworkTeardown:
     def plan(self, spec: Spec) -> Plan:
         """The deletes in CAPA's order; without ``ctx.wait`` it stops after starting the NAT gateway deletes."""
         plan = Plan()
+        if self.terminating and self.ctx.wait:
+            # TerminateInstances returns at once (the delete playbook does not wait per machine set); the
+            # groups, subnets and VPC can only go once the machines' interfaces are gone with them.
+            plan.wait("ec2 instances terminated", ", ".join(self.terminating),
+                      lambda: aws_ec2.wait_for_instances(self.ctx.ec2, "instance_terminated", self.terminating, self.ctx.wait_timeout))
         if self.vpc_id:
             securitygroups.plan_absent(self.ctx, spec, plan, self.vpc_id, self.groups)
         if not self.managed and self.vpc:

@@ -41,6 +41,9 @@ options:
   wait:
     description:
       - Wait until new NAT gateways are available (V(present)) or deleted ones are gone (V(absent)).
+      - With O(state=absent) it also waits, before the first delete, for the cluster's machines that are still
+        shutting down (terminated without waiting, as the delete playbook does): AWS refuses to delete security
+        groups and subnets their network interfaces still use. Without it such machines stop the delete.
       - With V(false) and O(state=absent) the run stops once the NAT gateway deletes are
         started, because their Elastic IPs, the subnets and the VPC can only go after them;
         run again to finish.
@@ -48,7 +51,7 @@ options:
     default: true
   wait_timeout:
     description:
-      - How many seconds to wait for NAT gateways.
+      - How many seconds to wait for NAT gateways, and with O(state=absent) for machines still shutting down.
     type: int
     default: 600
 attributes:

@@ -312,3 +312,51 @@ def test_eventually_gives_up_and_does_not_retry_real_errors(monkeypatch):
     with pytest.raises(AnsibleEC2Error):
         aws_ec2.eventually(denied)
     assert calls == ["denied"]
+
+
+def _owned_machine_shutting_down(ec2, spec):
+    """A machine of the cluster in a private subnet, which EC2 reports as shutting down (as after TerminateInstances
+    on AWS, for a minute or two; moto terminates at once, so its state is set in moto's backend)."""
+    from moto.ec2.models import ec2_backends  # pylint: disable=import-outside-toplevel
+
+    subnet = next(s for s in ec2.describe_subnets()["Subnets"] if "private" in naming.tags_to_dict(s.get("Tags")).get("Name", ""))
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    tags = [{"Key": naming.owner_tag(CLUSTER), "Value": "owned"}, {"Key": "Name", "Value": CLUSTER + "-md-0-abcde"}]
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet["SubnetId"],
+                                    TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])["Instances"][0]["InstanceId"]
+    for backend in ec2_backends.values():
+        for region_backend in backend.values():
+            for reservation in region_backend.reservations.values():
+                for instance in reservation.instances:
+                    if instance.id == instance_id:
+                        instance._state.name = "shutting-down"  # pylint: disable=protected-access
+                        instance._state.code = 32  # pylint: disable=protected-access
+    return instance_id
+
+
+def test_absent_waits_for_machines_still_shutting_down_before_the_first_delete(ec2, monkeypatch):
+    spec = make_spec()
+    network.plan_present(context(ec2), spec).apply()
+    instance_id = _owned_machine_shutting_down(ec2, spec)
+    waited = []
+
+    def wait_for_instances(_ec2, waiter_name, ids, timeout):
+        # The first delete must come after the wait: AWS refuses to delete groups and subnets an interface still uses.
+        assert [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"]
+        waited.append((waiter_name, list(ids), timeout))
+        ec2.terminate_instances(InstanceIds=ids)
+
+    monkeypatch.setattr(aws_ec2, "wait_for_instances", wait_for_instances)
+    plan = network.plan_absent(context(ec2, wait_timeout=900), spec)
+    assert (plan.actions[0].verb, plan.actions[0].kind) == ("wait", "ec2 instances terminated")
+    plan.apply()
+    assert waited == [("instance_terminated", [instance_id], 900)]
+    assert inventory(ec2) == dict((key, 0) for key in FULL)
+
+
+def test_absent_without_wait_refuses_while_a_machine_is_shutting_down(ec2):
+    spec = make_spec()
+    network.plan_present(context(ec2), spec).apply()
+    instance_id = _owned_machine_shutting_down(ec2, spec)
+    with pytest.raises(network.NetworkError, match="still in use by instance %s" % instance_id):
+        network.plan_absent(context(ec2, wait=False), spec)
