@@ -80,7 +80,8 @@ options:
     description:
       - How many machines the set is brought to, instead of the spec's count; for example one more than the
         spec's to launch a replacement before an old machine goes (a surge), as rolling upgrades do.
-      - New machines take the lowest free slots, up to O(replicas)-1. Ignored when O(state=absent).
+      - New machines take the lowest free slots, up to O(replicas)-1. The bastion takes at most 1.
+        Ignored when O(state=absent).
     type: int
   terminate_surplus:
     description:
@@ -352,6 +353,9 @@ def check_options(module: Any, spec: Dict[str, Any]) -> None:
         module.fail_json(msg="wait_timeout: must be a number of seconds of at least 1, not %d" % params["wait_timeout"])
     if params["replicas"] is not None and params["replicas"] < 0:
         module.fail_json(msg="replicas: %d is not a machine count; use 0 or more, or leave it out to use the spec's replicas"
+                         % params["replicas"])
+    if params["replicas"] is not None and params["replicas"] > 1 and params["set"] == "bastion":
+        module.fail_json(msg="replicas: the bastion is one machine or none (cluster.network.bastion.enabled), not %d"
                          % params["replicas"])
 
 
