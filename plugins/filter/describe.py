@@ -62,16 +62,16 @@ def match_nodes(machines: Sequence[Machine], nodes: Sequence[Node]) -> Dict[str,
     """{instance id: Node}: by the Node's providerID, else by its name being the machine's private DNS name."""
     by_instance: Dict[str, Node] = {}
     by_name: Dict[str, Node] = {}
-    for node in nodes:
-        instance = instance_id_of(node)
+    for each in nodes:
+        instance = instance_id_of(each)
         if instance:
-            by_instance.setdefault(instance, node)
-        name = _get(node, "metadata", "name")
+            by_instance.setdefault(instance, each)
+        name = _get(each, "metadata", "name")
         if name:
-            by_name.setdefault(name, node)
+            by_name.setdefault(name, each)
     matched: Dict[str, Node] = {}
     for machine in machines:
-        node = by_instance.get(machine["instance_id"])
+        node: Optional[Node] = by_instance.get(machine["instance_id"])
         if node is None and machine.get("private_dns_name") in by_name:
             candidate = by_name[machine["private_dns_name"]]
             # A Node naming another instance in its providerID is that instance's, whatever its name.
