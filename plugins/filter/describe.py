@@ -206,6 +206,7 @@ def describe_cluster(cluster: Any, nodes: Any = None, nodes_message: Optional[st
         "control_plane": control_plane,
         "machine_deployments": list(sets.values()),
         "nodes_without_machine": orphans,
+        "ownership_conflicts": list(cluster.get("ownership_conflicts") or []),
     }
     described["lines"] = tree_lines(described)
     return described
@@ -297,6 +298,7 @@ def tree_lines(described: Mapping[str, Any]) -> List[str]:
         lines.append("Node conditions unknown: %s" % (described["nodes_message"] or "the cluster's API was not read"))
     if described["nodes_without_machine"]:
         lines.append("Nodes without a machine: %s" % ", ".join(described["nodes_without_machine"]))
+    lines += ["Ownership conflict: %s" % line for line in described["ownership_conflicts"]]
     return lines
 
 
@@ -333,6 +335,7 @@ def describe_clusters(clusters: Any, region: Optional[str] = None) -> Dict[str, 
               row["control_plane_endpoint"] or "-"] for row in rows]
     lines = _table(header, table)
     lines += ["%s: %s" % (row["name"], row["failure_message"]) for row in rows if row["failure_message"]]
+    lines += ["%s: ownership conflict: %s" % (cluster["name"], line) for cluster in clusters for line in cluster.get("ownership_conflicts") or []]
     return {"clusters": rows, "lines": lines}
 
 

@@ -48,6 +48,7 @@ options:
         judges them.
       - A spec that does not validate as a whole (written for another version of the collection, or being
         edited) is read for its name and region only, with a warning; desired and up-to-date counts are then null.
+        So is a spec of nothing but a name and a region, without a warning.
     type: dict
   wait:
     description:
@@ -117,6 +118,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+region:
+  description: The region read.
+  returned: always
+  type: str
+  sample: ap-northeast-2
 clusters:
   description:
     - The reported clusters, sorted by name; the one named by O(name) even when it owns nothing.
@@ -424,6 +430,8 @@ def load_cluster(module: Any) -> Tuple[Optional[Spec], Optional[Spec]]:
     try:
         return identity, resolve(params["cluster"], os.environ)
     except SpecError as error:
+        if set(params["cluster"]) <= {"name", "region"}:
+            return identity, None  # only which cluster: nothing to warn about
         module.warn("cluster: the spec does not validate, so desired and up-to-date counts are not reported: %s" % error.message)
         return identity, None
 
@@ -501,7 +509,7 @@ def main() -> None:
     except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         runner.fail_aws(module, error)
 
-    result = dict(changed=False, clusters=[s.view for s in statuses])
+    result = dict(changed=False, region=region, clusters=[s.view for s in statuses])
     if name:
         result["cluster"] = statuses[0].view
     if params["wait"] and any(s.view["phase"] == status.FAILED for s in statuses):

@@ -231,3 +231,11 @@ def test_wrong_input_fails_naming_what_is_expected(call, message):
 
 def test_the_filters_are_registered():
     assert sorted(FilterModule().filters()) == ["describe_cluster", "describe_clusters"]
+
+
+def test_ownership_conflicts_are_listed_under_the_tree_and_the_table():
+    conflict = "instance i-0d01 is tagged as owned by cluster capi-example and by staging; remove the tag ..."
+    cluster = dict(CLUSTER, ownership_conflicts=[conflict])
+
+    assert describe_cluster(cluster, NODES)["lines"][-1] == "Ownership conflict: " + conflict
+    assert describe_clusters([cluster])["lines"][-1] == "capi-example: ownership conflict: " + conflict
