@@ -43,9 +43,8 @@ options:
     description:
       - The cluster spec, as M(kubecluster.aws.cluster_spec) takes it (the C(cluster) key of the spec file).
       - Optional. Its name and region are the cluster and region read (O(name) and O(region), when given too, must
-        agree). From the rest come each machine set's desired replicas and, with the AMI the machine set would use
-        (one C(DescribeImages) per set with replicas), which machines are outdated, as M(kubecluster.aws.machine_set)
-        judges them.
+        agree). From the rest come each machine set's desired replicas and which machines are outdated, as
+        M(kubecluster.aws.machine_set) judges them (from the spec alone; no further AWS call).
       - A spec that does not validate as a whole (written for another version of the collection, or being
         edited) is read for its name and region only, with a warning; desired and up-to-date counts are then null.
         So is a spec of nothing but a name and a region, without a warning.
@@ -375,7 +374,7 @@ except ImportError:
     pass  # Handled by AnsibleAWSModule
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -440,32 +439,30 @@ def set_names(spec: Spec) -> List[str]:
     return [naming.SET_BASTION, naming.SET_CONTROL_PLANE] + [d["name"] for d in spec["machine_deployments"]]
 
 
-def current_spec_hash(ec2: Any, spec: Spec, set_name: str) -> str:
-    """The spec hash machine_set gives the set's new machines: the ONE place cluster_info derives it."""
+def up_to_date_judge(spec: Spec, set_name: str) -> Callable[[Dict[str, Any]], bool]:
+    """Whether a machine of the set is up to date, as machine_set judges it: the ONE place cluster_info does.
+
+    From the spec alone (the spec hash holds the image lookup's inputs, not its answer), so it costs
+    no AWS call; a machine tagged with the hash of before that change counts when its AMI matches.
+    """
     set_spec = machine_set_spec(spec, set_name)
-    image = instances.resolve_image(ec2, spec, set_name, set_spec)
-    return instances.spec_hash(set_name, set_spec, image.id)
+    current = instances.spec_hash(set_name, set_spec)
+
+    def judge(instance: Dict[str, Any]) -> bool:
+        return instances.is_up_to_date(instance, set_name, set_spec, current)
+
+    return judge
 
 
-def desired_state(module: Any, ec2: Any, spec: Spec) -> status.Desired:
+def desired_state(spec: Spec) -> status.Desired:
     """What the spec wants of each set, and how to tell whether a machine is outdated (as machine_set does)."""
     replicas = {name: machine_set_spec(spec, name)["replicas"] for name in set_names(spec)}
-    hashes: Dict[str, Optional[str]] = {}
-    for set_name, count in replicas.items():
-        if not count:
-            continue
-        try:
-            hashes[set_name] = current_spec_hash(ec2, spec, set_name)
-        except KubeclusterError as error:
-            module.warn("machine set %s: cannot tell which machines are up to date: %s" % (set_name, error))
-            hashes[set_name] = None
+    # A set without replicas has no machine to be up to date with: its machines are not judged.
+    judges = {name: up_to_date_judge(spec, name) for name, count in replicas.items() if count}
 
     def outdated(instance: Dict[str, Any]) -> Optional[bool]:
-        current = hashes.get(machines.tags_of(instance).get(naming.MACHINE_SET_TAG) or "")
-        if current is None:
-            return None
-        judged: bool = instances.machine_view(instance, current)["outdated"]
-        return judged
+        judge = judges.get(machines.tags_of(instance).get(naming.MACHINE_SET_TAG) or "")
+        return None if judge is None else not judge(instance)
 
     return status.Desired(replicas, outdated)
 
@@ -499,7 +496,7 @@ def main() -> None:
 
     try:
         if spec is not None:
-            desired = desired_state(module, ec2, spec)
+            desired = desired_state(spec)
         if params["wait"]:
             statuses = status.wait_until_ready(read, params["wait_timeout"], params["wait_delay"])
         else:

@@ -8,7 +8,9 @@ import botocore.client
 import botocore.exceptions
 import pytest
 
+from ansible_collections.kubecluster.aws.plugins.module_utils import instances
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import machine_set_spec, resolve
 from helpers.aws import AMI, REGION
 from helpers.module_runner import run_module
 
@@ -496,16 +498,28 @@ def test_an_invalid_spec_reports_without_the_counts_and_warns(launched):
     assert any("cluster.control_plane.replicas: 2 is even" in warning for warning in result["warnings"])
 
 
-def test_an_image_the_lookup_cannot_find_leaves_up_to_date_unknown(launched):
-    spec = spec_of()
-    del spec["machine_deployments"][0]["ami_id"]
+def test_machines_of_the_hash_before_it_left_out_the_ami_are_up_to_date(launched):
+    old, forged = sorted(launched.ec2.describe_instances(Filters=[{"Name": "tag:" + naming.MACHINE_SET_TAG, "Values": ["md-0"]}])[
+        "Reservations"], key=lambda r: r["Instances"][0]["InstanceId"])
+    legacy = instances.legacy_spec_hash("md-0", machine_set_spec(resolve(spec_of()), "md-0"), AMI)
+    launched.ec2.create_tags(Resources=[old["Instances"][0]["InstanceId"]], Tags=[{"Key": naming.SPEC_HASH_TAG, "Value": legacy}])
+    launched.ec2.create_tags(Resources=[forged["Instances"][0]["InstanceId"]], Tags=[{"Key": naming.SPEC_HASH_TAG, "Value": "0123456789ab"}])
 
-    result, failed = info({"cluster": spec})
+    view = info({"cluster": spec_of()})[0]["cluster"]
 
-    assert not failed, result.get("msg")
-    assert result["cluster"]["machine_sets"]["md-0"] == {"replicas": 2, "running": 2, "desired": 2, "up_to_date": None}
-    assert result["cluster"]["machine_sets"]["control-plane"]["up_to_date"] == 1
-    assert any("machine set md-0: cannot tell which machines are up to date: failed to find AMI" in w for w in result["warnings"])
+    assert view["machine_sets"]["md-0"]["up_to_date"] == 1
+    assert {m["instance_id"]: m["outdated"] for m in view["machines"] if m["set"] == "md-0"} == {
+        old["Instances"][0]["InstanceId"]: False, forged["Instances"][0]["InstanceId"]: True}
+
+
+def test_the_spec_costs_no_further_aws_call(launched, aws_calls):
+    aws_calls.clear()
+    info({"cluster": spec_of()})
+    without = list(aws_calls)
+    aws_calls.clear()
+    info({"name": "capi-example"})
+
+    assert sorted(without) == sorted(aws_calls), "desired and up to date come from the spec alone"
 
 
 def test_a_cluster_that_owns_nothing_is_not_found(moto_aws):
