@@ -15,8 +15,8 @@ description:
     C(sigs.k8s.io/cluster-api-provider-aws/cluster/<name>=owned), with one read per
     resource type whatever the number of clusters.
   - Gives each cluster a phase, as Cluster API's C(kubectl get cluster -A) does.
-  - V(NotFound) - the cluster owns nothing in the region (the IAM stack is account-wide and not looked at): it does not
-    exist, or not yet, as C(clusterctl describe cluster) says of a cluster it does not know.
+  - V(NotFound) - the cluster owns nothing in the region (the IAM stack is account-wide and not looked at), so it does
+    not exist, or not yet, as C(clusterctl describe cluster) says of a cluster it does not know.
   - V(Provisioning) - some of the network or the API load balancer is missing or not ready.
   - V(Provisioned) - the VPC is available, with subnets, the control-plane and node security groups, for a
     managed VPC an attached internet gateway, every NAT gateway available, and the API load balancer
