@@ -31,7 +31,9 @@ View = Dict[str, Any]
 # {resource type: {cluster name: [resource]}}, as read_owned groups what it read.
 Owned = Dict[str, Dict[str, List[Resource]]]
 
-PENDING = "Pending"
+# Nothing owned exists: with no management cluster there is no Cluster object either, so the
+# cluster is not found, as ``clusterctl describe cluster`` says of a name it does not know.
+NOT_FOUND = "NotFound"
 PROVISIONING = "Provisioning"
 PROVISIONED = "Provisioned"
 DELETING = "Deleting"
@@ -54,6 +56,18 @@ class ClusterStatus(NamedTuple):
     waiting_for: List[str]
 
 
+class Desired(NamedTuple):
+    """What the spec wants of one cluster's machine sets, when the caller has the spec.
+
+    ``replicas``: {set name: desired count} for every set of the spec; ``outdated``: for one
+    instance of a set, whether it was launched from settings the spec no longer has (None when
+    that cannot be told, e.g. a set the spec does not have).
+    """
+
+    replicas: Dict[str, int]
+    outdated: Callable[[Resource], Optional[bool]]
+
+
 # --- the phase: pure functions of the facts a survey gathered ----------------------------
 
 def cluster_phase(facts: Facts) -> Tuple[str, Optional[str]]:
@@ -67,7 +81,7 @@ def cluster_phase(facts: Facts) -> Tuple[str, Optional[str]]:
     dns_name, state}) and machines ([{instance_id, name, role, state, state_reason}]).
     """
     if not _anything_exists(facts):
-        return PENDING, None
+        return NOT_FOUND, None
     if _deleting(facts):
         return DELETING, None
     failures = failure_messages(facts)
@@ -311,18 +325,47 @@ def _address_view(address: Resource) -> View:
     }
 
 
-# Without ``outdated``, which takes the spec's hash an info module does not have.
+# Without ``outdated``, which takes the spec's hash: _machine_view_judged adds it when the caller has the spec.
 _machine_view = machines.machine_view
 
 
-def _machine_sets(views: Iterable[View]) -> Dict[str, Dict[str, int]]:
-    sets: Dict[str, Dict[str, int]] = {}
+def _machine_sets(views: Iterable[View], desired: Optional[Desired]) -> Dict[str, Dict[str, Any]]:
+    """Per set: the machines not terminated (replicas), those running and, with the spec, the
+    desired count and the machines that are up to date (not outdated); None when unknown."""
+    sets: Dict[str, Dict[str, Any]] = {}
+
+    def entry(set_name: str) -> Dict[str, Any]:
+        return sets.setdefault(set_name, {"replicas": 0, "running": 0,
+                                          "desired": desired.replicas.get(set_name, 0) if desired else None,
+                                          "up_to_date": 0 if desired else None})
+
+    for set_name in (desired.replicas if desired else {}):
+        entry(set_name)
     for machine in views:
         if machine["set"] and machine["state"] != "terminated":
-            counts = sets.setdefault(machine["set"], {"replicas": 0, "running": 0})
+            counts = entry(machine["set"])
             counts["replicas"] += 1
             counts["running"] += machine["state"] == "running"
+            if counts["up_to_date"] is not None:
+                if machine["outdated"] is None:
+                    counts["up_to_date"] = None
+                else:
+                    counts["up_to_date"] += not machine["outdated"]
     return sets
+
+
+def version_key(version: Optional[str]) -> Tuple[int, ...]:
+    """vMAJOR.MINOR.PATCH as numbers, for ordering; anything else sorts first."""
+    parts = (version or "").lstrip("v").split("-")[0].split(".")
+    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
+
+
+def control_plane_version(views: Iterable[View]) -> Optional[str]:
+    """The lowest Kubernetes version of the live control-plane machines, as KubeadmControlPlane's
+    status.version is; None without any."""
+    versions = [m["kubernetes_version"] for m in views
+                if m["role"] == naming.ROLE_CONTROL_PLANE and m["state"] != "terminated" and m["kubernetes_version"]]
+    return min(versions, key=version_key) if versions else None
 
 
 def _machine_order(instance: Resource) -> Tuple[str, str, str]:
@@ -396,13 +439,20 @@ def ownership_conflicts(name: str, owned: Dict[str, List[Resource]]) -> List[str
     return conflicts
 
 
+def _machine_view_judged(instance: Resource, desired: Optional[Desired]) -> View:
+    """The machine view with ``outdated``, as machine_set returns it; None without the spec."""
+    view = _machine_view(instance)
+    view["outdated"] = desired.outdated(instance) if desired else None
+    return view
+
+
 def _cluster_view(name: str, region: str, owned: Dict[str, List[Resource]], balancers: Sequence[View],
-                  network: Dict[str, Any]) -> View:
+                  network: Dict[str, Any], desired: Optional[Desired] = None) -> View:
     """What the module returns for one cluster; the phase is filled in from the facts."""
     vpc_id = _cluster_vpc_id(owned)
     balancer = _first(balancers)
     instances = sorted(owned["instances"], key=_machine_order)
-    views = [_machine_view(instance) for instance in instances]
+    views = [_machine_view_judged(instance, desired) for instance in instances]
     igw = _first(owned["internet_gateways"])
     return {
         "name": name,
@@ -418,8 +468,9 @@ def _cluster_view(name: str, region: str, owned: Dict[str, List[Resource]], bala
         "internet_gateway_id": igw["InternetGatewayId"] if igw else None,
         "security_groups": _security_group_roles(owned["security_groups"]),
         "load_balancer": _public_balancer_view(balancer),
+        "kubernetes_version": control_plane_version(views),
         "machines": views,
-        "machine_sets": _machine_sets(views),
+        "machine_sets": _machine_sets(views, desired),
         "counts": _counts(owned, views, balancers),
         "ownership_conflicts": ownership_conflicts(name, owned),
     }
@@ -447,20 +498,22 @@ def _phase_facts(view: View, owned: Dict[str, List[Resource]], balancer: Optiona
 
 
 def cluster_status(name: str, region: str, owned: Dict[str, List[Resource]], balancers: Optional[Sequence[View]],
-                   network: Dict[str, Any]) -> ClusterStatus:
+                   network: Dict[str, Any], desired: Optional[Desired] = None) -> ClusterStatus:
     """The view of one cluster (what the module returns) and what it is still waiting for."""
     balancers = balancers or []
-    view = _cluster_view(name, region, owned, balancers, network)
+    view = _cluster_view(name, region, owned, balancers, network, desired)
     facts = _phase_facts(view, owned, _first(balancers))
     view["phase"], view["failure_message"] = cluster_phase(facts)
     return ClusterStatus(view, waiting_for(facts))
 
 
-def survey(ec2: Any, elbv2: Any, elb: Any, region: str, name: Optional[str] = None) -> List[ClusterStatus]:
+def survey(ec2: Any, elbv2: Any, elb: Any, region: str, name: Optional[str] = None,
+           desired: Optional[Desired] = None) -> List[ClusterStatus]:
     """The status of cluster ``name``, or of every cluster owning something in the region, by name.
 
-    A named cluster is always reported (Pending when it owns nothing yet); without a
+    A named cluster is always reported (NotFound when it owns nothing); without a
     name, a cluster is any name found in an ownership tag with the value ``owned``.
+    ``desired`` (the spec's wants) is for the named cluster only.
     """
     owned, network = read_owned(ec2, name)
     names = [name] if name else sorted({cluster for groups in owned.values() for cluster in groups})
@@ -468,7 +521,8 @@ def survey(ec2: Any, elbv2: Any, elb: Any, region: str, name: Optional[str] = No
     statuses = []
     for cluster in names:
         mine = {kind: groups.get(cluster, []) for kind, groups in owned.items()}
-        statuses.append(cluster_status(cluster, region, mine, balancers.get(cluster), network))
+        statuses.append(cluster_status(cluster, region, mine, balancers.get(cluster), network,
+                                       desired if cluster == name else None))
     return statuses
 
 

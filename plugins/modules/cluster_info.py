@@ -15,7 +15,8 @@ description:
     C(sigs.k8s.io/cluster-api-provider-aws/cluster/<name>=owned), with one read per
     resource type whatever the number of clusters.
   - Gives each cluster a phase, as Cluster API's C(kubectl get cluster -A) does.
-  - V(Pending) - nothing owned exists yet (the IAM stack is account-wide and not looked at).
+  - V(NotFound) - the cluster owns nothing in the region (the IAM stack is account-wide and not looked at), so it does
+    not exist, or not yet, as C(clusterctl describe cluster) says of a cluster it does not know.
   - V(Provisioning) - some of the network or the API load balancer is missing or not ready.
   - V(Provisioned) - the VPC is available, with subnets, the control-plane and node security groups, for a
     managed VPC an attached internet gateway, every NAT gateway available, and the API load balancer
@@ -26,6 +27,8 @@ description:
     RV(clusters[].failure_message) says which.
   - Without the cluster spec the intended NAT layout is unknown, so every NAT gateway that
     exists must be available but none is required.
+  - With the spec (O(cluster)), each machine set also gets its desired count and how many of its machines
+    are up to date, as Cluster API's KubeadmControlPlane and MachineDeployment report them.
   - Only reads; never changes anything.
 author:
   - kubecluster.aws developers (@kubecluster)
@@ -34,7 +37,18 @@ options:
     description:
       - The cluster to report on.
       - Without it, every cluster that owns something in the region is reported.
+      - Defaults to the name of O(cluster) when that is given.
     type: str
+  cluster:
+    description:
+      - The cluster spec, as M(kubecluster.aws.cluster_spec) takes it (the C(cluster) key of the spec file).
+      - Optional. Its name and region are the cluster and region read (O(name) and O(region), when given too, must
+        agree). From the rest come each machine set's desired replicas and which machines are outdated, as
+        M(kubecluster.aws.machine_set) judges them (from the spec alone; no further AWS call).
+      - A spec that does not validate as a whole (written for another version of the collection, or being
+        edited) is read for its name and region only, with a warning; desired and up-to-date counts are then null.
+        So is a spec of nothing but a name and a region, without a warning.
+    type: dict
   wait:
     description:
       - Wait until every reported cluster is V(Provisioned) and all of its machines are running,
@@ -59,7 +73,8 @@ attributes:
     description: The module never changes anything.
 notes:
   - Load balancers the AWS cloud-controller-manager made for Services are not reported.
-  - The machines' spec hash is not judged, as that needs the spec; M(kubecluster.aws.machine_set) does it.
+  - Without O(cluster) the machines' spec hash is not judged, as that needs the spec; RV(clusters[].machines[].outdated)
+    and the desired and up-to-date counts are then null.
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -89,9 +104,24 @@ EXAMPLES = r"""
 - name: The API server endpoint
   ansible.builtin.debug:
     msg: "https://{{ capi.cluster.control_plane_endpoint.host }}:{{ capi.cluster.control_plane_endpoint.port }}"
+
+- name: Desired, running and up-to-date machines per set, judged against the spec
+  kubecluster.aws.cluster_info:
+    cluster: "{{ cluster }}"
+  register: described
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ item.key }}: {{ item.value.desired }} desired, {{ item.value.running }} running, {{ item.value.up_to_date }} up to date"
+  loop: "{{ described.cluster.machine_sets | dict2items }}"
 """
 
 RETURN = r"""
+region:
+  description: The region read.
+  returned: always
+  type: str
+  sample: ap-northeast-2
 clusters:
   description:
     - The reported clusters, sorted by name; the one named by O(name) even when it owns nothing.
@@ -108,9 +138,15 @@ clusters:
       type: str
       sample: ap-northeast-2
     phase:
-      description: The Cluster API phase.
+      description: The Cluster API phase (V(NotFound), V(Provisioning), V(Provisioned), V(Deleting) or V(Failed)).
       type: str
       sample: Provisioned
+    kubernetes_version:
+      description:
+        - The lowest Kubernetes version of the control-plane machines that are not terminated (their version tag), as
+          KubeadmControlPlane's C(status.version); null without any.
+      type: str
+      sample: v1.31.4
     failure_message:
       description: Why the phase is V(Failed); null otherwise.
       type: str
@@ -294,10 +330,22 @@ clusters:
           description: When the instance was launched, ISO 8601.
           type: str
           sample: "2025-01-31T09:30:00+00:00"
+        outdated:
+          description:
+            - Whether the machine was launched from settings the spec no longer has (its spec hash differs), as
+              M(kubecluster.aws.machine_set) returns it.
+            - Null without O(cluster), and for a machine of a set without replicas in the spec.
+          type: bool
+          sample: false
     machine_sets:
-      description: Per machine set, the instances not terminated (V(replicas)) and those running.
+      description:
+        - Per machine set, the instances not terminated (V(replicas)), those running and, with O(cluster), the spec's
+          V(desired) count and the machines V(up_to_date) (not outdated); both null without O(cluster).
+        - With O(cluster), every set of the spec is listed, also one without machines; a set the spec no longer has
+          has V(desired) 0.
       type: dict
-      sample: {"control-plane": {"replicas": 1, "running": 1}, "md-0": {"replicas": 2, "running": 2}}
+      sample: {"control-plane": {"replicas": 1, "running": 1, "desired": 1, "up_to_date": 1},
+               "md-0": {"replicas": 2, "running": 2, "desired": 3, "up_to_date": 1}}
     counts:
       description:
         - How many resources of each type the cluster owns (instances not terminated, NAT gateways not deleted).
@@ -317,7 +365,7 @@ cluster:
   description: The one cluster of RV(clusters) when O(name) is given, with the same keys.
   returned: when name is given
   type: dict
-  sample: {"name": "capi-example", "region": "ap-northeast-2", "phase": "Pending", "failure_message": null}
+  sample: {"name": "capi-example", "region": "ap-northeast-2", "phase": "NotFound", "failure_message": null}
 """
 
 try:
@@ -325,15 +373,20 @@ try:
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
-from typing import Any, List
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.kubecluster.aws.plugins.module_utils import instances
+from ansible_collections.kubecluster.aws.plugins.module_utils import machines
+from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils import status
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import Spec, SpecError, machine_set_spec, resolve, resolve_identity
 
 
 def check_options(module: Any) -> None:
@@ -341,6 +394,8 @@ def check_options(module: Any) -> None:
     params = module.params
     if params["name"] is not None and not params["name"].strip():
         module.fail_json(msg="name: must not be empty; omit it to report every cluster in the region")
+    if params["cluster"] is not None and not params["cluster"]:
+        module.fail_json(msg="cluster: must be a cluster spec with at least a name and a region; omit it to report without the spec")
     if params["wait_timeout"] < 0:
         module.fail_json(msg="wait_timeout: must be 0 or more seconds, not %d" % params["wait_timeout"])
     if params["wait_delay"] < 1:
@@ -351,6 +406,65 @@ def not_ready_message(statuses: List[status.ClusterStatus], timeout: int) -> str
     pending = ["%s is %s, not ready: %s" % (s.view["name"], s.view["phase"], ", ".join(s.waiting_for))
                for s in statuses if not status.is_ready(s)]
     return "Timed out after %d seconds waiting for Provisioned clusters with every machine running: %s" % (timeout, "; ".join(pending))
+
+
+def load_cluster(module: Any) -> Tuple[Optional[Spec], Optional[Spec]]:
+    """(identity, full spec) of the ``cluster`` option, before any AWS call; (None, None) without it.
+
+    The full spec is None, with a warning, when the spec does not validate as a whole: the
+    cluster is still reported, without what only the spec tells.
+    """
+    params = module.params
+    if params["cluster"] is None:
+        return None, None
+    try:
+        identity = resolve_identity(params["cluster"], os.environ)
+    except SpecError as error:
+        module.fail_json(msg=error.message, errors=error.errors)
+    for option in ("name", "region"):
+        value = params[option]
+        if value is not None and value != identity[option]:
+            module.fail_json(msg="%s: %s is not the spec's cluster.%s %s; omit %s to read the spec's cluster"
+                             % (option, value, option, identity[option], option))
+    try:
+        return identity, resolve(params["cluster"], os.environ)
+    except SpecError as error:
+        if set(params["cluster"]) <= {"name", "region"}:
+            return identity, None  # only which cluster: nothing to warn about
+        module.warn("cluster: the spec does not validate, so desired and up-to-date counts are not reported: %s" % error.message)
+        return identity, None
+
+
+def set_names(spec: Spec) -> List[str]:
+    return [naming.SET_BASTION, naming.SET_CONTROL_PLANE] + [d["name"] for d in spec["machine_deployments"]]
+
+
+def up_to_date_judge(spec: Spec, set_name: str) -> Callable[[Dict[str, Any]], bool]:
+    """Whether a machine of the set is up to date, as machine_set judges it: the ONE place cluster_info does.
+
+    From the spec alone (the spec hash holds the image lookup's inputs, not its answer), so it costs
+    no AWS call; a machine tagged with the hash of before that change counts when its AMI matches.
+    """
+    set_spec = machine_set_spec(spec, set_name)
+    current = instances.spec_hash(set_name, set_spec)
+
+    def judge(instance: Dict[str, Any]) -> bool:
+        return instances.is_up_to_date(instance, set_name, set_spec, current)
+
+    return judge
+
+
+def desired_state(spec: Spec) -> status.Desired:
+    """What the spec wants of each set, and how to tell whether a machine is outdated (as machine_set does)."""
+    replicas = {name: machine_set_spec(spec, name)["replicas"] for name in set_names(spec)}
+    # A set without replicas has no machine to be up to date with: its machines are not judged.
+    judges = {name: up_to_date_judge(spec, name) for name, count in replicas.items() if count}
+
+    def outdated(instance: Dict[str, Any]) -> Optional[bool]:
+        judge = judges.get(machines.tags_of(instance).get(naming.MACHINE_SET_TAG) or "")
+        return None if judge is None else not judge(instance)
+
+    return status.Desired(replicas, outdated)
 
 
 def failed_message(statuses: List[status.ClusterStatus]) -> str:
@@ -364,18 +478,25 @@ def main() -> None:
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=600),
         wait_delay=dict(type="int", default=5),
+        cluster=dict(type="dict"),
     )
     module = AnsibleAWSModule(argument_spec=runner.connection_argument_spec(argument_spec), default_args=False, supports_check_mode=True)
     check_options(module)
     params = module.params
+    identity, spec = load_cluster(module)
+    name = identity["name"] if identity else params["name"]
+    region = identity["region"] if identity else module.region
 
-    ctx = Context.from_module(module, module.region, wait=params["wait"], wait_timeout=params["wait_timeout"])
+    ctx = Context.from_module(module, region, wait=params["wait"], wait_timeout=params["wait_timeout"])
     ec2, elbv2, elb = ctx.ec2, ctx.elbv2, ctx.elb
+    desired: Optional[status.Desired] = None
 
     def read() -> List[status.ClusterStatus]:
-        return status.survey(ec2, elbv2, elb, module.region, params["name"])
+        return status.survey(ec2, elbv2, elb, region, name, desired)
 
     try:
+        if spec is not None:
+            desired = desired_state(spec)
         if params["wait"]:
             statuses = status.wait_until_ready(read, params["wait_timeout"], params["wait_delay"])
         else:
@@ -385,8 +506,8 @@ def main() -> None:
     except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         runner.fail_aws(module, error)
 
-    result = dict(changed=False, clusters=[s.view for s in statuses])
-    if params["name"]:
+    result = dict(changed=False, region=region, clusters=[s.view for s in statuses])
+    if name:
         result["cluster"] = statuses[0].view
     if params["wait"] and any(s.view["phase"] == status.FAILED for s in statuses):
         module.fail_json(msg=failed_message(statuses), **result)

@@ -43,9 +43,9 @@ NOTHING = facts(managed_vpc=False, vpc_state=None, subnets=[], security_groups=[
 
 PHASES = [
     # (case, facts, phase, words the failure message holds)
-    ("nothing owned", NOTHING, "Pending", None),
+    ("nothing owned", NOTHING, "NotFound", None),
     ("only terminated machines are left", dict(NOTHING, machines=[machine(state="terminated", reason="Server.SpotInstanceTermination")]),
-     "Pending", None),
+     "NotFound", None),
     ("only Elastic IPs", dict(NOTHING, other_resources=1), "Provisioning", None),
     ("VPC still pending", facts(vpc_state="pending"), "Provisioning", None),
     ("VPC without subnets", facts(subnets=[], security_groups=[], internet_gateway_attached=None, nat_gateways=[],
@@ -185,8 +185,8 @@ def test_wait_until_ready_stops_on_a_failed_cluster():
     assert clock.sleeps == [] and last[1].view["phase"] == "Failed"
 
 
-def test_pending_and_deleting_are_not_ready():
-    assert not status.is_ready(statuses(("Pending", []))[0])
+def test_not_found_and_deleting_are_not_ready():
+    assert not status.is_ready(statuses(("NotFound", []))[0])
     assert not status.is_ready(statuses(("Deleting", []))[0])
     assert status.is_ready(statuses(("Provisioned", []))[0])
 

@@ -8,7 +8,9 @@ import botocore.client
 import botocore.exceptions
 import pytest
 
+from ansible_collections.kubecluster.aws.plugins.module_utils import instances
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import machine_set_spec, resolve
 from helpers.aws import AMI, REGION
 from helpers.module_runner import run_module
 
@@ -129,7 +131,7 @@ def test_named_cluster_in_empty_region_is_pending(moto_aws):
 
     assert not failed
     assert result["changed"] is False
-    assert result["cluster"]["phase"] == "Pending"
+    assert result["cluster"]["phase"] == "NotFound"
     assert result["cluster"]["failure_message"] is None
     assert result["cluster"]["control_plane_endpoint"] is None
     assert set(result["cluster"]["counts"].values()) == {0}
@@ -165,9 +167,11 @@ def test_complete_cluster_is_provisioned_with_its_endpoint(moto_aws, aws_calls):
     first = view["machines"][0]
     assert first["instance_id"] == cluster.instances["capi-example-control-plane-m0"]
     assert first["availability_zone"] == ZONES[0] and first["private_ip"].startswith("10.0.")
-    assert first["private_dns_name"] and "outdated" not in first
+    assert first["private_dns_name"] and first["outdated"] is None, "without the spec, outdated is not judged"
     assert (first["subnet_id"], first["instance_type"], first["image_id"]) == (cluster.subnets[("private", ZONES[0])], "t3.micro", AMI)
-    assert view["machine_sets"] == {"control-plane": {"replicas": 1, "running": 1}, "md-0": {"replicas": 2, "running": 2}}
+    assert view["machine_sets"] == {"control-plane": {"replicas": 1, "running": 1, "desired": None, "up_to_date": None},
+                                    "md-0": {"replicas": 2, "running": 2, "desired": None, "up_to_date": None}}
+    assert view["kubernetes_version"] is None, "the fake machines carry no version tag"
     assert view["counts"] == {"vpcs": 1, "subnets": 4, "internet_gateways": 1, "nat_gateways": 1, "elastic_ips": 1,
                               "route_tables": 2, "security_groups": 5, "instances": 3, "load_balancers": 1}
     assert aws_calls.writes() == []
@@ -221,7 +225,7 @@ def test_terminated_machine_leaves_replicas_but_stays_listed(moto_aws):
     view = info({"name": "capi-example"})[0]["cluster"]
 
     assert view["phase"] == "Provisioned", "a terminate through the API is a scale-down, not a failure"
-    assert view["machine_sets"]["md-0"] == {"replicas": 1, "running": 1}
+    assert view["machine_sets"]["md-0"] == {"replicas": 1, "running": 1, "desired": None, "up_to_date": None}
     assert view["counts"]["instances"] == 2
     assert [m["state"] for m in view["machines"] if m["name"] == "capi-example-md-0-m1"] == ["terminated"]
 
@@ -289,7 +293,7 @@ def test_other_clusters_and_unowned_look_alikes_are_never_mixed_in(moto_aws):
     assert view["load_balancer"] is None, "an unowned balancer with the cluster's balancer name is not the cluster's"
     assert view["phase"] == "Provisioning"
     assert [m["instance_id"] for m in view["machines"]] == list(alpha.instances.values())
-    assert view["machine_sets"] == {"md-0": {"replicas": 1, "running": 1}}
+    assert view["machine_sets"] == {"md-0": {"replicas": 1, "running": 1, "desired": None, "up_to_date": None}}
     assert view["counts"] == {"vpcs": 1, "subnets": 4, "internet_gateways": 1, "nat_gateways": 1, "elastic_ips": 1,
                               "route_tables": 2, "security_groups": 5, "instances": 1, "load_balancers": 0}
     assert [c["name"] for c in listed["clusters"]] == ["alpha", "beta"]
@@ -351,7 +355,7 @@ def test_wait_pending_cluster_names_the_missing_vpc(moto_aws):
     result, failed = info({"name": "capi-example", "wait": True, "wait_timeout": 0})
 
     assert failed
-    assert "capi-example is Pending, not ready: VPC, subnets, security groups controlplane, node" in result["msg"]
+    assert "capi-example is NotFound, not ready: VPC, subnets, security groups controlplane, node" in result["msg"]
 
 
 # --- check mode and options --------------------------------------------------------------------
@@ -375,7 +379,10 @@ def test_check_mode_reports_the_same_and_writes_nothing(moto_aws, aws_calls):
     ({"wait_timeout": -1}, "wait_timeout: must be 0 or more seconds, not -1"),
     ({"wait_delay": 0}, "wait_delay: must be at least 1 second, not 0"),
     ({"wait": "sometimes"}, "wait"),
-    ({"cluster": {"name": "x"}}, "Unsupported parameters"),
+    ({"cluster": {"name": "x"}}, "cluster.region: required"),
+    ({"cluster": {}}, "cluster: must be a cluster spec with at least a name and a region"),
+    ({"cluster": {"name": "x", "region": REGION}, "name": "y"}, "name: y is not the spec's cluster.name x; omit name"),
+    ({"cluster": {"name": "x", "region": "us-east-1"}}, "region: %s is not the spec's cluster.region us-east-1" % REGION),
 ])
 def test_bad_options_fail_before_any_aws_call(moto_aws, aws_calls, args, message):
     result, failed = info(args)
@@ -414,3 +421,110 @@ def test_missing_region_fails_naming_it(moto_aws, monkeypatch, aws_calls):
     assert failed
     assert "requires a region" in result["msg"]
     assert aws_calls == []
+
+
+# --- with the spec: desired and up-to-date counts, as machine_set judges them -------------------
+
+def spec_of(name="capi-example", md0_replicas=2, instance_type="t3.large", **extra):
+    return dict({
+        "name": name, "region": REGION, "kubernetes_version": "v1.31.4", "ssh_key_name": "jonnung",
+        "network": {"availability_zones": list(ZONES), "bastion": {"enabled": False}},
+        "control_plane": {"replicas": 1, "ami_id": AMI},
+        "machine_deployments": [{"name": "md-0", "replicas": md0_replicas, "ami_id": AMI, "instance_type": instance_type},
+                                {"name": "md-1", "replicas": 1, "ami_id": AMI}],
+    }, **extra)
+
+
+@pytest.fixture
+def launched(moto_aws):
+    """A provisioned cluster whose machines machine_set launched from spec_of()."""
+    iam = boto3.client("iam", region_name=REGION)
+    for profile in (naming.CONTROL_PLANE_PROFILE, naming.NODES_PROFILE):
+        iam.create_instance_profile(InstanceProfileName=profile)
+    cluster = FakeCluster("capi-example").network().security_groups().load_balancer()
+    cluster.ec2.create_key_pair(KeyName="jonnung")
+    for set_name in ("control-plane", "md-0"):
+        result, failed = run_module("machine_set", {"cluster": spec_of(), "set": set_name, "wait": False})
+        assert not failed, result.get("msg")
+    return cluster
+
+
+def test_spec_gives_desired_and_up_to_date_per_set(launched, aws_calls):
+    result, failed = info({"cluster": spec_of(md0_replicas=3), "region": None})
+
+    assert not failed, result.get("msg")
+    view = result["cluster"]
+    assert view["name"] == "capi-example" and view["phase"] == "Provisioned"
+    assert view["kubernetes_version"] == "v1.31.4"
+    assert view["machine_sets"] == {
+        "bastion": {"replicas": 0, "running": 0, "desired": 0, "up_to_date": 0},
+        "control-plane": {"replicas": 1, "running": 1, "desired": 1, "up_to_date": 1},
+        "md-0": {"replicas": 2, "running": 2, "desired": 3, "up_to_date": 2},
+        "md-1": {"replicas": 0, "running": 0, "desired": 1, "up_to_date": 0},
+    }
+    assert [m["outdated"] for m in view["machines"]] == [False, False, False]
+    assert aws_calls.writes() == []
+
+
+def test_a_changed_machine_spec_makes_the_machines_outdated(launched):
+    result, failed = info({"cluster": spec_of(instance_type="m5.xlarge")})
+
+    assert not failed, result.get("msg")
+    sets = result["cluster"]["machine_sets"]
+    assert sets["md-0"] == {"replicas": 2, "running": 2, "desired": 2, "up_to_date": 0}
+    assert sets["control-plane"]["up_to_date"] == 1
+    assert [(m["set"], m["outdated"]) for m in result["cluster"]["machines"]] == [
+        ("control-plane", False), ("md-0", True), ("md-0", True)]
+
+
+def test_a_set_dropped_from_the_spec_wants_none_and_is_not_judged(launched):
+    spec = spec_of()
+    spec["machine_deployments"] = spec["machine_deployments"][1:]
+
+    view = info({"cluster": spec})[0]["cluster"]
+
+    assert view["machine_sets"]["md-0"] == {"replicas": 2, "running": 2, "desired": 0, "up_to_date": None}
+    assert "md-0" not in [m["set"] for m in view["machines"] if m["outdated"] is not None]
+
+
+def test_an_invalid_spec_reports_without_the_counts_and_warns(launched):
+    spec = spec_of(control_plane={"replicas": 2, "ami_id": AMI})
+
+    result, failed = info({"cluster": spec})
+
+    assert not failed, result.get("msg")
+    assert result["cluster"]["phase"] == "Provisioned"
+    assert result["cluster"]["machine_sets"]["md-0"]["desired"] is None
+    assert any("cluster.control_plane.replicas: 2 is even" in warning for warning in result["warnings"])
+
+
+def test_machines_of_the_hash_before_it_left_out_the_ami_are_up_to_date(launched):
+    old, forged = sorted(launched.ec2.describe_instances(Filters=[{"Name": "tag:" + naming.MACHINE_SET_TAG, "Values": ["md-0"]}])[
+        "Reservations"], key=lambda r: r["Instances"][0]["InstanceId"])
+    legacy = instances.legacy_spec_hash("md-0", machine_set_spec(resolve(spec_of()), "md-0"), AMI)
+    launched.ec2.create_tags(Resources=[old["Instances"][0]["InstanceId"]], Tags=[{"Key": naming.SPEC_HASH_TAG, "Value": legacy}])
+    launched.ec2.create_tags(Resources=[forged["Instances"][0]["InstanceId"]], Tags=[{"Key": naming.SPEC_HASH_TAG, "Value": "0123456789ab"}])
+
+    view = info({"cluster": spec_of()})[0]["cluster"]
+
+    assert view["machine_sets"]["md-0"]["up_to_date"] == 1
+    assert {m["instance_id"]: m["outdated"] for m in view["machines"] if m["set"] == "md-0"} == {
+        old["Instances"][0]["InstanceId"]: False, forged["Instances"][0]["InstanceId"]: True}
+
+
+def test_the_spec_costs_no_further_aws_call(launched, aws_calls):
+    aws_calls.clear()
+    info({"cluster": spec_of()})
+    without = list(aws_calls)
+    aws_calls.clear()
+    info({"name": "capi-example"})
+
+    assert sorted(without) == sorted(aws_calls), "desired and up to date come from the spec alone"
+
+
+def test_a_cluster_that_owns_nothing_is_not_found(moto_aws):
+    result, failed = info({"cluster": spec_of(name="ghost")})
+
+    assert not failed
+    assert result["cluster"]["phase"] == "NotFound" and result["cluster"]["name"] == "ghost"
+    assert result["cluster"]["machine_sets"]["md-0"] == {"replicas": 0, "running": 0, "desired": 2, "up_to_date": 0}
