@@ -6,13 +6,16 @@
 """The crictl stand-in: kubeadm's preflight needs crictl on PATH; this one answers version / info /
 ps / pods / images, and checks that the CRI socket it is pointed at exists. The only container it
 knows is stacked etcd's, running while /etc/kubernetes/manifests/etcd.yaml exists and the kubelet
-runs; `exec <id> etcdctl ... member list|remove` answers from the member list the API emulator keeps."""
+runs; `exec <id> etcdctl ... member list|remove` answers from the member list the API emulator keeps,
+`endpoint health` from the host settings (`etcd_unhealthy`), and `snapshot save <path>` writes a snapshot
+file where the container's /var/lib/etcd (a host path mount, as kubeadm's etcd manifest has it) shows it."""
 
 import hashlib
 import json
 import os
 import re
 import subprocess
+import time
 
 import stand_in_lib as lib
 from stand_in_lib import StandInError
@@ -25,6 +28,9 @@ ALIASES = {"r": "runtime-endpoint", "i": "image-endpoint", "o": "output", "q": "
 EXEC_FLAGS = {"-i", "--interactive", "-t", "--tty", "-s", "--sync"}
 ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
 # what etcdctl needs to reach kubeadm's stacked etcd: its own client certificate and the etcd CA
+# what kubeadm's etcd static pod mounts from the host; a file written elsewhere stays inside the container
+ETCD_HOST_MOUNTS = ("/var/lib/etcd/", "/etc/kubernetes/pki/etcd/")
+ETCDCTL_BOOL_FLAGS = {"cluster", "debug", "insecure-skip-tls-verify", "insecure-transport"}
 ETCDCTL_TLS = {"endpoints": "https://127.0.0.1:2379", "cacert": "/etc/kubernetes/pki/etcd/ca.crt",
                "cert": "/etc/kubernetes/pki/etcd/healthcheck-client.crt", "key": "/etc/kubernetes/pki/etcd/healthcheck-client.key"}
 
@@ -43,13 +49,16 @@ def etcd_container(settings):
 
 
 def etcdctl(settings, argv, output):
-    """etcdctl in the etcd container: member list [-w json|simple|table], member remove <hex id>."""
+    """etcdctl in the etcd container: member list [-w json|simple|table], member remove <hex id>, endpoint health [--cluster]
+    [-w json], snapshot save <path>."""
     options, words, index = {}, [], 0
     while index < len(argv):
         arg = argv[index]
         if arg.startswith("--") or arg == "-w":
             name, has_value, value = arg.lstrip("-").partition("=")
-            if not has_value:
+            if name in ETCDCTL_BOOL_FLAGS and not has_value:
+                value = "true"
+            elif not has_value:
                 index += 1
                 value = argv[index] if index < len(argv) else ""
             options["write-out" if name == "w" else name] = value
@@ -84,7 +93,56 @@ def etcdctl(settings, argv, output):
             raise StandInError("Error: etcdserver: member not found")
         output.print("Member %16s removed from cluster %x" % (words[2], header["cluster_id"]))
         return 0
+    if words[:2] == ["endpoint", "health"]:
+        return endpoint_health(settings, client, options, output)
+    if words[:2] == ["snapshot", "save"] and len(words) == 3:
+        return snapshot_save(settings, client, words[2], output)
     raise StandInError("stand-in: `etcdctl %s` is not implemented by the crictl stand-in's etcdctl" % " ".join(words[:2]))
+
+
+def endpoint_health(settings, client, options, output):
+    """`endpoint health`: this member (or with --cluster every started member's client URL); the host setting
+    `etcd_unhealthy` (a list of client URLs, or true for all) makes them answer as an etcd that cannot commit."""
+    unhealthy = settings.get("etcd_unhealthy") or []
+    if "cluster" in options:
+        members = client.request("GET", "/stand-in/etcd/members")["members"]
+        endpoints = [url for member in members for url in member["clientURLs"]]
+        unstarted = {url for member in members if not member["name"] for url in member["clientURLs"]}
+    else:
+        endpoints, unstarted = [ETCDCTL_TLS["endpoints"]], set()
+    results = []
+    for endpoint in endpoints:
+        healthy = unhealthy is not True and endpoint not in unhealthy and endpoint not in unstarted
+        results.append({"endpoint": endpoint, "health": healthy, "took": "9.134ms"} if healthy else
+                       {"endpoint": endpoint, "health": False, "took": "5.000912s", "error": "failed to commit proposal: context deadline exceeded"})
+    if options.get("write-out") == "json":
+        output.print(json.dumps(results))
+    else:
+        for result in results:
+            if result["health"]:
+                output.print("%s is healthy: successfully committed proposal: took = %s" % (result["endpoint"], result["took"]))
+            else:
+                output.warn("%s is unhealthy: %s" % (result["endpoint"], result["error"]))
+    if not all(result["health"] for result in results):
+        raise StandInError("Error: unhealthy cluster")
+    return 0
+
+
+def snapshot_save(settings, client, path, output):
+    """`snapshot save <path>`: a file (mode 0600, as etcd writes it) holding the member list and a marker; only a path
+    under one of the container's host mounts lands on the host, elsewhere it would stay in the container."""
+    if not path.startswith("/") or not any(path.startswith(mount) for mount in ETCD_HOST_MOUNTS):
+        raise StandInError("stand-in: %s is inside the etcd container, which mounts only %s from the host; the snapshot would not be "
+                           "reachable from the host" % (path, " and ".join(ETCD_HOST_MOUNTS)))
+    members = client.request("GET", "/stand-in/etcd/members")["members"]
+    content = json.dumps({"stand_in": "etcd snapshot written by the crictl stand-in's etcdctl (not a bbolt database)",
+                          "time": time.time(), "members": members}, sort_keys=True) + "\n"
+    lib.write_file(lib.host_path(path + ".part", settings), content, 0o600)
+    os.replace(lib.host_path(path + ".part", settings), lib.host_path(path, settings))
+    output.print('{"level":"info","msg":"created temporary db file","path":"%s.part"}\n'
+                 '{"level":"info","msg":"fetched snapshot","endpoint":"%s","size":"%d B"}\n'
+                 '{"level":"info","msg":"saved","path":"%s"}\nSnapshot saved at %s' % (path, ETCDCTL_TLS["endpoints"], len(content), path, path))
+    return 0
 
 
 def crictl_exec(settings, argv, output):
