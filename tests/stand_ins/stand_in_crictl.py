@@ -6,9 +6,9 @@
 """The crictl stand-in: kubeadm's preflight needs crictl on PATH; this one answers version / info /
 ps / pods / images, and checks that the CRI socket it is pointed at exists. The only container it
 knows is stacked etcd's, running while /etc/kubernetes/manifests/etcd.yaml exists and the kubelet
-runs; `exec <id> etcdctl ... member list|remove` answers from the member list the API emulator keeps,
-`endpoint health` from the host settings (`etcd_unhealthy`), and `snapshot save <path>` writes a snapshot
-file where the container's /var/lib/etcd (a host path mount, as kubeadm's etcd manifest has it) shows it."""
+runs; `exec <id> etcdctl ... member list|remove` and `endpoint health [--cluster]` answer from the member list the API emulator keeps;
+`snapshot save <path>` writes a snapshot file where the container's /var/lib/etcd (a host path mount, as kubeadm's etcd
+manifest has it) shows it on the host."""
 
 import hashlib
 import json
@@ -30,7 +30,6 @@ ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
 # what etcdctl needs to reach kubeadm's stacked etcd: its own client certificate and the etcd CA
 # what kubeadm's etcd static pod mounts from the host; a file written elsewhere stays inside the container
 ETCD_HOST_MOUNTS = ("/var/lib/etcd/", "/etc/kubernetes/pki/etcd/")
-ETCDCTL_BOOL_FLAGS = {"cluster", "debug", "insecure-skip-tls-verify", "insecure-transport"}
 ETCDCTL_TLS = {"endpoints": "https://127.0.0.1:2379", "cacert": "/etc/kubernetes/pki/etcd/ca.crt",
                "cert": "/etc/kubernetes/pki/etcd/healthcheck-client.crt", "key": "/etc/kubernetes/pki/etcd/healthcheck-client.key"}
 
@@ -49,14 +48,14 @@ def etcd_container(settings):
 
 
 def etcdctl(settings, argv, output):
-    """etcdctl in the etcd container: member list [-w json|simple|table], member remove <hex id>, endpoint health [--cluster]
-    [-w json], snapshot save <path>."""
+    """etcdctl in the etcd container: member list [-w json|simple|table], member remove <hex id>, endpoint health [--cluster] [-w json],
+    snapshot save <path>."""
     options, words, index = {}, [], 0
     while index < len(argv):
         arg = argv[index]
         if arg.startswith("--") or arg == "-w":
             name, has_value, value = arg.lstrip("-").partition("=")
-            if name in ETCDCTL_BOOL_FLAGS and not has_value:
+            if not has_value and name == "cluster":  # etcdctl's boolean flag
                 value = "true"
             elif not has_value:
                 index += 1
@@ -94,38 +93,26 @@ def etcdctl(settings, argv, output):
         output.print("Member %16s removed from cluster %x" % (words[2], header["cluster_id"]))
         return 0
     if words[:2] == ["endpoint", "health"]:
-        return endpoint_health(settings, client, options, output)
+        # with --cluster every member's client URLs (as etcdctl reads them from the member list), else --endpoints;
+        # a member counts as healthy once it started (has a name) and has client URLs
+        members = client.request("GET", "/stand-in/etcd/members")["members"]
+        if "cluster" in options:
+            health = [(url, bool(member["name"])) for member in members for url in member["clientURLs"]]
+        else:
+            health = [(options["endpoints"], True)]
+        if options.get("write-out") == "json":
+            output.print(json.dumps([dict({"endpoint": url, "health": healthy, "took": "1.2ms"}, **({} if healthy else {"error": "context deadline exceeded"}))
+                                     for url, healthy in health]))
+        else:
+            for url, healthy in health:
+                output.print("%s is healthy: successfully committed proposal: took = 1.2ms" % url if healthy
+                             else "%s is unhealthy: failed to commit proposal: context deadline exceeded" % url)
+        if not all(healthy for _url, healthy in health):
+            raise StandInError("Error: unhealthy cluster")
+        return 0
     if words[:2] == ["snapshot", "save"] and len(words) == 3:
         return snapshot_save(settings, client, words[2], output)
     raise StandInError("stand-in: `etcdctl %s` is not implemented by the crictl stand-in's etcdctl" % " ".join(words[:2]))
-
-
-def endpoint_health(settings, client, options, output):
-    """`endpoint health`: this member (or with --cluster every started member's client URL); the host setting
-    `etcd_unhealthy` (a list of client URLs, or true for all) makes them answer as an etcd that cannot commit."""
-    unhealthy = settings.get("etcd_unhealthy") or []
-    if "cluster" in options:
-        members = client.request("GET", "/stand-in/etcd/members")["members"]
-        endpoints = [url for member in members for url in member["clientURLs"]]
-        unstarted = {url for member in members if not member["name"] for url in member["clientURLs"]}
-    else:
-        endpoints, unstarted = [ETCDCTL_TLS["endpoints"]], set()
-    results = []
-    for endpoint in endpoints:
-        healthy = unhealthy is not True and endpoint not in unhealthy and endpoint not in unstarted
-        results.append({"endpoint": endpoint, "health": healthy, "took": "9.134ms"} if healthy else
-                       {"endpoint": endpoint, "health": False, "took": "5.000912s", "error": "failed to commit proposal: context deadline exceeded"})
-    if options.get("write-out") == "json":
-        output.print(json.dumps(results))
-    else:
-        for result in results:
-            if result["health"]:
-                output.print("%s is healthy: successfully committed proposal: took = %s" % (result["endpoint"], result["took"]))
-            else:
-                output.warn("%s is unhealthy: %s" % (result["endpoint"], result["error"]))
-    if not all(result["health"] for result in results):
-        raise StandInError("Error: unhealthy cluster")
-    return 0
 
 
 def snapshot_save(settings, client, path, output):

@@ -1,5 +1,5 @@
 """What the in-place upgrade asks of the stand-ins: `kubeadm upgrade apply|node` as kubeadm (the new kubeadm first, one
-minor at a time, the nodes after the apply), etcdctl's `endpoint health` and `snapshot save` in the etcd container, and
+minor at a time, the nodes after the apply), etcdctl's `snapshot save` in the etcd container, and
 a kubelet that reports its version on its Node after a restart."""
 
 import importlib.util
@@ -105,25 +105,7 @@ def test_upgrade_node_refuses_a_kubeadm_older_than_the_cluster(two_control_plane
     assert apiserver_image(second).endswith(":v1.31.4")
 
 
-# -- etcdctl: endpoint health and snapshot save ------------------------------------------------------------------
-def test_endpoint_health_answers_healthy_and_unhealthy_as_the_settings_say(two_control_planes_and_a_worker):
-    first, second, _worker = two_control_planes_and_a_worker
-    container = etcd_id(first)
-
-    healthy = first.run("crictl", "exec", container, *ETCDCTL, "endpoint", "health")
-    cluster = first.run("crictl", "exec", container, *ETCDCTL, "endpoint", "health", "--cluster", "-w", "json")
-    first.settings["etcd_unhealthy"] = ["https://%s:2379" % second.node_ip]
-    first.save()
-    one_down = first.run("crictl", "exec", container, *ETCDCTL, "endpoint", "health", "--cluster", "-w", "json")
-
-    assert healthy.returncode == 0 and "https://127.0.0.1:2379 is healthy: successfully committed proposal" in healthy.stdout
-    assert cluster.returncode == 0, cluster.stderr
-    assert [(entry["endpoint"], entry["health"]) for entry in json.loads(cluster.stdout)] == [
-        ("https://%s:2379" % first.node_ip, True), ("https://%s:2379" % second.node_ip, True)]
-    assert one_down.returncode == 1 and "unhealthy cluster" in one_down.stderr
-    assert [entry["health"] for entry in json.loads(one_down.stdout)] == [True, False]
-
-
+# -- etcdctl: snapshot save ------------------------------------------------------------------
 def test_snapshot_save_writes_under_the_etcd_data_dir_only(two_control_planes_and_a_worker):
     first, _second, _worker = two_control_planes_and_a_worker
     container = etcd_id(first)
