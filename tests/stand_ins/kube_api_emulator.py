@@ -231,6 +231,26 @@ def label_matcher(selector):
     return lambda labels: all(test(labels or {}) for test in tests)
 
 
+def _selects(selector, labels):
+    """Whether a LabelSelector object (matchLabels, matchExpressions) selects these labels."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        if (operator == "In" and labels.get(key) not in values or operator == "NotIn" and labels.get(key) in values
+                or operator == "Exists" and key not in labels or operator == "DoesNotExist" and key in labels):
+            return False
+    return True
+
+
+def _budget_count(value, total):
+    """A PodDisruptionBudget's minAvailable / maxUnavailable: an integer, or a percentage of the selected pods (rounded up)."""
+    if isinstance(value, str) and value.endswith("%"):
+        return -(-int(value[:-1]) * total // 100)
+    return int(value)
+
+
 def _dotted(obj, path):
     value = obj
     for part in path.split("."):
@@ -621,6 +641,30 @@ class Store:
             if resource.kind == "CustomResourceDefinition":
                 self._unregister_crd(obj)
             return obj
+
+    # -- the eviction API's disruption check -------------------------------------------
+    def check_disruption_budgets(self, namespace, pod):
+        """Refuse an eviction as the apiserver does (429) when a PodDisruptionBudget selecting the pod allows no
+        disruption: the pods it selects (this one included) minus one would fall below minAvailable, or more
+        than maxUnavailable would be gone. Every pod the budget selects counts as healthy (the emulator runs none)."""
+        resource = self.resource("policy", "v1", "poddisruptionbudgets")
+        pods = self.resource("", "v1", "pods")
+        labels = pod["metadata"].get("labels") or {}
+        for budget in self.list(resource, namespace):
+            spec = budget.get("spec") or {}
+            selector = spec.get("selector") or {}
+            if not selector or not _selects(selector, labels):
+                continue
+            selected = [item for item in self.list(pods, namespace) if _selects(selector, item["metadata"].get("labels") or {})]
+            healthy = len(selected)
+            if "minAvailable" in spec:
+                allowed = healthy - _budget_count(spec["minAvailable"], healthy)
+            else:
+                allowed = _budget_count(spec.get("maxUnavailable", 0), healthy)
+            if allowed < 1:
+                raise ApiProblem(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",
+                                 {"causes": [{"reason": "DisruptionBudget", "message": "The disruption budget %s needs %s healthy pods and has %d "
+                                              "currently" % (budget["metadata"]["name"], spec.get("minAvailable", "?"), healthy)}]})
 
     # -- CRDs -------------------------------------------------------------------
     @staticmethod
@@ -1166,7 +1210,9 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, {"kind": resource.list_kind, "apiVersion": resource.group_version,
                              "metadata": {"resourceVersion": str(store.revision)}, "items": copy.deepcopy(items)}
         if method == "POST" and subresource == "eviction":
-            store.delete(resource, namespace, name, dry_run)
+            with store.lock:
+                store.check_disruption_budgets(namespace, store.get(resource, namespace, name))
+                store.delete(resource, namespace, name, dry_run)
             return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
         if method == "POST":
             if not isinstance(body, dict):

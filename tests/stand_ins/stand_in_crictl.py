@@ -6,7 +6,7 @@
 """The crictl stand-in: kubeadm's preflight needs crictl on PATH; this one answers version / info /
 ps / pods / images, and checks that the CRI socket it is pointed at exists. The only container it
 knows is stacked etcd's, running while /etc/kubernetes/manifests/etcd.yaml exists and the kubelet
-runs; `exec <id> etcdctl ... member list|remove` answers from the member list the API emulator keeps."""
+runs; `exec <id> etcdctl ... member list|remove` and `endpoint health [--cluster]` answer from the member list the API emulator keeps."""
 
 import hashlib
 import json
@@ -43,13 +43,15 @@ def etcd_container(settings):
 
 
 def etcdctl(settings, argv, output):
-    """etcdctl in the etcd container: member list [-w json|simple|table], member remove <hex id>."""
+    """etcdctl in the etcd container: member list [-w json|simple|table], member remove <hex id>, endpoint health [--cluster] [-w json]."""
     options, words, index = {}, [], 0
     while index < len(argv):
         arg = argv[index]
         if arg.startswith("--") or arg == "-w":
             name, has_value, value = arg.lstrip("-").partition("=")
-            if not has_value:
+            if not has_value and name == "cluster":  # etcdctl's boolean flag
+                value = "true"
+            elif not has_value:
                 index += 1
                 value = argv[index] if index < len(argv) else ""
             options["write-out" if name == "w" else name] = value
@@ -83,6 +85,24 @@ def etcdctl(settings, argv, output):
         except lib.ApiError:
             raise StandInError("Error: etcdserver: member not found")
         output.print("Member %16s removed from cluster %x" % (words[2], header["cluster_id"]))
+        return 0
+    if words[:2] == ["endpoint", "health"]:
+        # with --cluster every member's client URLs (as etcdctl reads them from the member list), else --endpoints;
+        # a member counts as healthy once it started (has a name) and has client URLs
+        members = client.request("GET", "/stand-in/etcd/members")["members"]
+        if "cluster" in options:
+            health = [(url, bool(member["name"])) for member in members for url in member["clientURLs"]]
+        else:
+            health = [(options["endpoints"], True)]
+        if options.get("write-out") == "json":
+            output.print(json.dumps([dict({"endpoint": url, "health": healthy, "took": "1.2ms"}, **({} if healthy else {"error": "context deadline exceeded"}))
+                                     for url, healthy in health]))
+        else:
+            for url, healthy in health:
+                output.print("%s is healthy: successfully committed proposal: took = 1.2ms" % url if healthy
+                             else "%s is unhealthy: failed to commit proposal: context deadline exceeded" % url)
+        if not all(healthy for _url, healthy in health):
+            raise StandInError("Error: unhealthy cluster")
         return 0
     raise StandInError("stand-in: `etcdctl %s` is not implemented by the crictl stand-in's etcdctl" % " ".join(words[:2]))
 
