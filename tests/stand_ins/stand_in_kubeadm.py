@@ -296,8 +296,11 @@ def static_pod(ctx, name, cluster, version, advertise):
 
 
 def write_static_pods(ctx, cluster, advertise, names):
+    """The manifests of the cluster's kubernetesVersion, as kubeadm writes them: a join takes it from the kubeadm-config
+    ConfigMap, not from its own version (so Cluster API's KubeadmControlPlane raises it there before a rollout)."""
+    version = cluster.get("kubernetesVersion") or ctx.version
     for name in names:
-        lib.write_file(ctx.path("%s/%s.yaml" % (MANIFESTS, name)), stand_in_yaml.dump(static_pod(ctx, name, cluster, ctx.version, advertise)), 0o600)
+        lib.write_file(ctx.path("%s/%s.yaml" % (MANIFESTS, name)), stand_in_yaml.dump(static_pod(ctx, name, cluster, version, advertise)), 0o600)
 
 
 def add_etcd_member(ctx, client, name, address):
@@ -703,6 +706,8 @@ def cmd_join(ctx, argv):
     except lib.ApiError as error:
         raise StandInError("error execution phase preflight: unable to fetch the kubeadm-config ConfigMap: %s" % error)
     cluster = stand_in_yaml.load(stored["data"]["ClusterConfiguration"])
+    if control_plane is not None:  # kubeadm's defaulting of the fetched config: a control plane too old for this kubeadm fails
+        lib.check_kubernetes_version(cluster.get("kubernetesVersion"), ctx.version, ctx.output)
     name = node_name(flags_, registration)
     existing = client.get("/api/v1/nodes/%s" % name, missing_ok=True)
     if existing and any(c.get("type") == "Ready" and c.get("status") == "True" for c in (existing.get("status") or {}).get("conditions") or []):
