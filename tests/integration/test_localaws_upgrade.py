@@ -131,7 +131,8 @@ def test_in_place_upgrade_refusals_patch_rerun_and_delete(local_aws):
     assert {base.tags(instance)[VERSION_TAG] for instance in after} == {PATCH}
     # the snapshot: one, on the controller, 0600, gone from the node
     (snapshot,) = snapshots(aws)
-    assert stat.S_IMODE(os.stat(snapshot).st_mode) == 0o600 and snapshot in run.stdout
+    # (the run prints the path in the controller container, whose home is the state dir's controller-home)
+    assert stat.S_IMODE(os.stat(snapshot).st_mode) == 0o600 and "/.kube/" + os.path.basename(snapshot) in run.stdout
     assert aws.exec(control_plane["InstanceId"], "ls /var/lib/etcd/ | grep -c '\\.db' || true").stdout.strip() == "0"
 
     # a rerun changes nothing: no host changed, no AWS write but the lease's, no kubeadm upgrade, no API write, no snapshot
