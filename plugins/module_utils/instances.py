@@ -7,14 +7,20 @@
 controller and Cluster API's MachineSet / KubeadmControlPlane scaling make them.
 
 A set is ``control-plane``, ``bastion`` or a machine deployment's name. ``plan_present``
-reads the set's instances once, resolves the AMI with one DescribeImages, and plans the
-writes that bring the set to its replicas: terminate (removed, then surplus machines,
-outdated first), fix IMDS options in place, launch the missing machines spread over the
-set's zones, and wait once for each batch. ``plan_absent`` terminates the whole set.
+reads the set's instances once and plans the writes that bring the set to its replicas (the
+spec's, or an override to surge): retag machines upgraded in place (``mark_updated``, one
+CreateTags), terminate the machines ``remove_machines`` names, fix IMDS options in place,
+launch the missing machines spread over the set's zones (resolving the AMI then, with one
+DescribeImages), and wait once for each batch. Machines beyond the replicas are the
+``surplus``, in Cluster API's deletion order (``surplus_choice``); they are terminated only
+when asked (``terminate_surplus``; always for the bastion), so that playbooks can drain them
+and remove their etcd members first. ``plan_absent`` terminates the whole set.
 
 A machine is outdated when its spec-hash tag differs from the hash of what the spec says a
-machine of the set is now; outdated machines are reported, never replaced implicitly: a
-rolling replace names them in ``remove_machines``.
+machine of the set is now (``spec_hash``: from the spec alone, with the image lookup's inputs
+rather than the AMI it finds; ``is_up_to_date`` also accepts the older hash that held the AMI
+id); outdated machines are reported, never replaced implicitly: a rolling replace names them in
+``remove_machines``.
 
 Launches are deterministic. Every machine holds a slot (tag ``kubecluster.aws/slot``, 0 ..
 replicas-1; machines from before slots existed get the lowest free slots in name order, in

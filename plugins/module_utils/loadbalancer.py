@@ -9,7 +9,8 @@
 ``naming.load_balancer_name``), its target group, listener, attributes and targets once,
 and plans what makes them match the spec: create what is missing, fix drift in the health
 check, attributes, listener, subnets, security groups and tags, register the running
-control-plane machines and deregister everything else. Its type and scheme are never
+control-plane machines (but those ``exclude_machines`` names, about to be removed) and
+deregister everything else. Its type and scheme are never
 changed in place: the cluster's endpoint is the balancer's DNS name, which is immutable
 (CAPA#2608).
 

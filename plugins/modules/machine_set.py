@@ -22,7 +22,7 @@ description:
     running so that a playbook can drain them and remove them one by one (etcd member first for the control
     plane); O(terminate_surplus=true) terminates them in the same run. A machine deployment's order is outdated
     machines first, then its C(deletion_order) (C(random), a stable pseudo-random order from the cluster name and
-    instance id; C(newest) or C(oldest) by launch time). The control plane's is KubeadmControlPlane's: outdated
+    instance id; C(newest) or C(oldest) by launch time). The control plane's is KubeadmControlPlane's, outdated
     first, from the zone holding the most machines, the oldest there. The bastion, no Kubernetes node, always
     has its surplus terminated.
   - The AMI is the set's C(ami_id) or, as CAPA looks it up, the newest image named after
@@ -80,7 +80,8 @@ options:
     description:
       - How many machines the set is brought to, instead of the spec's count; for example one more than the
         spec's to launch a replacement before an old machine goes (a surge), as rolling upgrades do.
-      - New machines take the lowest free slots, up to O(replicas)-1. Ignored when O(state=absent).
+      - New machines take the lowest free slots, up to O(replicas)-1. The bastion takes at most 1.
+        Ignored when O(state=absent).
     type: int
   terminate_surplus:
     description:
@@ -352,6 +353,9 @@ def check_options(module: Any, spec: Dict[str, Any]) -> None:
         module.fail_json(msg="wait_timeout: must be a number of seconds of at least 1, not %d" % params["wait_timeout"])
     if params["replicas"] is not None and params["replicas"] < 0:
         module.fail_json(msg="replicas: %d is not a machine count; use 0 or more, or leave it out to use the spec's replicas"
+                         % params["replicas"])
+    if params["replicas"] is not None and params["replicas"] > 1 and params["set"] == "bastion":
+        module.fail_json(msg="replicas: the bastion is one machine or none (cluster.network.bastion.enabled), not %d"
                          % params["replicas"])
 
 

@@ -556,6 +556,13 @@ def test_negative_replicas_fails_before_any_aws_call(ec2, calls):
     assert calls.names() == []
 
 
+def test_a_second_bastion_is_refused_before_any_aws_call(ec2, calls):
+    result, failed = machine_set(cluster_spec(), "bastion", replicas=2)
+
+    assert failed and result["msg"].startswith("replicas: the bastion is one machine or none")
+    assert calls.names() == []
+
+
 def test_spec_change_reports_outdated_without_writing(ec2, network, calls):
     apply(md0(2), "md-0")
     calls.clear()
