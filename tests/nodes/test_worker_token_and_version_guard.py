@@ -133,6 +133,6 @@ def test_a_new_version_on_members_is_refused_before_any_change_naming_the_machin
         assert result.recap[host.name]["changed"] == 0, host.name
         assert env.exec(host, "kubelet --version").stdout.strip() == "Kubernetes " + running
         assert node_roles.kubeadm_calls(env, host, "init", "join", "reset", "token", "upgrade") == []
-    assert ("Keep kubernetes_version: %s; the rolling upgrade (playbooks/upgrade_cluster.yml) is not available yet; "
-            "to move now, delete and recreate the cluster" % running) in result.stdout
+    assert ("Keep kubernetes_version: %s here, and move the cluster with playbooks/upgrade_cluster.yml (control plane first, "
+            "one minor at a time)" % running) in result.stdout
     assert "Copy the binaries to the machine" not in result.stdout

@@ -32,6 +32,10 @@ only what real RBAC gives them during a kubeadm join.
 
 Test endpoints (admin token): GET /stand-in/objects (every object), GET /stand-in/requests (every
 request: method, path, user, status). In process: ``KubeApiEmulator.objects()``, ``.requests()``.
+A test fault, as a kubelet that cannot get ready would report it (its runtime or network broken):
+PUT /stand-in/kubelet-faults {"not_ready_registrations": N, "message": "..."} keeps the next N Nodes
+that register NotReady, whatever else runs; GET shows the budget left and the Nodes held; DELETE clears
+the fault, and those Nodes get Ready as any other on the next reconcile.
 
 Run alone: python kube_api_emulator.py --listen 198.18.2.1:6443 --cert apiserver.crt --key apiserver.key
 --admin-token TOKEN [--version v1.31.4]
@@ -406,6 +410,8 @@ class Store:
         self.next_cluster_ip = 10
         # stacked etcd's member list, as etcdctl member list shows it; the kubeadm stand-in adds and removes members
         self.etcd_members = []
+        # the test fault of /stand-in/kubelet-faults: Nodes whose kubelet reports NotReady, and how many new ones will
+        self.kubelet_faults = {"not_ready_registrations": 0, "message": "", "nodes": []}
         for entry in CORE_RESOURCES:
             self.register(Resource(*entry))
         for namespace in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -535,6 +541,9 @@ class Store:
                 return obj
             self._bump(obj)
             self.objects[key] = obj
+            if resource.kind == "Node" and self.kubelet_faults["not_ready_registrations"] > 0:
+                self.kubelet_faults["not_ready_registrations"] -= 1
+                self.kubelet_faults["nodes"].append(name)
             self._after_write(resource, obj)
             return obj
 
@@ -792,12 +801,14 @@ class Store:
                 spec.pop("taints", None)
             conditions = [condition for condition in status.get("conditions") or [] if condition.get("type") != "Ready"]
             previous = next((condition for condition in status.get("conditions") or [] if condition.get("type") == "Ready"), {})
-            ready = "True" if cni else "False"
+            faulty = key[3] in self.kubelet_faults["nodes"]
+            ready = "True" if cni and not faulty else "False"
             transition = previous.get("lastTransitionTime") if previous.get("status") == ready else now_rfc3339()
             conditions.append({"type": "Ready", "status": ready, "lastHeartbeatTime": previous.get("lastHeartbeatTime") or now_rfc3339(),
                                "lastTransitionTime": transition,
-                               "reason": "KubeletReady" if cni else "KubeletNotReady",
-                               "message": "kubelet is posting ready status" if cni else
+                               "reason": "KubeletReady" if ready == "True" else "KubeletNotReady",
+                               "message": "kubelet is posting ready status" if ready == "True" else
+                               self.kubelet_faults["message"] or "stand-in test fault: the kubelet reports NotReady" if faulty else
                                "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
                                "message:Network plugin returns error: cni plugin not initialized"})
             status["conditions"] = conditions
@@ -1243,7 +1254,24 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, {"items": list(store.request_log)}
         if path.startswith("/stand-in/etcd/members"):
             return self._etcd_members(method, path, body)
+        if path == "/stand-in/kubelet-faults":
+            return self._kubelet_faults(method, body)
         raise ApiProblem(404, "NotFound", "no such stand-in endpoint")
+
+    def _kubelet_faults(self, method, body):
+        """The test fault that keeps the next Nodes to register NotReady (see the module's docstring)."""
+        store = self.store
+        with store.lock:
+            if method == "PUT":
+                count = (body or {}).get("not_ready_registrations")
+                if not isinstance(count, int) or count < 0:
+                    raise ApiProblem(400, "BadRequest", "not_ready_registrations must be an integer >= 0")
+                store.kubelet_faults.update(not_ready_registrations=count, message=str((body or {}).get("message") or ""))
+            elif method == "DELETE":
+                store.kubelet_faults = {"not_ready_registrations": 0, "message": "", "nodes": []}
+            elif method != "GET":
+                raise ApiProblem(405, "MethodNotAllowed", "GET, PUT or DELETE")
+            return 200, copy.deepcopy(store.kubelet_faults)
 
     def _etcd_members(self, method, path, body):
         """Stacked etcd's members: GET the list, POST {name, peerURLs} (kubeadm's member add), DELETE .../<hex id>."""

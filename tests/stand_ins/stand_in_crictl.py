@@ -6,13 +6,16 @@
 """The crictl stand-in: kubeadm's preflight needs crictl on PATH; this one answers version / info /
 ps / pods / images, and checks that the CRI socket it is pointed at exists. The only container it
 knows is stacked etcd's, running while /etc/kubernetes/manifests/etcd.yaml exists and the kubelet
-runs; `exec <id> etcdctl ... member list|remove` and `endpoint health [--cluster]` answer from the member list the API emulator keeps."""
+runs; `exec <id> etcdctl ... member list|remove` and `endpoint health [--cluster]` answer from the member list the API emulator keeps;
+`snapshot save <path>` writes a snapshot file where the container's /var/lib/etcd (a host path mount, as kubeadm's etcd
+manifest has it) shows it on the host."""
 
 import hashlib
 import json
 import os
 import re
 import subprocess
+import time
 
 import stand_in_lib as lib
 from stand_in_lib import StandInError
@@ -25,6 +28,8 @@ ALIASES = {"r": "runtime-endpoint", "i": "image-endpoint", "o": "output", "q": "
 EXEC_FLAGS = {"-i", "--interactive", "-t", "--tty", "-s", "--sync"}
 ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
 # what etcdctl needs to reach kubeadm's stacked etcd: its own client certificate and the etcd CA
+# what kubeadm's etcd static pod mounts from the host; a file written elsewhere stays inside the container
+ETCD_HOST_MOUNTS = ("/var/lib/etcd/", "/etc/kubernetes/pki/etcd/")
 ETCDCTL_TLS = {"endpoints": "https://127.0.0.1:2379", "cacert": "/etc/kubernetes/pki/etcd/ca.crt",
                "cert": "/etc/kubernetes/pki/etcd/healthcheck-client.crt", "key": "/etc/kubernetes/pki/etcd/healthcheck-client.key"}
 
@@ -43,7 +48,8 @@ def etcd_container(settings):
 
 
 def etcdctl(settings, argv, output):
-    """etcdctl in the etcd container: member list [-w json|simple|table], member remove <hex id>, endpoint health [--cluster] [-w json]."""
+    """etcdctl in the etcd container: member list [-w json|simple|table], member remove <hex id>, endpoint health [--cluster] [-w json],
+    snapshot save <path>."""
     options, words, index = {}, [], 0
     while index < len(argv):
         arg = argv[index]
@@ -104,7 +110,26 @@ def etcdctl(settings, argv, output):
         if not all(healthy for _url, healthy in health):
             raise StandInError("Error: unhealthy cluster")
         return 0
+    if words[:2] == ["snapshot", "save"] and len(words) == 3:
+        return snapshot_save(settings, client, words[2], output)
     raise StandInError("stand-in: `etcdctl %s` is not implemented by the crictl stand-in's etcdctl" % " ".join(words[:2]))
+
+
+def snapshot_save(settings, client, path, output):
+    """`snapshot save <path>`: a file (mode 0600, as etcd writes it) holding the member list and a marker; only a path
+    under one of the container's host mounts lands on the host, elsewhere it would stay in the container."""
+    if not path.startswith("/") or not any(path.startswith(mount) for mount in ETCD_HOST_MOUNTS):
+        raise StandInError("stand-in: %s is inside the etcd container, which mounts only %s from the host; the snapshot would not be "
+                           "reachable from the host" % (path, " and ".join(ETCD_HOST_MOUNTS)))
+    members = client.request("GET", "/stand-in/etcd/members")["members"]
+    content = json.dumps({"stand_in": "etcd snapshot written by the crictl stand-in's etcdctl (not a bbolt database)",
+                          "time": time.time(), "members": members}, sort_keys=True) + "\n"
+    lib.write_file(lib.host_path(path + ".part", settings), content, 0o600)
+    os.replace(lib.host_path(path + ".part", settings), lib.host_path(path, settings))
+    output.print('{"level":"info","msg":"created temporary db file","path":"%s.part"}\n'
+                 '{"level":"info","msg":"fetched snapshot","endpoint":"%s","size":"%d B"}\n'
+                 '{"level":"info","msg":"saved","path":"%s"}\nSnapshot saved at %s' % (path, ETCDCTL_TLS["endpoints"], len(content), path, path))
+    return 0
 
 
 def crictl_exec(settings, argv, output):

@@ -296,8 +296,11 @@ def static_pod(ctx, name, cluster, version, advertise):
 
 
 def write_static_pods(ctx, cluster, advertise, names):
+    """The manifests of the cluster's kubernetesVersion, as kubeadm writes them: a join takes it from the kubeadm-config
+    ConfigMap, not from its own version (so Cluster API's KubeadmControlPlane raises it there before a rollout)."""
+    version = cluster.get("kubernetesVersion") or ctx.version
     for name in names:
-        lib.write_file(ctx.path("%s/%s.yaml" % (MANIFESTS, name)), stand_in_yaml.dump(static_pod(ctx, name, cluster, ctx.version, advertise)), 0o600)
+        lib.write_file(ctx.path("%s/%s.yaml" % (MANIFESTS, name)), stand_in_yaml.dump(static_pod(ctx, name, cluster, version, advertise)), 0o600)
 
 
 def add_etcd_member(ctx, client, name, address):
@@ -703,6 +706,8 @@ def cmd_join(ctx, argv):
     except lib.ApiError as error:
         raise StandInError("error execution phase preflight: unable to fetch the kubeadm-config ConfigMap: %s" % error)
     cluster = stand_in_yaml.load(stored["data"]["ClusterConfiguration"])
+    if control_plane is not None:  # kubeadm's defaulting of the fetched config: a control plane too old for this kubeadm fails
+        lib.check_kubernetes_version(cluster.get("kubernetesVersion"), ctx.version, ctx.output)
     name = node_name(flags_, registration)
     existing = client.get("/api/v1/nodes/%s" % name, missing_ok=True)
     if existing and any(c.get("type") == "Ready" and c.get("status") == "True" for c in (existing.get("status") or {}).get("conditions") or []):
@@ -974,15 +979,24 @@ def cmd_upgrade(ctx, argv):
         ctx.load(flags_.get("config"), {"UpgradeConfiguration", "ClusterConfiguration", "InitConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"})
     require_root(ctx)
     if sub == "node":
+        # As kubeadm: the node follows the cluster's version (kubeadm-config, which `upgrade apply` moved), so on a node
+        # upgraded before the apply its control plane stays where the cluster is; kubeadm older than that refuses.
         kubeconfig = ctx.path(ADMIN_CONF) if os.path.exists(ctx.path(ADMIN_CONF)) else ctx.path("/etc/kubernetes/kubelet.conf")
         client = lib.client_from_kubeconfig(kubeconfig)
+        stored = stand_in_yaml.load(client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")["data"]["ClusterConfiguration"])
+        cluster_version = stored.get("kubernetesVersion")
+        if lib.parse_version(cluster_version) > lib.parse_version(ctx.version):
+            raise StandInError('[upgrade/version] FATAL: the cluster version "%s" is higher than the kubeadm version "%s". Upgrade kubeadm first '
+                               'using the tool you used to install kubeadm' % (cluster_version, ctx.version))
         kubelet_cm = client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubelet-config")
         lib.write_file(ctx.path(KUBELET_DIR + "/config.yaml"), kubelet_cm["data"]["kubelet"], 0o644)
         if os.path.exists(ctx.path(MANIFESTS + "/kube-apiserver.yaml")):
-            stored = stand_in_yaml.load(client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")["data"]["ClusterConfiguration"])
+            ctx.output.print('[upgrade] Upgrading your Static Pod-hosted control plane instance to version "%s"...' % cluster_version)
             for name in STATIC_PODS:
-                manifest = static_pod(ctx, name, stored, ctx.version, lib.node_ip(ctx.settings))
+                manifest = static_pod(ctx, name, stored, cluster_version, lib.node_ip(ctx.settings))
                 lib.write_file(ctx.path("%s/%s.yaml" % (MANIFESTS, name)), stand_in_yaml.dump(manifest), 0o600)
+        else:
+            ctx.output.print("[upgrade] Skipping phase. Not a control plane node.")
         ctx.output.print("[upgrade] The configuration for this node was successfully upgraded!\n[upgrade] Now you should go ahead and upgrade the kubelet "
                          "package using your package manager.")
         return 0
@@ -1007,6 +1021,15 @@ def cmd_upgrade(ctx, argv):
     if target_minor > current_minor + 1:
         raise StandInError('[upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n\n\t- Specified version to upgrade to '
                            '"%s" is too high; kubeadm can upgrade only 1 minor version at a time' % target)
+    if target_minor < current_minor:
+        raise StandInError('[upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n\n\t- Specified version to downgrade to '
+                           '"%s" is at least one minor release version lower than the current version "%s"' % (target, current))
+    if lib.parse_version(ctx.version)[1] > target_minor:
+        raise StandInError('[upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n\n\t- Kubeadm version %s can only be '
+                           'used to upgrade to Kubernetes version %d.%d' % (ctx.version, lib.parse_version(ctx.version)[0], lib.parse_version(ctx.version)[1]))
+    if not os.path.exists(ctx.path(MANIFESTS + "/kube-apiserver.yaml")):
+        raise StandInError("[upgrade/init config] FATAL: this is not a control-plane node (no %s/kube-apiserver.yaml); run `kubeadm upgrade apply` on "
+                           "the first control-plane node" % MANIFESTS)
     if not flags_.get("yes") and not flags_.get("force"):
         raise StandInError("won't proceed; the user didn't answer (Y|y) in order to continue")
     stored["kubernetesVersion"] = target
@@ -1014,6 +1037,8 @@ def cmd_upgrade(ctx, argv):
     client.request("PUT", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config", config_map)
     for name in STATIC_PODS:
         lib.write_file(ctx.path("%s/%s.yaml" % (MANIFESTS, name)), stand_in_yaml.dump(static_pod(ctx, name, stored, target, lib.node_ip(ctx.settings))), 0o600)
+    kubelet_cm = client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubelet-config")
+    lib.write_file(ctx.path(KUBELET_DIR + "/config.yaml"), kubelet_cm["data"]["kubelet"], 0o644)
     ctx.output.print('[upgrade/successful] SUCCESS! Your cluster was upgraded to "%s". Enjoy!' % target)
     return 0
 

@@ -167,6 +167,28 @@ def load_config(path, minor):
     return config
 
 
+def report_version(kubeconfig, version, stop, interval=2.0, attempts=60):
+    """As the kubelet's node status updates do: once its Node exists, status.nodeInfo.kubeletVersion is this kubelet's
+    version (so a kubelet upgraded in place shows in the API after its restart). With the node credentials of
+    kubelet.conf, whose user is system:node:<name>; retried while the API or the Node is not there yet."""
+    for _attempt in range(attempts):
+        try:
+            config = stand_in_yaml.load(lib.read_text(kubeconfig))
+            user = ((config.get("contexts") or [{}])[0].get("context") or {}).get("user") or ""
+            if user.startswith("system:node:"):
+                name = user[len("system:node:"):]
+                client = lib.client_from_kubeconfig(kubeconfig)
+                node = client.request("GET", "/api/v1/nodes/" + name)
+                if (node.get("status") or {}).get("nodeInfo", {}).get("kubeletVersion") != version:
+                    client.request("PATCH", "/api/v1/nodes/%s/status" % name, {"status": {"nodeInfo": {"kubeletVersion": version}}},
+                                   content_type="application/merge-patch+json")
+                return
+        except (OSError, ValueError, StandInError, lib.ApiError, stand_in_yaml.YamlError):
+            pass
+        if stop.wait(interval):
+            return
+
+
 def handle(argv, version, output):
     flags = parse_flags(argv)
     if flags.positional:
@@ -198,6 +220,8 @@ def handle(argv, version, output):
     signal.signal(signal.SIGTERM, lambda *_args: stop.set())
     signal.signal(signal.SIGINT, lambda *_args: stop.set())
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    if kubeconfig:
+        threading.Thread(target=report_version, args=(kubeconfig, version, stop), daemon=True).start()
     forwarder = api_forwarder(lib.settings())
     if forwarder is not None:
         threading.Thread(target=forwarder.run, args=(stop,), daemon=True).start()
