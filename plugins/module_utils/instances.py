@@ -7,14 +7,20 @@
 controller and Cluster API's MachineSet / KubeadmControlPlane scaling make them.
 
 A set is ``control-plane``, ``bastion`` or a machine deployment's name. ``plan_present``
-reads the set's instances once, resolves the AMI with one DescribeImages, and plans the
-writes that bring the set to its replicas: terminate (removed, then surplus machines,
-outdated first), fix IMDS options in place, launch the missing machines spread over the
-set's zones, and wait once for each batch. ``plan_absent`` terminates the whole set.
+reads the set's instances once and plans the writes that bring the set to its replicas (the
+spec's, or an override to surge): retag machines upgraded in place (``mark_updated``, one
+CreateTags), terminate the machines ``remove_machines`` names, fix IMDS options in place,
+launch the missing machines spread over the set's zones (resolving the AMI then, with one
+DescribeImages), and wait once for each batch. Machines beyond the replicas are the
+``surplus``, in Cluster API's deletion order (``surplus_choice``); they are terminated only
+when asked (``terminate_surplus``; always for the bastion), so that playbooks can drain them
+and remove their etcd members first. ``plan_absent`` terminates the whole set.
 
 A machine is outdated when its spec-hash tag differs from the hash of what the spec says a
-machine of the set is now; outdated machines are reported, never replaced implicitly: a
-rolling replace names them in ``remove_machines``.
+machine of the set is now (``spec_hash``: from the spec alone, with the image lookup's inputs
+rather than the AMI it finds; ``is_up_to_date`` also accepts the older hash that held the AMI
+id); outdated machines are reported, never replaced implicitly: a rolling replace names them in
+``remove_machines``.
 
 Launches are deterministic. Every machine holds a slot (tag ``kubecluster.aws/slot``, 0 ..
 replicas-1; machines from before slots existed get the lowest free slots in name order, in
@@ -106,19 +112,61 @@ def set_kubernetes_version(set_name: str, set_spec: Spec) -> Optional[str]:
     return version
 
 
-def spec_hash(set_name: str, set_spec: Spec, image_id: str) -> str:
-    """A short stable hash of what defines a machine of the set; user data is not part of it."""
-    defining = {
+def image_source(set_name: str, set_spec: Spec) -> Dict[str, Any]:
+    """What decides a set's AMI, without asking EC2: the spec's ami_id, else the image lookup's inputs.
+
+    The lookup's answer (the newest image matching the name) is not part of it, so a newly
+    published image does not by itself make the running machines outdated; the architecture the
+    lookup filters on follows from the instance type, which the spec hash holds already.
+    """
+    if set_spec["ami_id"]:
+        return {"ami_id": set_spec["ami_id"]}
+    image_lookup = set_spec["image_lookup"]
+    return {"owner": image_lookup["owner"],
+            "name": image_name_pattern(image_lookup, set_kubernetes_version(set_name, set_spec))}
+
+
+def _hash(defining: Dict[str, Any]) -> str:
+    text = json.dumps(defining, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
+def _defining(set_name: str, set_spec: Spec) -> Dict[str, Any]:
+    return {
         "instance_type": set_spec["instance_type"],
-        "image_id": image_id,
         "kubernetes_version": set_kubernetes_version(set_name, set_spec),
         "root_volume": set_spec["root_volume"],
         "iam_instance_profile": set_spec["iam_instance_profile"],
         "instance_metadata": set_spec["instance_metadata"],
         "ssh_key_name": set_spec["ssh_key_name"],
     }
-    text = json.dumps(defining, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
+def spec_hash(set_name: str, set_spec: Spec) -> str:
+    """A short stable hash of what defines a machine of the set, computed from the spec alone.
+
+    Instance type, image source (image_source: the ami_id or the lookup's inputs), Kubernetes
+    version, root volume, instance profile, IMDS options and SSH key; user data is not part of it.
+    """
+    return _hash(dict(_defining(set_name, set_spec), image=image_source(set_name, set_spec)))
+
+
+def legacy_spec_hash(set_name: str, set_spec: Spec, image_id: str) -> str:
+    """The spec hash of machines launched before it left out the looked-up AMI: the same fields with the AMI id."""
+    return _hash(dict(_defining(set_name, set_spec), image_id=image_id))
+
+
+def is_up_to_date(instance: Instance, set_name: str, set_spec: Spec, current_hash: str) -> bool:
+    """Whether the machine's spec-hash tag matches the spec: today's hash, or the hash of a machine
+    launched before the hash left out the AMI, computed with the spec's ami_id or, for a looked-up
+    image, the AMI the machine runs (a newer image does not make it outdated)."""
+    tag = tags_of(instance).get(naming.SPEC_HASH_TAG)
+    if tag is None:
+        return False
+    if tag == current_hash:
+        return True
+    image_id: Optional[str] = set_spec["ami_id"] or instance.get("ImageId")
+    return image_id is not None and tag == legacy_spec_hash(set_name, set_spec, image_id)
 
 
 def client_token(cluster_name: str, set_name: str, slot: int, attempt: int) -> str:
@@ -204,17 +252,47 @@ def spread(zones: Sequence[str], counts: Dict[Optional[str], int], count: int) -
 
 
 def scale_down_choice(machines: Sequence[View], count: int, zones: Sequence[str]) -> List[View]:
-    """The ``count`` machines to terminate: outdated first, from the zone holding the most
-    machines (ties -> the later zone), newest launch first, as KubeadmControlPlane picks."""
+    """The control plane's ``count`` machines to remove, as KubeadmControlPlane's selectMachineForScaleDown
+    picks them one after the other: outdated first, from the zone holding the most machines (ties ->
+    the later zone), the oldest there (ties -> name)."""
     remaining = list(machines)
     chosen = []
-    for _pick in range(count):
+    for _pick in range(min(count, len(remaining))):
         pool = [m for m in remaining if m["outdated"]] or remaining
         zone = fullest_zone(pool, remaining, zones)
-        victim = max((m for m in pool if m["availability_zone"] == zone), key=lambda m: (m["launch_time"], m["name"]))
+        victim = min((m for m in pool if m["availability_zone"] == zone), key=lambda m: (str(m["launch_time"]), str(m["name"])))
         remaining.remove(victim)
         chosen.append(victim)
     return chosen
+
+
+def random_rank(cluster_name: str, instance_id: str) -> str:
+    """A machine's place in the ``random`` deletion order: stable, so check mode and the apply agree."""
+    return hashlib.sha256(("%s/%s" % (cluster_name, instance_id)).encode("utf-8")).hexdigest()
+
+
+def deployment_deletion_order(machines: Sequence[View], order: str, cluster_name: str) -> List[View]:
+    """A machine deployment's machines in the order they go on scale down, as a MachineSet deletes:
+    outdated first, then by ``order`` (random: a stable pseudo-random order; newest or oldest by launch
+    time, ties -> name)."""
+    ordered = sorted(machines, key=lambda m: str(m["name"]))
+    if order == "random":
+        ordered.sort(key=lambda m: random_rank(cluster_name, str(m["instance_id"])))
+    else:
+        # Stable sorts: equal launch times keep name order, either way.
+        ordered.sort(key=lambda m: str(m["launch_time"]), reverse=order == "newest")
+    ordered.sort(key=lambda m: not m["outdated"])
+    return ordered
+
+
+def surplus_choice(set_name: str, set_spec: Spec, cluster_name: str, machines: Sequence[View], count: int) -> List[View]:
+    """The ``count`` machines of the set that go to reach its replicas, in the order they go."""
+    if count <= 0:
+        return []
+    if set_name == naming.SET_CONTROL_PLANE:
+        return scale_down_choice(machines, count, set_spec["availability_zones"])
+    order = set_spec.get("deletion_order") or "random"
+    return deployment_deletion_order(machines, order, cluster_name)[:count]
 
 
 def fullest_zone(pool: Sequence[View], machines: Sequence[View], zones: Sequence[str]) -> Optional[str]:
@@ -352,10 +430,10 @@ def resolve_image(ec2: Any, spec: Spec, set_name: str, set_spec: Spec) -> Image:
 
 # --- views returned to the caller ---------------------------------------------------------
 
-def machine_view(instance: Instance, current_hash: Optional[str]) -> View:
-    """The one machine view (machines.py) and whether the machine is outdated, which takes the set's spec hash."""
+def machine_view(instance: Instance, outdated: bool) -> View:
+    """The one machine view (machines.py) and whether the machine is outdated, which takes the set's spec."""
     view = machines.machine_view(instance)
-    view["outdated"] = current_hash is not None and tags_of(instance).get(naming.SPEC_HASH_TAG) != current_hash
+    view["outdated"] = outdated
     return view
 
 
@@ -367,16 +445,20 @@ class MachineSet:
     The EC2 client and the wait settings come from the Context, read only when needed.
     """
 
-    def __init__(self, ctx: Context, spec: Spec, set_name: str, allow_missing_network: bool = False) -> None:
+    def __init__(self, ctx: Context, spec: Spec, set_name: str, allow_missing_network: bool = False,
+                 replicas: Optional[int] = None) -> None:
         self.ctx = ctx
         self.spec = spec
         self.cluster: str = spec["name"]
         self.set_name = set_name
         self.allow_missing_network = allow_missing_network
+        self.replicas = replicas
         self._set_spec: Optional[Spec] = None
         self.plan = Plan("machine set %s of cluster %s" % (set_name, self.cluster))
         self.current_hash: Optional[str] = None
         self.survivors: List[Instance] = []
+        self.surplus: List[Instance] = []
+        self.marked: List[Instance] = []
         self.to_terminate: List[Instance] = []
         self.to_launch: List[Dict[str, Any]] = []
         self.new_instances: Dict[str, Instance] = {}
@@ -384,7 +466,7 @@ class MachineSet:
         self.known_ids: Set[str] = set()
         self.read_at: Optional[datetime.datetime] = None
         self.plan.returns.update(machines=self.machines, outdated=self.outdated, launched=self.launched,
-                                 terminated=self.terminated)
+                                 terminated=self.terminated, surplus=self.surplus_views)
 
     @property
     def ec2(self) -> Any:
@@ -392,21 +474,35 @@ class MachineSet:
 
     @property
     def set_spec(self) -> Spec:
-        """The set's settings; read only when planning present, so that a set since dropped
-        from the spec can still be terminated."""
+        """The set's settings, with the replicas override; read only when planning present, so that a
+        set since dropped from the spec can still be terminated."""
         if self._set_spec is None:
             self._set_spec = machine_set_spec(self.spec, self.set_name)
+            if self.replicas is not None:
+                self._set_spec["replicas"] = self.replicas
         return self._set_spec
 
     # what the caller gets back, computed after the apply
 
+    def is_outdated(self, instance: Instance) -> bool:
+        if self.current_hash is None or instance in self.marked:
+            return False
+        return not is_up_to_date(instance, self.set_name, self.set_spec, self.current_hash)
+
+    def view(self, instance: Instance) -> View:
+        view = machine_view(instance, self.is_outdated(instance))
+        if instance in self.marked:
+            # Tagged by this run (or, in check mode, to be): the view says what the tags say after it.
+            view["kubernetes_version"] = set_kubernetes_version(self.set_name, self.set_spec)
+        return view
+
     def machines(self) -> List[View]:
-        views = [machine_view(i, self.current_hash) for i in self.survivors]
+        views = [self.view(i) for i in self.survivors]
         views += [self.new_view(planned) for planned in self.to_launch]
         return sorted(views, key=lambda v: str(v["name"]))
 
     def outdated(self) -> List[str]:
-        return sorted(v["name"] for v in (machine_view(i, self.current_hash) for i in self.survivors) if v["outdated"])
+        return sorted(name_of(i) for i in self.survivors if self.is_outdated(i))
 
     def launched(self) -> List[str]:
         return [planned["name"] for planned in self.to_launch]
@@ -414,10 +510,13 @@ class MachineSet:
     def terminated(self) -> List[str]:
         return [i["InstanceId"] for i in self.to_terminate]
 
+    def surplus_views(self) -> List[View]:
+        return [self.view(i) for i in self.surplus]
+
     def new_view(self, planned: Dict[str, Any]) -> View:
         instance = self.new_instances.get(planned["name"])
         if instance:
-            return machine_view(instance, self.current_hash)
+            return machine_view(instance, False)
         return {
             "instance_id": UNKNOWN, "name": planned["name"], "set": self.set_name, "role": naming.machine_role(self.set_name),
             "kubernetes_version": set_kubernetes_version(self.set_name, self.set_spec),
@@ -435,31 +534,58 @@ class MachineSet:
         self.plan_waits()
         return self.plan
 
-    def plan_present(self, remove_machines: Sequence[str] = (), user_data: Optional[str] = None) -> Plan:
+    def plan_present(self, remove_machines: Sequence[str] = (), user_data: Optional[str] = None,
+                     terminate_surplus: bool = False, mark_updated: Sequence[str] = ()) -> Plan:
         self.read_at = utc_now()
         live, gone = read_set_instances(self.ec2, self.cluster, self.set_name)
         removed = self.match_removals(live, gone, remove_machines)
+        marked = self.match_names("mark_updated", live, gone, mark_updated)
         survivors = [i for i in live if i not in removed]
         desired: int = self.set_spec["replicas"]
-        image = None
-        if desired:
-            # Needed to launch, and to tell which survivors are outdated.
-            image = resolve_image(self.ec2, self.spec, self.set_name, self.set_spec)
-            self.current_hash = spec_hash(self.set_name, self.set_spec, image.id)
-        surplus: List[Instance] = []
-        if len(survivors) > desired:
-            by_id = {i["InstanceId"]: i for i in survivors}
-            chosen = scale_down_choice([machine_view(i, self.current_hash) for i in survivors], len(survivors) - desired,
-                                       self.set_spec["availability_zones"])
-            surplus = [by_id[v["instance_id"]] for v in chosen]
-            survivors = [i for i in survivors if i not in surplus]
+        # From the spec alone: no AWS call unless a machine is launched.
+        self.current_hash = spec_hash(self.set_name, self.set_spec)
+        self.plan_mark_updated([i for i in marked if i not in removed])
+        self.surplus = self.surplus_of(survivors, len(survivors) - desired)
+        # The bastion is no Kubernetes node: nothing to drain first, so its surplus always goes.
+        if terminate_surplus or self.set_name == naming.SET_BASTION:
+            survivors = [i for i in survivors if i not in self.surplus]
+            self.plan_terminate(removed + self.surplus, self.termination_reason(removed, self.surplus))
+        else:
+            self.plan_terminate(removed, self.termination_reason(removed, []))
         self.survivors = survivors
-        self.plan_terminate(removed + surplus, self.termination_reason(removed, surplus))
         self.plan_metadata_fixes()
-        if image is not None and desired > len(survivors):
+        if desired > len(survivors):
+            # Only a launch needs the AMI (one DescribeImages).
+            image = resolve_image(self.ec2, self.spec, self.set_name, self.set_spec)
             self.plan_launch(desired - len(survivors), image, user_data, live + gone)
         self.plan_waits()
         return self.plan
+
+    def surplus_of(self, survivors: Sequence[Instance], count: int) -> List[Instance]:
+        """The survivors that go to reach the replicas, in deletion order."""
+        by_id = {i["InstanceId"]: i for i in survivors}
+        views = [machine_view(i, self.is_outdated(i)) for i in survivors]
+        return [by_id[v["instance_id"]] for v in surplus_choice(self.set_name, self.set_spec, self.cluster, views, count)]
+
+    def version_tags(self) -> Dict[str, str]:
+        """The tags mark_updated writes: the spec hash and (but for the bastion) the Kubernetes version."""
+        tags = {naming.SPEC_HASH_TAG: self.current_hash or ""}
+        version = set_kubernetes_version(self.set_name, self.set_spec)
+        if version:
+            tags[naming.KUBERNETES_VERSION_TAG] = version
+        return tags
+
+    def plan_mark_updated(self, marked: Sequence[Instance]) -> None:
+        """One CreateTags for the named machines whose spec-hash or version tag differs from the spec's."""
+        wanted = self.version_tags()
+        stale = [i for i in marked if any(tags_of(i).get(key) != value for key, value in wanted.items())]
+        self.marked = list(marked)
+        if not stale:
+            return
+        ids = [i["InstanceId"] for i in stale]
+        detail = "mark_updated: %s" % ", ".join("%s=%s" % (key, value) for key, value in sorted(wanted.items()))
+        self.plan.update("ec2 instance tags", ", ".join(name_of(i) for i in stale),
+                         lambda: aws_ec2.create_instance_tags(self.ec2, ids, wanted), detail)
 
     @staticmethod
     def termination_reason(removed: Sequence[Instance], surplus: Sequence[Instance]) -> str:
@@ -472,6 +598,11 @@ class MachineSet:
 
     def match_removals(self, live: Sequence[Instance], gone: Sequence[Instance], names: Sequence[str]) -> List[Instance]:
         """The live instances ``remove_machines`` names; already-terminated ones are done already."""
+        return self.match_names("remove_machines", live, gone, names)
+
+    def match_names(self, option: str, live: Sequence[Instance], gone: Sequence[Instance], names: Sequence[str]) -> List[Instance]:
+        """The live instances ``names`` (instance ids or Name tags) name, in their order; terminated ones are
+        skipped. A name that is no machine of the set fails, before any write, naming the option."""
         by_key: Dict[Optional[str], Instance] = {}
         for instance in live:
             by_key[instance["InstanceId"]] = instance
@@ -482,16 +613,16 @@ class MachineSet:
         unknown = [name for name in names if name not in by_key and name not in done]
         if unknown:
             known = sorted(name_of(i) for i in live)
-            raise MachineSetError("remove_machines: %s %s not a machine of set %s of cluster %s; name machines of this set by "
+            raise MachineSetError("%s: %s %s not a machine of set %s of cluster %s; name machines of this set by "
                                   "instance id or Name tag (it has: %s)"
-                                  % (", ".join(unknown), "is" if len(unknown) == 1 else "are", self.set_name, self.cluster,
+                                  % (option, ", ".join(unknown), "is" if len(unknown) == 1 else "are", self.set_name, self.cluster,
                                      ", ".join(known) or "none"))
-        removed: List[Instance] = []
+        found: List[Instance] = []
         for name in names:
-            found = by_key.get(name)
-            if found is not None and found not in removed:
-                removed.append(found)
-        return removed
+            match = by_key.get(name)
+            if match is not None and match not in found:
+                found.append(match)
+        return found
 
     def plan_terminate(self, instances: Sequence[Instance], reason: str) -> None:
         conflicts: List[str] = naming.double_claims(
@@ -695,17 +826,22 @@ class MachineSet:
 
 
 def plan_present(ctx: Context, spec: Spec, set_name: str, remove_machines: Sequence[str] = (), user_data: Optional[str] = None,
-                 allow_missing_network: bool = False) -> Plan:
+                 allow_missing_network: bool = False, replicas: Optional[int] = None, terminate_surplus: bool = False,
+                 mark_updated: Sequence[str] = ()) -> Plan:
     """Plan bringing the set to its replicas.
 
-    ``spec`` is a resolved spec whose availability zones are names. The Plan's ``returns`` hold
-    the module's return values (machines, outdated, launched, terminated), computed after the
-    apply; it waits for the machines when ``ctx.wait``. Raises MachineSetError (before any write)
-    when the set cannot be built as asked. ``allow_missing_network`` (check mode) plans into
-    subnets and security groups the same run would create, with "(known after apply)" ids,
-    instead of failing.
+    ``spec`` is a resolved spec whose availability zones are names; ``replicas`` overrides the
+    set's count (a surge). Machines beyond the replicas are returned as ``surplus`` in deletion
+    order and terminated only with ``terminate_surplus``; ``remove_machines`` are terminated and
+    replaced; ``mark_updated`` machines get the spec's spec-hash and version tags (after an
+    in-place upgrade). The Plan's ``returns`` hold the module's return values (machines, outdated,
+    launched, terminated, surplus), computed after the apply; it waits for the machines when
+    ``ctx.wait``. Raises MachineSetError (before any write) when the set cannot be built as asked.
+    ``allow_missing_network`` (check mode) plans into subnets and security groups the same run
+    would create, with "(known after apply)" ids, instead of failing.
     """
-    return MachineSet(ctx, spec, set_name, allow_missing_network).plan_present(remove_machines, user_data)
+    machine_set = MachineSet(ctx, spec, set_name, allow_missing_network, replicas)
+    return machine_set.plan_present(remove_machines, user_data, terminate_surplus, mark_updated)
 
 
 def plan_absent(ctx: Context, spec: Spec, set_name: str) -> Plan:

@@ -9,7 +9,8 @@
 ``naming.load_balancer_name``), its target group, listener, attributes and targets once,
 and plans what makes them match the spec: create what is missing, fix drift in the health
 check, attributes, listener, subnets, security groups and tags, register the running
-control-plane machines and deregister everything else. Its type and scheme are never
+control-plane machines (but those ``exclude_machines`` names, about to be removed) and
+deregister everything else. Its type and scheme are never
 changed in place: the cluster's endpoint is the balancer's DNS name, which is immutable
 (CAPA#2608).
 
@@ -155,15 +156,39 @@ def target_changes(running: Iterable[str], pending: Iterable[str], registered: I
 
 # --- reads ----------------------------------------------------------------------------
 
-def control_plane_instances(ec2: Any, cluster: str) -> Dict[str, List[str]]:
-    """Ids of the cluster's pending and running control-plane machines, in one call."""
+def control_plane_instances(ec2: Any, cluster: str) -> Dict[str, Any]:
+    """The cluster's control-plane machines, in one call: ``pending`` and ``running`` hold their ids;
+    ``known`` maps the id and Name tag of every one in any state (also stopped or terminated) to its id."""
     filters: List[Dict[str, Any]] = naming.owned_filters(cluster, **{naming.ROLE_TAG: naming.ROLE_CONTROL_PLANE})
-    filters.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
-    found: Dict[str, List[str]] = {"pending": [], "running": []}
+    found: Dict[str, Any] = {"pending": [], "running": [], "known": {}}
     for reservation in aws_ec2.describe_instances(ec2, Filters=filters):
         for instance in reservation["Instances"]:
-            found[instance["State"]["Name"]].append(instance["InstanceId"])
+            tags = naming.tags_to_dict(instance.get("Tags"))
+            # The filters already select these; checked again because a target must never be another's instance.
+            if not naming.is_owned(tags, cluster) or tags.get(naming.ROLE_TAG) != naming.ROLE_CONTROL_PLANE:
+                continue
+            instance_id = instance["InstanceId"]
+            state = instance["State"]["Name"]
+            if state in ("pending", "running"):
+                found[state].append(instance_id)
+            found["known"][instance_id] = instance_id
+            if tags.get("Name"):
+                found["known"][tags["Name"]] = instance_id
     return found
+
+
+def excluded_ids(instances: Dict[str, Any], exclude_machines: Sequence[str], cluster: str) -> List[str]:
+    """The instance ids ``exclude_machines`` names (instance ids or Name tags of the cluster's control-plane
+    machines, in any state); a name that is none of them raises LoadBalancerError, before any write."""
+    known: Dict[str, str] = instances["known"]
+    unknown = [name for name in exclude_machines if name not in known]
+    if unknown:
+        live = sorted(name for name, instance_id in known.items()
+                      if name != instance_id and instance_id in instances["pending"] + instances["running"])
+        raise LoadBalancerError("exclude_machines: %s %s not a control-plane machine of cluster %s; name control-plane machines "
+                                "by instance id or Name tag (it has: %s)"
+                                % (", ".join(unknown), "is" if len(unknown) == 1 else "are", cluster, ", ".join(live) or "none"))
+    return sorted({known[name] for name in exclude_machines})
 
 
 def cluster_network(ec2: Any, spec: Dict[str, Any], allow_missing: bool) -> Dict[str, Any]:
@@ -597,20 +622,26 @@ def _view(plan: Plan, want: Dict[str, Any], targets: List[str]) -> Callable[[], 
     return view
 
 
-def plan_present(ctx: Context, spec: Dict[str, Any], wait_for_targets: bool = True, allow_missing_network: bool = False) -> Plan:
+def plan_present(ctx: Context, spec: Dict[str, Any], wait_for_targets: bool = True, allow_missing_network: bool = False,
+                 exclude_machines: Sequence[str] = ()) -> Plan:
     """Plan the API balancer for the spec; ``plan.returns["load_balancer"]`` gives the module's result after the apply.
 
-    Waits for pending control-plane machines take at most ``ctx.wait_timeout``. Raises
+    Waits for pending control-plane machines take at most ``ctx.wait_timeout``. The machines
+    ``exclude_machines`` names (ids or Name tags of the cluster's control-plane machines) are
+    deregistered and not registered, as before a control-plane machine is removed. Raises
     LoadBalancerError, before any write, for a balancer of another type or scheme, a
-    look-alike the cluster does not own, or (unless ``allow_missing_network``, as in check
-    mode) a network that does not exist yet.
+    look-alike the cluster does not own, an excluded name that is no control-plane machine of
+    the cluster, or (unless ``allow_missing_network``, as in check mode) a network that does
+    not exist yet.
     """
     config = spec["network"]["api_load_balancer"]
+    instances = control_plane_instances(ctx.ec2, spec["name"])
+    excluded = set(excluded_ids(instances, exclude_machines, spec["name"]))
+    instances = {state: [i for i in instances[state] if i not in excluded] for state in ("pending", "running")}
     found = find_api_balancer(ctx, spec["name"])
     _refuse_unowned(found, spec["name"])
     refuse_immutable_changes(found, config, naming.load_balancer_name(spec["name"]))
     want = desired(spec, cluster_network(ctx.ec2, spec, allow_missing_network))
-    instances = control_plane_instances(ctx.ec2, spec["name"])
     plan = Plan()
     planner: Union[_NlbPlanner, _ClassicPlanner]
     if config["type"] == NLB:

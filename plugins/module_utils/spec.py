@@ -50,6 +50,15 @@ CNI_PLUGINS = ("calico", "cilium")
 VOLUME_TYPES = ("gp3", "gp2", "io1", "io2")
 HTTP_TOKENS = ("required", "optional")
 PACKAGE_SOURCES = ("pkgs.k8s.io", "mirror", "binaries")
+# Cluster API's MachineDeployment deletion order (spec.deletion.order; deletePolicy before v1beta2).
+DELETION_ORDERS = ("random", "newest", "oldest")
+UPGRADE_STRATEGIES = ("immutable", "in_place")
+# CAPI's MachineHealthCheck nodeStartupTimeout default; its webhook refuses less than 30 s.
+DEFAULT_NODE_STARTUP_TIMEOUT = 600
+MIN_NODE_STARTUP_TIMEOUT = 30
+DEFAULT_NODE_DRAIN_TIMEOUT = 600
+MAX_TIMEOUT = 86400
+UPGRADE_COMMAND = "ansible-playbook kubecluster.aws.upgrade_cluster -e @spec.yml"
 
 # kubeadm.k8s.io/v1beta3 is read from 1.22; CAPA publishes images for the newest three minors.
 MIN_KUBERNETES_MINOR = 28
@@ -292,6 +301,10 @@ _MACHINE_DEPLOYMENT: Schema = {
     "iam_instance_profile": _Field(NODES_PROFILE, _string),
     "availability_zones": _Field(None, _zones, nullable=True),
     "root_volume": _Field(children=_root_volume()),
+    # Cluster API's MachineDeployment: which machines go first on scale down, and the rollout's surge.
+    "deletion_order": _Field("random", _choice(DELETION_ORDERS)),
+    "max_surge": _Field(1, _int_range(0, 1000)),
+    "max_unavailable": _Field(0, _int_range(0, 1000)),
 }
 
 SCHEMA: Schema = {
@@ -362,6 +375,10 @@ SCHEMA: Schema = {
     # Your own known_hosts with the machines' host keys pinned (checked strictly); None: the
     # cluster's own file next to the kubeconfig, pinned on first contact (hosts.host_keys).
     "ssh_known_hosts_file": _Field(None, _string, nullable=True),
+    # Day 2: how upgrade_cluster.yml rolls a change, and the waits of scale, upgrade and remove.
+    "upgrade_strategy": _Field("immutable", _choice(UPGRADE_STRATEGIES)),
+    "node_startup_timeout": _Field(DEFAULT_NODE_STARTUP_TIMEOUT, _int_range(MIN_NODE_STARTUP_TIMEOUT, MAX_TIMEOUT)),
+    "node_drain_timeout": _Field(DEFAULT_NODE_DRAIN_TIMEOUT, _int_range(1, MAX_TIMEOUT)),
     "machine_deployments": _Field(None, items=_MACHINE_DEPLOYMENT),
 }
 
@@ -446,6 +463,11 @@ def _resolve_machine_deployments(value: Any, environ: Environ, errors: List[str]
         if resolved["replicas"] is None:
             # clusterctl's --worker-machine-count defaults to 0.
             resolved["replicas"] = 0
+        if resolved["max_surge"] == 0 and resolved["max_unavailable"] == 0:
+            # Cluster API's webhook: a rollout that may neither add nor remove a machine cannot move.
+            errors.append("%s.max_surge: max_surge and max_unavailable are both 0, so a rolling upgrade could neither add "
+                          "nor remove a machine; set max_surge: 1 (launch first, the default) or max_unavailable: 1 "
+                          "(remove first)" % item_path)
         out.append(resolved)
     return out
 
@@ -634,30 +656,93 @@ def instance_profiles(spec: Spec) -> Dict[str, str]:
 
 
 def version_change_errors(spec: Spec, machines: Iterable[Mapping[str, Any]]) -> List[str]:
-    """The refusal of a Kubernetes version change on a running cluster: one error line naming every
+    """The refusal of a Kubernetes version change outside an upgrade: one error line naming every
     machine that runs another version than the spec's, or none.
 
     ``machines`` are the cluster's pending and running machines as the machine view
-    (machines.machine_view) shows them. Until a rolling upgrade exists, a new version would only
-    reach the kubelets of new or reinstalled machines, ahead of the control plane (version skew).
-    Machines without a version (the bastion; machines launched before the version tag) are not
-    judged here: the kubernetes_packages role checks the kubelet each member runs.
+    (machines.machine_view) shows them. A new version given to create_cluster.yml would only reach
+    the kubelets of new or reinstalled machines, ahead of the control plane (version skew); the
+    upgrade playbook rolls it control plane first. Machines without a version (the bastion;
+    machines launched before the version tag) are not judged here: the kubernetes_packages role
+    checks the kubelet each member runs.
     """
     wanted = spec["kubernetes_version"]
-    other = sorted((m for m in machines if m.get("kubernetes_version") and m["kubernetes_version"] != wanted),
-                   key=lambda m: (str(m["name"]), str(m["instance_id"])))
+    other = _sorted_machines(m for m in machines if m.get("kubernetes_version") and m["kubernetes_version"] != wanted)
     if not other:
         return []
-    running = sorted({str(m["kubernetes_version"]) for m in other})
-    listed = ", ".join("%s (%s) runs %s" % (m["name"], m["instance_id"], m["kubernetes_version"]) for m in other)
+    running = sorted({str(m["kubernetes_version"]) for m in other}, key=_version_key)
+    listed = ", ".join(_runs(m) for m in other)
     return ["cluster.kubernetes_version: %s, but cluster %s is running and %s; nothing was changed. Keep "
-            "kubernetes_version: %s; the rolling upgrade (playbooks/upgrade_cluster.yml) is not available yet; "
-            "to move now, delete and recreate the cluster" % (wanted, spec["name"], listed, " or ".join(running))]
+            "kubernetes_version: %s here, and move the cluster to %s with the rolling upgrade: %s"
+            % (wanted, spec["name"], listed, " or ".join(running), wanted, UPGRADE_COMMAND)]
+
+
+def _version_key(version: str) -> Tuple[int, int, int]:
+    """A vMAJOR.MINOR.PATCH version as numbers, for ordering; what does not parse sorts first."""
+    match = _VERSION.match(version) if isinstance(version, str) else None
+    if not match:
+        return (0, 0, 0)
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+
+
+def _sorted_machines(machines: Iterable[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+    return sorted(machines, key=lambda m: (str(m["name"]), str(m["instance_id"])))
+
+
+def _runs(machine: Mapping[str, Any]) -> str:
+    return "%s (%s) runs %s" % (machine["name"], machine["instance_id"], machine["kubernetes_version"])
+
+
+def upgrade_errors(spec: Spec, machines: Iterable[Mapping[str, Any]]) -> List[str]:
+    """What refuses moving the running machines to the spec's kubernetes_version in an upgrade, or nothing.
+
+    A downgrade (a machine runs a newer version than the spec's) and a skipped minor (the spec's
+    minor is more than one above the oldest minor running) are refused, each naming the machines;
+    kubeadm upgrades one minor at a time and never down (Cluster API's KubeadmControlPlane refuses
+    both too). Patch upgrades, one-minor upgrades and the version already running pass.
+    ``machines`` as for version_change_errors; machines without a version tag are not judged.
+    """
+    wanted = spec["kubernetes_version"]
+    target = _version_key(wanted)
+    versioned = _sorted_machines(m for m in machines if m.get("kubernetes_version"))
+    errors: List[str] = []
+    newer = [m for m in versioned if _version_key(str(m["kubernetes_version"])) > target]
+    if newer:
+        newest = max((str(m["kubernetes_version"]) for m in newer), key=_version_key)
+        errors.append("cluster.kubernetes_version: %s is older than what cluster %s runs (%s); Kubernetes cannot be "
+                      "downgraded (kubeadm upgrades only forward), nothing was changed; set kubernetes_version: %s or newer"
+                      % (wanted, spec["name"], ", ".join(_runs(m) for m in newer), newest))
+    older = [m for m in versioned if _version_key(str(m["kubernetes_version"])) < target]
+    if older:
+        oldest_minor = min(_version_key(str(m["kubernetes_version"]))[:2] for m in older)
+        if target[:2] > (oldest_minor[0], oldest_minor[1] + 1):
+            behind = [m for m in older if _version_key(str(m["kubernetes_version"]))[:2] < (target[0], target[1] - 1)]
+            errors.append("cluster.kubernetes_version: %s skips a minor version: %s; kubeadm upgrades one minor at a time, "
+                          "nothing was changed; upgrade to v%d.%d (its newest patch) first, then to %s"
+                          % (wanted, ", ".join(_runs(m) for m in behind), oldest_minor[0], oldest_minor[1] + 1, wanted))
+    return errors
+
+
+def upgrade_summary(spec: Spec, machines: Iterable[Mapping[str, Any]]) -> Dict[str, Any]:
+    """What an upgrade to the spec's version means for the running machines.
+
+    ``from``: the versions running, oldest first; ``to``: the spec's version; ``minor``: whether a
+    running machine is on an older minor (kubeadm's minor upgrade, with its preflight); ``needed``:
+    whether any machine runs another version than the spec's.
+    """
+    wanted = spec["kubernetes_version"]
+    running = sorted({str(m["kubernetes_version"]) for m in machines if m.get("kubernetes_version")}, key=_version_key)
+    return {
+        "from": running,
+        "to": wanted,
+        "minor": any(_version_key(version)[:2] < _version_key(wanted)[:2] for version in running),
+        "needed": any(version != wanted for version in running),
+    }
 
 
 def check_against_account(spec: Spec, zones: Sequence[str], eip_quota: int, eips_in_use: int, eips_owned: int,
                           key_pairs: Optional[Collection[str]] = None, missing_profiles: Optional[Iterable[str]] = None,
-                          machines: Optional[Iterable[Mapping[str, Any]]] = None) -> None:
+                          machines: Optional[Iterable[Mapping[str, Any]]] = None, kubernetes_upgrade: bool = False) -> None:
     """Checks that need facts only AWS has; raise SpecError naming the field and the fix.
 
     ``eips_in_use`` counts every Elastic IP allocated in the region, ``eips_owned`` the ones
@@ -665,9 +750,10 @@ def check_against_account(spec: Spec, zones: Sequence[str], eip_quota: int, eips
     set of key-pair names in the region, or None when it was not read; ``missing_profiles``
     the field paths whose instance profile does not exist; ``machines`` the views of the
     cluster's pending and running machines that carry a Kubernetes version
-    (version_change_errors), or None when they were not read.
+    (version_change_errors), or None when they were not read. With ``kubernetes_upgrade`` a version
+    change is judged by upgrade_errors (one minor forward at a time) instead of refused.
     """
-    errors: List[str] = version_change_errors(spec, machines or [])
+    errors: List[str] = (upgrade_errors if kubernetes_upgrade else version_change_errors)(spec, list(machines or []))
     for path in missing_profiles or []:
         errors.append("%s: instance profile %r does not exist; create the IAM stack once per account "
                       "(ansible-playbook kubecluster.aws.bootstrap_iam) or name an existing profile"
@@ -710,8 +796,8 @@ def machine_set_spec(spec: Spec, set_name: str) -> Spec:
     """The part of the spec one machine set is built from, with cluster-wide settings merged in.
 
     Returns a dict with replicas, instance_type, ami_id, iam_instance_profile, root_volume,
-    availability_zones, public (bool) and role-independent settings; raises SpecError for an
-    unknown set name.
+    availability_zones, public (bool) and role-independent settings; a machine deployment's also
+    carries deletion_order, max_surge and max_unavailable. Raises SpecError for an unknown set name.
     """
     zones = spec["network"]["availability_zones"]
     common = {
@@ -738,6 +824,8 @@ def machine_set_spec(spec: Spec, set_name: str) -> Spec:
             return dict(common, replicas=deployment["replicas"], instance_type=deployment["instance_type"],
                         ami_id=deployment["ami_id"], iam_instance_profile=deployment["iam_instance_profile"],
                         root_volume=deployment["root_volume"],
-                        availability_zones=deployment["availability_zones"] or zones, public=False)
+                        availability_zones=deployment["availability_zones"] or zones, public=False,
+                        deletion_order=deployment["deletion_order"], max_surge=deployment["max_surge"],
+                        max_unavailable=deployment["max_unavailable"])
     names = ["control-plane", "bastion"] + [d["name"] for d in spec["machine_deployments"]]
     raise SpecError(["set: %r is not a machine set of cluster %s; use one of %s" % (set_name, spec["name"], ", ".join(names))])

@@ -26,7 +26,7 @@ description:
     balancer's DNS name (CAPA#2608); asking for another type or scheme fails before any
     change, saying how to proceed.
   - Every running control-plane machine of the cluster is registered and anything else is
-    deregistered. Machines still starting are waited for once, so a playbook can launch
+    deregistered, as are the machines O(exclude_machines) names. Machines still starting are waited for once, so a playbook can launch
     them without waiting and register them here.
   - With O(state=absent) the API balancer and every load balancer the AWS
     cloud-controller-manager made for the cluster's Services (tagged
@@ -53,6 +53,18 @@ options:
       - With V(false) they are left out and registered by a later run.
     type: bool
     default: true
+  exclude_machines:
+    description:
+      - Control-plane machines of the cluster, by instance id or C(Name) tag, to deregister now and not register,
+        as before a control-plane machine is removed (its etcd member gone, its node drained, then terminated).
+      - Targets deregistered from a network load balancer drain for the target group's deregistration delay;
+        the run does not wait for it.
+      - A name that is not a control-plane machine of the cluster (in any state) fails before any write; a machine
+        already stopped or terminated is accepted, so a rerun after the removal changes nothing.
+      - Ignored when O(state=absent).
+    type: list
+    elements: str
+    default: []
   wait_timeout:
     description:
       - How many seconds to wait for starting machines (O(state=present)) or for deleted
@@ -95,6 +107,12 @@ EXAMPLES = r"""
   kubecluster.aws.apiserver_lb:
     cluster: "{{ spec.cluster }}"
     wait_for_targets: false
+
+- name: Take a control-plane machine out of the balancer before it is removed
+  kubecluster.aws.apiserver_lb:
+    cluster: "{{ spec.cluster }}"
+    exclude_machines:
+      - capi-example-control-plane-x7kq2
 
 - name: Delete the API balancer and the Service balancers before the network
   kubecluster.aws.apiserver_lb:
@@ -186,6 +204,7 @@ def main() -> None:
         state=dict(type="str", choices=["present", "absent"], default="present"),
         wait_for_targets=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
+        exclude_machines=dict(type="list", elements="str", default=[]),
     )
     module = runner.cluster_module(argument_spec)
     spec = runner.load_for_state(module)
@@ -197,7 +216,7 @@ def main() -> None:
     def build() -> Plan:
         if params["state"] == "present":
             plan = loadbalancer.plan_present(ctx, spec, wait_for_targets=params["wait_for_targets"],
-                                             allow_missing_network=module.check_mode)
+                                             allow_missing_network=module.check_mode, exclude_machines=params["exclude_machines"])
         else:
             plan = loadbalancer.plan_absent(ctx, spec)
         plan.header = "kubecluster.aws.apiserver_lb: cluster %s in %s, state %s" % (spec["name"], spec["region"], params["state"])

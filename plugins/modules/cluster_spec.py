@@ -21,10 +21,14 @@ description:
   - It also refuses a changed C(cluster.kubernetes_version) on a running cluster - when a pending or
     running machine of the cluster carries another version in its tag
     C(kubecluster.aws/kubernetes-version), the module fails naming each such machine (name,
-    instance id, version) and the way forward. A new version would otherwise reach only the
-    kubelets of new machines, ahead of the control plane, and the rolling upgrade is not available
-    yet. Machines launched before the tag existed are checked on the machine itself by the
-    C(kubecluster.aws.kubernetes_packages) role.
+    instance id, version) and the way forward, the upgrade playbook
+    (C(ansible-playbook kubecluster.aws.upgrade_cluster -e @spec.yml)). A new version would otherwise
+    reach only the kubelets of new machines, ahead of the control plane. Machines launched before
+    the tag existed are checked on the machine itself by the C(kubecluster.aws.kubernetes_packages) role.
+  - With O(kubernetes_upgrade=true) (the upgrade playbook) a version change is allowed one minor
+    forward at a time, as kubeadm upgrades; a downgrade (a machine runs a newer version) and a skipped
+    minor (the spec's minor is more than one above the oldest minor running) are refused before any
+    change, naming the machines. RV(upgrade) says what the upgrade moves from and to.
   - Playbooks run it first and pass its RV(cluster) to the other modules.
 author:
   - kubecluster.aws developers (@kubecluster)
@@ -36,6 +40,20 @@ options:
       - With V(false) no AWS call is made and an availability zone count stays a count.
     type: bool
     default: true
+  replicas:
+    description:
+      - Machine counts that replace the spec's, by machine set, C(control-plane) or the name of a machine
+        deployment, for example C({md-0: 4}); the scale playbook passes what it was asked for here.
+      - Applied before the spec is validated, so RV(cluster) carries them and the control plane's count must
+        still be odd. A set the spec does not have, the bastion, or a count that is not a whole number of at
+        least 0 fails before any AWS call, naming the set.
+    type: dict
+  kubernetes_upgrade:
+    description:
+      - Judge a Kubernetes version change as an upgrade (one minor forward at a time) instead of refusing it.
+      - Needs O(check_account=true) to read the running machines' versions.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -64,6 +82,18 @@ EXAMPLES = r"""
   kubecluster.aws.cluster_network:
     cluster: "{{ spec.cluster }}"
 
+- name: Check that the cluster can move to the spec's version (the upgrade playbook does this first)
+  kubecluster.aws.cluster_spec:
+    cluster: "{{ cluster }}"
+    kubernetes_upgrade: true
+  register: spec
+
+- name: Resolve the spec with md-0 scaled to 4 workers
+  kubecluster.aws.cluster_spec:
+    cluster: "{{ cluster }}"
+    replicas:
+      md-0: 4
+
 - name: Only validate, offline
   kubecluster.aws.cluster_spec:
     cluster:
@@ -91,6 +121,28 @@ nat_gateway_count:
   returned: when check_account is true
   type: int
   sample: 3
+upgrade:
+  description: What moving the running machines to the spec's Kubernetes version means.
+  returned: when check_account is true
+  type: dict
+  contains:
+    from:
+      description: The versions the cluster's pending and running machines carry, oldest first; empty for a new cluster.
+      type: list
+      elements: str
+      sample: [v1.31.4]
+    to:
+      description: The spec's Kubernetes version.
+      type: str
+      sample: v1.32.0
+    minor:
+      description: Whether a machine runs an older minor version than the spec's (a minor upgrade).
+      type: bool
+      sample: true
+    needed:
+      description: Whether any machine runs another version than the spec's.
+      type: bool
+      sample: true
 elastic_ips:
   description: The Elastic IP quota and use in the region.
   returned: when check_account is true
@@ -110,6 +162,8 @@ elastic_ips:
       sample: 0
 """
 
+import copy
+import os
 from typing import Any, Dict, List, Optional, Set
 
 try:
@@ -131,6 +185,9 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.errors import Kube
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import check_against_account
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import instance_profiles
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import nat_gateway_count
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import SpecError
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import upgrade_summary
 
 DEFAULT_EIP_QUOTA = 5
 
@@ -167,17 +224,78 @@ def check_account(module: Any, ctx: Context, spec: Dict[str, Any]) -> Dict[str, 
     quota = elastic_ip_quota(ctx)
     running = [machines.machine_view(instance) for instance in lookup.versioned_machines(ctx.ec2, spec["name"])]
     check_against_account(spec, zones, quota, len(addresses), len(owned), existing_key_pairs(ctx.ec2, spec["ssh_key_name"]),
-                          missing_instance_profiles(ctx, spec), running)
+                          missing_instance_profiles(ctx, spec), running, kubernetes_upgrade=module.params["kubernetes_upgrade"])
     return dict(cluster=spec, nat_gateway_count=nat_gateway_count(spec, len(zones)),
-                elastic_ips=dict(quota=quota, in_use=len(addresses), owned=len(owned)))
+                elastic_ips=dict(quota=quota, in_use=len(addresses), owned=len(owned)), upgrade=upgrade_summary(spec, running))
+
+
+def replica_count(set_name: str, value: Any) -> int:
+    """A count of the replicas option: a whole number of at least 0, also as the text -e gives."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SpecError(["replicas.%s: %r is not a machine count; use a whole number of 0 or more" % (set_name, value)])
+    return value
+
+
+def with_replicas(raw: Any, replicas: Optional[Dict[str, Any]]) -> Any:
+    """The user's spec with the replicas option's counts in place of the sets' replicas, so that
+    the spec is validated (an even control plane refused) and returned with them.
+
+    Raises SpecError naming an unknown set or a bad count. A spec that is no mapping is returned
+    as it is, for resolve to refuse.
+    """
+    if not replicas or not isinstance(raw, dict):
+        return raw
+    out = copy.deepcopy(raw)
+    deployments = out.get("machine_deployments")
+    if deployments is None:
+        # The spec's default: one machine deployment md-0 (spec.resolve).
+        deployments = [{"name": "md-0"}]
+    names = [d.get("name") for d in deployments if isinstance(d, dict)] if isinstance(deployments, list) else []
+    errors: List[str] = []
+    for set_name, value in replicas.items():
+        try:
+            count = replica_count(set_name, value)
+        except SpecError as error:
+            errors.extend(error.errors)
+            continue
+        if set_name == naming.SET_CONTROL_PLANE:
+            control_plane = out.get("control_plane")
+            out["control_plane"] = dict(control_plane if isinstance(control_plane, dict) else {}, replicas=count)
+        elif set_name in names:
+            index = names.index(set_name)
+            deployments[index] = dict(deployments[index], replicas=count)
+            out["machine_deployments"] = deployments
+        else:
+            why = ("the bastion is one machine or none (cluster.network.bastion.enabled)" if set_name == naming.SET_BASTION
+                   else "it is not a machine set of the spec")
+            errors.append("replicas.%s: %s; name %s" % (set_name, why, ", ".join([naming.SET_CONTROL_PLANE] + [str(n) for n in names])))
+    if errors:
+        raise SpecError(errors)
+    return out
+
+
+def load_spec(module: Any) -> Dict[str, Any]:
+    """The resolved spec with the replicas option applied, or the module failed before any AWS call."""
+    try:
+        raw = with_replicas(module.params["cluster"], module.params["replicas"])
+        return resolve(raw, os.environ)
+    except SpecError as error:
+        module.fail_json(msg=error.message, errors=error.errors)
 
 
 def main() -> None:
     argument_spec = dict(
         check_account=dict(type="bool", default=True),
+        replicas=dict(type="dict"),
+        kubernetes_upgrade=dict(type="bool", default=False),
     )
     module = runner.cluster_module(argument_spec)
-    spec = runner.load_spec(module)
+    if module.params["kubernetes_upgrade"] and not module.params["check_account"]:
+        module.fail_json(msg="kubernetes_upgrade: needs check_account: true, to read the versions the machines run; "
+                             "remove check_account: false")
+    spec = load_spec(module)
     if not module.params["check_account"]:
         module.exit_json(changed=False, cluster=spec)
     ctx = Context.from_module(module, spec["region"])

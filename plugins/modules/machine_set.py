@@ -14,17 +14,29 @@ description:
     or the name of one of the spec's C(machine_deployments), as Cluster API's KubeadmControlPlane and
     MachineDeployments with CAPA's AWSMachines make them.
   - The set is brought to its replicas (C(control_plane.replicas), a machine deployment's C(replicas),
-    or 1 for an enabled bastion). New machines are spread over the set's availability zones, each to the
-    zone with the fewest machines of the set, in that zone's private subnet (the bastion in the first zone's
-    public subnet with a public IP; every machine in a public subnet with a public IP when the cluster has no
-    private subnets). Surplus machines are terminated outdated first, then from the zone with the most
-    machines, newest first.
+    or 1 for an enabled bastion; O(replicas) overrides them). New machines are spread over the set's
+    availability zones, each to the zone with the fewest machines of the set, in that zone's private subnet
+    (the bastion in the first zone's public subnet with a public IP; every machine in a public subnet with a
+    public IP when the cluster has no private subnets).
+  - Machines beyond the replicas are returned in RV(surplus), in the order Cluster API removes them, and left
+    running so that a playbook can drain them and remove them one by one (etcd member first for the control
+    plane); O(terminate_surplus=true) terminates them in the same run. A machine deployment's order is outdated
+    machines first, then its C(deletion_order) (C(random), a stable pseudo-random order from the cluster name and
+    instance id; C(newest) or C(oldest) by launch time). The control plane's is KubeadmControlPlane's: outdated
+    first, from the zone holding the most machines, the oldest there. The bastion, no Kubernetes node, always
+    has its surplus terminated.
   - The AMI is the set's C(ami_id) or, as CAPA looks it up, the newest image named after
-    C(cluster.image_lookup.name_format) for the Kubernetes version and the instance type's architecture.
-    The bastion uses the newest Canonical Ubuntu 24.04 image unless C(network.bastion.ami_id) is set.
-  - Machines carry CAPA's tags plus C(kubecluster.aws/machine-set) and C(kubecluster.aws/spec-hash), a hash of
-    instance type, AMI, Kubernetes version, root volume, instance profile, IMDS options and SSH key. A machine
-    whose hash differs from the spec's is reported as outdated and left running; replace it with O(remove_machines).
+    C(cluster.image_lookup.name_format) for the Kubernetes version and the instance type's architecture; it is
+    resolved only when a machine is launched. The bastion uses the newest Canonical Ubuntu 24.04 image unless
+    C(network.bastion.ami_id) is set.
+  - Machines carry CAPA's tags plus C(kubecluster.aws/machine-set), C(kubecluster.aws/kubernetes-version) and
+    C(kubecluster.aws/spec-hash), a hash of instance type, image source (the C(ami_id), else the lookup's owner and
+    name pattern, not the image it found, so a newly published image does not by itself make machines outdated),
+    Kubernetes version, root volume, instance profile, IMDS options and SSH key. A machine whose hash differs from
+    the spec's is reported as outdated and left running; replace it with O(remove_machines), or after upgrading it
+    in place record it as up to date with O(mark_updated). Machines tagged by earlier versions of the collection,
+    whose hash holds the AMI id, count as up to date while that hash matches the spec with the C(ami_id), or
+    with a looked-up image the AMI they run.
   - Each machine holds a slot of its set, 0 to replicas-1, in the tag C(kubecluster.aws/slot); missing slots are
     launched lowest first. Machines launched before slots existed keep running and are counted in the lowest free
     slots, in name order, without being retagged.
@@ -64,6 +76,30 @@ options:
     type: list
     elements: str
     default: []
+  replicas:
+    description:
+      - How many machines the set is brought to, instead of the spec's count; for example one more than the
+        spec's to launch a replacement before an old machine goes (a surge), as rolling upgrades do.
+      - New machines take the lowest free slots, up to O(replicas)-1. The bastion takes at most 1.
+        Ignored when O(state=absent).
+    type: int
+  terminate_surplus:
+    description:
+      - Terminate the machines beyond the replicas (RV(surplus)) in this run.
+      - With V(false) they are only reported, so that a playbook can drain them, remove the control plane's etcd
+        members and delete their nodes first, then terminate them with O(remove_machines) (the bastion's surplus
+        is always terminated).
+    type: bool
+    default: false
+  mark_updated:
+    description:
+      - Machines of this set, by instance id or C(Name) tag, whose spec-hash and Kubernetes-version tags are set to the
+        spec's, in one CreateTags call, after they were upgraded in place; they are then no longer outdated.
+      - A name that is not a machine of this set fails before any write; machines already tagged so, and machines
+        already terminated, are skipped. Ignored when O(state=absent).
+    type: list
+    elements: str
+    default: []
   user_data:
     description:
       - User data for the machines this run launches (for example the cloud-init that joins them to the cluster).
@@ -87,8 +123,8 @@ attributes:
     description: Returns the rendered plan under --diff.
     support: full
 notes:
-  - One DescribeInstances and one DescribeImages per run (plus DescribeSubnets, DescribeSecurityGroups and
-    DescribeInstanceTypes when launching); every launch passes a ClientToken derived from cluster, set, slot and
+  - One DescribeInstances per run; DescribeImages, DescribeSubnets and DescribeSecurityGroups (and DescribeInstanceTypes
+    for the image lookup) only when launching. Every launch passes a ClientToken derived from cluster, set, slot and
     attempt, one RunInstances per machine.
   - Use M(kubecluster.aws.cluster_lease) (the create and delete playbooks do) so that only one run changes a cluster
     at a time; the deterministic tokens are the second line of defence.
@@ -118,6 +154,31 @@ EXAMPLES = r"""
     cluster: "{{ cluster }}"
     set: md-0
     remove_machines: "{{ workers.outdated }}"
+
+- name: Launch a replacement first (surge), while the old machines keep serving
+  kubecluster.aws.machine_set:
+    cluster: "{{ cluster }}"
+    set: md-0
+    replicas: "{{ cluster.machine_deployments[0].replicas + 1 }}"
+
+- name: List the workers to drain before md-0 shrinks to the spec's replicas
+  kubecluster.aws.machine_set:
+    cluster: "{{ cluster }}"
+    set: md-0
+  register: workers
+
+- name: Terminate one surplus worker once it is drained and its node deleted
+  kubecluster.aws.machine_set:
+    cluster: "{{ cluster }}"
+    set: md-0
+    remove_machines:
+      - "{{ workers.surplus[0].instance_id }}"
+
+- name: Record machines upgraded in place as up to date
+  kubecluster.aws.machine_set:
+    cluster: "{{ cluster }}"
+    set: md-0
+    mark_updated: "{{ workers.machines | map(attribute='name') | list }}"
 
 - name: Show what scaling md-0 would do, without doing it
   kubecluster.aws.machine_set:
@@ -160,7 +221,8 @@ machines:
       sample: node
     kubernetes_version:
       description:
-        - The Kubernetes version the machine was launched for (tag C(kubecluster.aws/kubernetes-version)).
+        - The Kubernetes version the machine was launched for or, after O(mark_updated), upgraded to in place
+          (tag C(kubecluster.aws/kubernetes-version)).
         - Null for the bastion and for machines launched before the collection tagged the version.
       type: str
       sample: v1.31.4
@@ -204,6 +266,22 @@ machines:
       description: When the instance was launched, ISO 8601.
       type: str
       sample: "2025-01-31T08:15:00+00:00"
+surplus:
+  description:
+    - The machines beyond the replicas, in the order they go (see the description), as in RV(machines).
+      Still running and listed in RV(machines) unless O(terminate_surplus=true), which terminates them
+      (their ids are then in RV(terminated)).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - instance_id: i-0123456789abcdef0
+      name: capi-example-md-0-xkqzt
+      set: md-0
+      role: node
+      outdated: true
+      availability_zone: ap-northeast-2a
+      private_dns_name: ip-10-0-64-12.ap-northeast-2.compute.internal
 outdated:
   description: Names of the machines that remain and are outdated; pass them in O(remove_machines) to replace them.
   returned: always
@@ -273,6 +351,12 @@ def check_options(module: Any, spec: Dict[str, Any]) -> None:
                          % (len(params["user_data"].encode("utf-8")), MAX_USER_DATA))
     if params["wait_timeout"] < 1:
         module.fail_json(msg="wait_timeout: must be a number of seconds of at least 1, not %d" % params["wait_timeout"])
+    if params["replicas"] is not None and params["replicas"] < 0:
+        module.fail_json(msg="replicas: %d is not a machine count; use 0 or more, or leave it out to use the spec's replicas"
+                         % params["replicas"])
+    if params["replicas"] is not None and params["replicas"] > 1 and params["set"] == "bastion":
+        module.fail_json(msg="replicas: the bastion is one machine or none (cluster.network.bastion.enabled), not %d"
+                         % params["replicas"])
 
 
 def main() -> None:
@@ -280,6 +364,9 @@ def main() -> None:
         set=dict(type="str", required=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         remove_machines=dict(type="list", elements="str", default=[]),
+        replicas=dict(type="int"),
+        terminate_surplus=dict(type="bool", default=False),
+        mark_updated=dict(type="list", elements="str", default=[]),
         user_data=dict(type="str", no_log=True),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
@@ -293,8 +380,9 @@ def main() -> None:
         runner.reconcile(module, lambda: instances.plan_absent(ctx, spec, params["set"]))
     else:
         spec = runner.resolve_zones(module, spec, ctx.ec2)
-        runner.reconcile(module, lambda: instances.plan_present(ctx, spec, params["set"], params["remove_machines"],
-                                                                params["user_data"], allow_missing_network=module.check_mode))
+        runner.reconcile(module, lambda: instances.plan_present(
+            ctx, spec, params["set"], params["remove_machines"], params["user_data"], allow_missing_network=module.check_mode,
+            replicas=params["replicas"], terminate_surplus=params["terminate_surplus"], mark_updated=params["mark_updated"]))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ def test_a_new_version_on_a_running_cluster_fails_before_any_write_naming_the_ma
         if machine is not bastion:
             assert "%s (%s) runs v1.31.4" % (tags(machine)["Name"], machine["InstanceId"]) in message
     assert tags(bastion)["Name"] not in message
-    assert ("Keep kubernetes_version: v1.31.4; the rolling upgrade (playbooks/upgrade_cluster.yml) is not available yet; "
-            "to move now, delete and recreate the cluster") in message
+    assert ("Keep kubernetes_version: v1.31.4 here, and move the cluster to v1.32.0 with the rolling upgrade: "
+            "ansible-playbook kubecluster.aws.upgrade_cluster -e @spec.yml") in message
     # before the lease, the network and the machines: not one write
     assert moto_server.recorded_writes() == []
     assert refused.results("Take the cluster's lease") == []

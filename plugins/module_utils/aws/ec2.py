@@ -75,7 +75,7 @@ __all__ = [
     "disassociate_route_table", "modify_instance_metadata_options", "modify_subnet_attribute", "modify_vpc_attribute",
     "release_address", "replace_route", "revoke_security_group_ingress", "run_instances", "terminate_instances",
     # written here
-    "describe_instance_types", "replace_route_table_association", "vpc_max_elastic_ips", "wait_for_instances",
+    "create_instance_tags", "describe_instance_types", "replace_route_table_association", "vpc_max_elastic_ips", "wait_for_instances",
     "wait_for_nat_gateways", "eventually", "NOT_YET_VISIBLE",
 ]
 
@@ -115,6 +115,14 @@ def describe_instance_types(ec2: Client, **params: Any) -> List[Resource]:
     paginator = ec2.get_paginator("describe_instance_types")
     types: List[Resource] = paginator.paginate(**params).build_full_result()["InstanceTypes"]
     return types
+
+
+@EC2InstanceErrorHandler.common_error_handler("tag the instances")
+@AWSRetry.jittered_backoff()
+def create_instance_tags(ec2: Client, instance_ids: Sequence[str], tags: Dict[str, str]) -> bool:
+    """Set the same tags on several instances in one CreateTags (amazon.aws's add_ec2_tags takes one resource)."""
+    ec2.create_tags(Resources=list(instance_ids), Tags=[{"Key": key, "Value": value} for key, value in sorted(tags.items())])
+    return True
 
 
 @EC2InstanceErrorHandler.common_error_handler("wait for the instances")

@@ -43,20 +43,21 @@ def test_spread_ignores_machines_outside_the_sets_zones():
     assert instances.spread(ZONES[:2], {"ap-northeast-2d": 5}, 1) == [ZONES[0]]
 
 
-def test_scale_down_takes_newest_from_the_fullest_zone():
-    machines = [view("a1", ZONES[0], 1), view("a2", ZONES[0], 5), view("b1", ZONES[1], 9), view("c1", ZONES[2], 7)]
+def test_control_plane_scale_down_takes_the_oldest_from_the_fullest_zone():
+    machines = [view("a1", ZONES[0], 1), view("a2", ZONES[0], 5), view("b1", ZONES[1], 0), view("c1", ZONES[2], 7)]
 
     chosen = instances.scale_down_choice(machines, 1, ZONES)
 
-    assert [m["name"] for m in chosen] == ["a2"]
+    # KubeadmControlPlane's selectMachineForScaleDown: the fullest zone, then its oldest machine.
+    assert [m["name"] for m in chosen] == ["a1"]
 
 
-def test_scale_down_takes_outdated_first_even_when_older():
-    machines = [view("a1", ZONES[0], 1), view("a2", ZONES[0], 5), view("b1", ZONES[1], 2, outdated=True)]
+def test_scale_down_takes_outdated_first_even_when_newer():
+    machines = [view("a1", ZONES[0], 1), view("a2", ZONES[0], 5), view("b1", ZONES[1], 9, outdated=True)]
 
     chosen = instances.scale_down_choice(machines, 2, ZONES)
 
-    assert [m["name"] for m in chosen] == ["b1", "a2"]
+    assert [m["name"] for m in chosen] == ["b1", "a1"]
 
 
 def test_scale_down_tie_between_zones_takes_the_later_zone():
@@ -65,14 +66,55 @@ def test_scale_down_tie_between_zones_takes_the_later_zone():
     assert [m["name"] for m in instances.scale_down_choice(machines, 2, ZONES)] == ["c1", "b1"]
 
 
+def test_scale_down_never_picks_more_machines_than_there_are():
+    assert len(instances.scale_down_choice([view("a1", ZONES[0], 1)], 3, ZONES)) == 1
+
+
+DEPLOYMENT = [view("m1", ZONES[0], 3), view("m2", ZONES[1], 1), view("m3", ZONES[2], 2), view("m4", ZONES[0], 2)]
+
+
+def test_deployment_deletion_order_newest_and_oldest_by_launch_time_ties_by_name():
+    newest = instances.deployment_deletion_order(DEPLOYMENT, "newest", CLUSTER)
+    oldest = instances.deployment_deletion_order(DEPLOYMENT, "oldest", CLUSTER)
+
+    assert [m["name"] for m in newest] == ["m1", "m3", "m4", "m2"]
+    assert [m["name"] for m in oldest] == ["m2", "m3", "m4", "m1"]
+
+
+def test_deployment_deletion_order_puts_outdated_machines_first_whatever_the_order():
+    machines = DEPLOYMENT + [view("old", ZONES[1], 0, outdated=True)]
+
+    for order in ("random", "newest", "oldest"):
+        assert instances.deployment_deletion_order(machines, order, CLUSTER)[0]["name"] == "old"
+
+
+def test_random_deletion_order_is_stable_and_depends_on_cluster_and_instance_id():
+    first = [m["name"] for m in instances.deployment_deletion_order(DEPLOYMENT, "random", CLUSTER)]
+
+    assert first == [m["name"] for m in instances.deployment_deletion_order(list(reversed(DEPLOYMENT)), "random", CLUSTER)]
+    assert sorted(first) == ["m1", "m2", "m3", "m4"]
+    expected = sorted(DEPLOYMENT, key=lambda m: instances.random_rank(CLUSTER, m["instance_id"]))
+    assert first == [m["name"] for m in expected]
+
+
+def test_surplus_choice_uses_the_sets_rule():
+    spec = resolved_spec(machine_deployments=[{"name": "md-0", "replicas": 2, "deletion_order": "oldest"}])
+
+    assert [m["name"] for m in instances.surplus_choice("md-0", spec_module.machine_set_spec(spec, "md-0"), CLUSTER,
+                                                        DEPLOYMENT, 2)] == ["m2", "m3"]
+    control_plane = spec_module.machine_set_spec(spec, "control-plane")
+    assert [m["name"] for m in instances.surplus_choice("control-plane", control_plane, CLUSTER, DEPLOYMENT, 1)] == ["m4"]
+    assert instances.surplus_choice("md-0", spec_module.machine_set_spec(spec, "md-0"), CLUSTER, DEPLOYMENT, 0) == []
+
+
 # --- spec hash, names, tokens -----------------------------------------------------------
 
 def test_spec_hash_is_stable_and_short():
     set_spec = spec_module.machine_set_spec(resolved_spec(), "md-0")
 
-    first = instances.spec_hash("md-0", set_spec, BASE_AMI)
+    first = instances.spec_hash("md-0", set_spec)
 
-    assert first == instances.spec_hash("md-0", dict(set_spec), BASE_AMI)
+    assert first == instances.spec_hash("md-0", dict(set_spec))
     assert len(first) == instances.HASH_LENGTH and all(c in string.hexdigits for c in first)
 
 
@@ -83,26 +125,77 @@ def test_spec_hash_is_stable_and_short():
     {"iam_instance_profile": "custom"},
     {"instance_metadata": {"http_tokens": "optional", "http_put_response_hop_limit": 2}},
     {"ssh_key_name": "other"},
+    {"ami_id": "ami-0123456789abcdef0"},
+    {"image_lookup": {"owner": "123456789012", "name_format": "capa-ami-{base_os}-?{k8s_version}-*", "base_os": "ubuntu-24.04"}},
+    {"image_lookup": {"owner": "819546954734", "name_format": "capa-ami-{base_os}-?{k8s_version}-*", "base_os": "ubuntu-22.04"}},
 ])
 def test_spec_hash_changes_with_what_defines_a_machine(change):
     set_spec = spec_module.machine_set_spec(resolved_spec(), "md-0")
 
-    assert instances.spec_hash("md-0", dict(set_spec, **change), BASE_AMI) != instances.spec_hash("md-0", set_spec, BASE_AMI)
-    assert instances.spec_hash("md-0", set_spec, "ami-0123456789abcdef0") != instances.spec_hash("md-0", set_spec, BASE_AMI)
+    assert instances.spec_hash("md-0", dict(set_spec, **change)) != instances.spec_hash("md-0", set_spec)
 
 
-def test_spec_hash_ignores_tags_and_replicas():
+def test_spec_hash_holds_the_lookups_inputs_not_its_answer():
     set_spec = spec_module.machine_set_spec(resolved_spec(), "md-0")
-    other = dict(set_spec, additional_tags={"team": "x"}, replicas=9, availability_zones=ZONES[:1])
 
-    assert instances.spec_hash("md-0", other, BASE_AMI) == instances.spec_hash("md-0", set_spec, BASE_AMI)
+    assert instances.image_source("md-0", set_spec) == {"owner": "819546954734", "name": "capa-ami-ubuntu-24.04-?1.31.4-*"}
+    given = dict(set_spec, ami_id=BASE_AMI)
+    assert instances.image_source("md-0", given) == {"ami_id": BASE_AMI}
+    # With an ami_id the lookup settings no longer matter.
+    other_lookup = dict(given, image_lookup={"owner": "123456789012", "name_format": "x-*", "base_os": ""})
+    assert instances.spec_hash("md-0", other_lookup) == instances.spec_hash("md-0", given)
+
+
+def test_spec_hash_ignores_tags_replicas_and_rollout_settings():
+    set_spec = spec_module.machine_set_spec(resolved_spec(), "md-0")
+    other = dict(set_spec, additional_tags={"team": "x"}, replicas=9, availability_zones=ZONES[:1], deletion_order="oldest",
+                 max_surge=3, max_unavailable=1)
+
+    assert instances.spec_hash("md-0", other) == instances.spec_hash("md-0", set_spec)
 
 
 def test_bastion_is_not_outdated_by_a_kubernetes_upgrade():
     bastion = spec_module.machine_set_spec(resolved_spec(), "bastion")
     upgraded = spec_module.machine_set_spec(resolved_spec(kubernetes_version="v1.32.1"), "bastion")
 
-    assert instances.spec_hash("bastion", bastion, BASE_AMI) == instances.spec_hash("bastion", upgraded, BASE_AMI)
+    assert instances.spec_hash("bastion", bastion) == instances.spec_hash("bastion", upgraded)
+
+
+def hashed(tag, image_id=BASE_AMI):
+    tags = [] if tag is None else [{"Key": naming.SPEC_HASH_TAG, "Value": tag}]
+    return {"InstanceId": "i-1", "ImageId": image_id, "Tags": tags}
+
+
+def test_a_machine_with_todays_hash_is_up_to_date():
+    set_spec = spec_module.machine_set_spec(resolved_spec(), "md-0")
+    current = instances.spec_hash("md-0", set_spec)
+
+    assert instances.is_up_to_date(hashed(current), "md-0", set_spec, current)
+    assert not instances.is_up_to_date(hashed("0123456789ab"), "md-0", set_spec, current)
+    assert not instances.is_up_to_date(hashed(None), "md-0", set_spec, current)
+
+
+def test_a_machine_with_the_legacy_hash_of_its_own_looked_up_ami_is_up_to_date():
+    set_spec = spec_module.machine_set_spec(resolved_spec(), "md-0")
+    current = instances.spec_hash("md-0", set_spec)
+    launched_from = "ami-0aaaaaaaaaaaaaaaa"
+    legacy = instances.legacy_spec_hash("md-0", set_spec, launched_from)
+
+    # A newer image published since does not make it outdated; a spec change still does.
+    assert instances.is_up_to_date(hashed(legacy, launched_from), "md-0", set_spec, current)
+    upgraded = spec_module.machine_set_spec(resolved_spec(kubernetes_version="v1.32.0"), "md-0")
+    assert not instances.is_up_to_date(hashed(legacy, launched_from), "md-0", upgraded, instances.spec_hash("md-0", upgraded))
+
+
+def test_a_legacy_hash_with_a_given_ami_is_checked_against_the_specs_ami():
+    set_spec = dict(spec_module.machine_set_spec(resolved_spec(), "md-0"), ami_id=BASE_AMI)
+    current = instances.spec_hash("md-0", set_spec)
+    legacy = instances.legacy_spec_hash("md-0", set_spec, BASE_AMI)
+    changed = dict(set_spec, ami_id="ami-0123456789abcdef0")
+
+    assert instances.is_up_to_date(hashed(legacy), "md-0", set_spec, current)
+    # The machine's own image no longer counts once the spec names another one.
+    assert not instances.is_up_to_date(hashed(legacy), "md-0", changed, instances.spec_hash("md-0", changed))
 
 
 def test_client_token_is_stable_per_slot_and_attempt_and_fits_ec2():

@@ -199,3 +199,102 @@ def test_machine_set_spec_merges_cluster_settings():
     assert worker["iam_instance_profile"] == "nodes.cluster-api-provider-aws.sigs.k8s.io"
     with pytest.raises(SpecError, match="'md-9' is not a machine set of cluster capi-example"):
         spec_mod.machine_set_spec(spec, "md-9")
+
+
+# --- day 2: rollout and removal settings ----------------------------------------------------------
+
+def test_day_two_defaults_are_cluster_apis():
+    spec = resolve(MINIMAL)
+
+    (deployment,) = spec["machine_deployments"]
+    assert (deployment["deletion_order"], deployment["max_surge"], deployment["max_unavailable"]) == ("random", 1, 0)
+    assert spec["upgrade_strategy"] == "immutable"
+    assert (spec["node_startup_timeout"], spec["node_drain_timeout"]) == (600, 600)
+    set_spec = spec_mod.machine_set_spec(spec, "md-0")
+    assert (set_spec["deletion_order"], set_spec["max_surge"], set_spec["max_unavailable"]) == ("random", 1, 0)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ({"machine_deployments": [{"name": "md-0", "deletion_order": "Newest"}]},
+     "cluster.machine_deployments[0].deletion_order: must be one of random, newest, oldest, not 'Newest'"),
+    ({"machine_deployments": [{"name": "md-0", "max_surge": -1}]},
+     "cluster.machine_deployments[0].max_surge: must be a whole number from 0 to 1000, not -1"),
+    ({"machine_deployments": [{"name": "md-0", "max_unavailable": "1"}]},
+     "cluster.machine_deployments[0].max_unavailable: must be a whole number from 0 to 1000, not '1'"),
+    ({"machine_deployments": [{"name": "md-0", "max_surge": 0, "max_unavailable": 0}]},
+     "cluster.machine_deployments[0].max_surge: max_surge and max_unavailable are both 0, so a rolling upgrade could neither "
+     "add nor remove a machine; set max_surge: 1 (launch first, the default) or max_unavailable: 1 (remove first)"),
+    ({"upgrade_strategy": "inplace"}, "cluster.upgrade_strategy: must be one of immutable, in_place, not 'inplace'"),
+    ({"node_startup_timeout": 10}, "cluster.node_startup_timeout: must be a whole number from 30 to 86400, not 10"),
+    ({"node_drain_timeout": 0}, "cluster.node_drain_timeout: must be a whole number from 1 to 86400, not 0"),
+])
+def test_day_two_fields_name_the_field_and_the_fix(raw, expected):
+    assert expected in errors_of(dict(MINIMAL, **raw))
+
+
+def test_max_surge_zero_with_max_unavailable_passes():
+    spec = resolve(dict(MINIMAL, machine_deployments=[{"name": "md-0", "max_surge": 0, "max_unavailable": 1}]))
+
+    assert spec["machine_deployments"][0]["max_surge"] == 0
+
+
+# --- version changes: refused outside an upgrade, one minor forward within one ------------------------
+
+def machine(name, version):
+    return {"name": name, "instance_id": "i-" + name, "kubernetes_version": version}
+
+
+def test_a_version_change_outside_an_upgrade_points_at_the_upgrade_playbook():
+    (error,) = spec_mod.version_change_errors(resolve(dict(MINIMAL, kubernetes_version="v1.32.0")), [machine("cp", "v1.31.4")])
+
+    assert error.endswith("with the rolling upgrade: ansible-playbook kubecluster.aws.upgrade_cluster -e @spec.yml")
+    assert "cp (i-cp) runs v1.31.4" in error
+
+
+@pytest.mark.parametrize("target, running", [
+    ("v1.31.5", ["v1.31.4"]),
+    ("v1.32.0", ["v1.31.4"]),
+    ("v1.32.0", ["v1.31.4", "v1.32.0"]),
+    ("v1.31.4", ["v1.31.4"]),
+    ("v1.32.0", []),
+])
+def test_patch_and_one_minor_upgrades_pass(target, running):
+    spec = resolve(dict(MINIMAL, kubernetes_version=target))
+
+    assert spec_mod.upgrade_errors(spec, [machine("m%d" % i, v) for i, v in enumerate(running)] + [machine("b", None)]) == []
+
+
+def test_a_skipped_minor_names_the_machines_behind():
+    spec = resolve(dict(MINIMAL, kubernetes_version="v1.33.2"))
+
+    (error,) = spec_mod.upgrade_errors(spec, [machine("a", "v1.32.0"), machine("b", "v1.31.4"), machine("c", "v1.31.9")])
+
+    assert error == ("cluster.kubernetes_version: v1.33.2 skips a minor version: b (i-b) runs v1.31.4, c (i-c) runs v1.31.9; kubeadm "
+                     "upgrades one minor at a time, nothing was changed; upgrade to v1.32 (its newest patch) first, then to v1.33.2")
+
+
+def test_a_downgrade_names_the_newer_machines():
+    spec = resolve(dict(MINIMAL, kubernetes_version="v1.31.4"))
+
+    (error,) = spec_mod.upgrade_errors(spec, [machine("a", "v1.31.4"), machine("b", "v1.31.10")])
+
+    assert error.startswith("cluster.kubernetes_version: v1.31.4 is older than what cluster capi-example runs (b (i-b) runs v1.31.10)")
+    assert error.endswith("set kubernetes_version: v1.31.10 or newer")
+
+
+def test_upgrade_summary():
+    spec = resolve(dict(MINIMAL, kubernetes_version="v1.32.0"))
+
+    summary = spec_mod.upgrade_summary(spec, [machine("a", "v1.31.10"), machine("b", "v1.31.9"), machine("c", None)])
+
+    assert summary == {"from": ["v1.31.9", "v1.31.10"], "to": "v1.32.0", "minor": True, "needed": True}
+    assert spec_mod.upgrade_summary(spec, [])["needed"] is False
+
+
+def test_check_against_account_judges_a_version_change_by_the_upgrade_rules_when_asked():
+    spec = resolve(dict(MINIMAL, kubernetes_version="v1.32.0", network={"nat_gateways": "none"}))
+    running = [machine("a", "v1.31.4")]
+
+    with pytest.raises(SpecError):
+        spec_mod.check_against_account(spec, ["ap-northeast-2a"], 5, 0, 0, machines=running)
+    spec_mod.check_against_account(spec, ["ap-northeast-2a"], 5, 0, 0, machines=running, kubernetes_upgrade=True)

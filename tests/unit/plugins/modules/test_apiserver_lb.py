@@ -364,6 +364,70 @@ def test_pending_control_plane_is_left_for_later_without_wait_for_targets(aws):
     assert registered(aws["elbv2"], result["load_balancer"]["target_group_arn"]) == []
 
 
+# --- exclude_machines: a control-plane machine about to be removed ---------------------------
+
+def launch_named(ec2, subnet_id, name, role=naming.ROLE_CONTROL_PLANE):
+    tags = naming.resource_tags(CLUSTER, name, role, cloud_provider=True)
+    return ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet_id,
+                             TagSpecifications=tag_spec("instance", tags))["Instances"][0]["InstanceId"]
+
+
+def test_exclude_machines_deregisters_them_by_name_or_id_and_keeps_them_out(aws, aws_calls):
+    net = make_network(aws["ec2"])
+    first = launch_named(aws["ec2"], net["private"][0], "capi-example-control-plane-aaaaa")
+    second = launch_named(aws["ec2"], net["private"][1], "capi-example-control-plane-bbbbb")
+    third = launch_named(aws["ec2"], net["private"][2], "capi-example-control-plane-ccccc")
+    created, failed = run()
+    assert not failed, created
+    group_arn = created["load_balancer"]["target_group_arn"]
+    assert registered(aws["elbv2"], group_arn) == sorted([first, second, third])
+    aws_calls.clear()
+
+    result, failed = run(exclude_machines=["capi-example-control-plane-bbbbb", third])
+
+    assert not failed, result
+    assert [(a["action"], a["resource"], a["name"]) for a in result["plan"]] == [
+        ("delete", "targets", ", ".join(sorted([second, third])))]
+    assert written(aws_calls) == ["DeregisterTargets"]
+    assert result["load_balancer"]["targets"] == [first]
+    # Not registered again while excluded (moto drops deregistered targets at once; AWS lists them draining).
+    aws_calls.clear()
+    again, failed = run(exclude_machines=[second, third])
+    assert not failed and again["changed"] is False and written(aws_calls) == []
+    # Once the exclusion is lifted (a machine kept after all), it is registered again.
+    back, failed = run()
+    assert not failed and registered(aws["elbv2"], group_arn) == sorted([first, second, third])
+
+
+def test_exclude_machines_accepts_a_machine_already_terminated(aws):
+    net = make_network(aws["ec2"])
+    first = launch_named(aws["ec2"], net["private"][0], "capi-example-control-plane-aaaaa")
+    gone = launch_named(aws["ec2"], net["private"][1], "capi-example-control-plane-bbbbb")
+    run()
+    aws["ec2"].terminate_instances(InstanceIds=[gone])
+
+    result, failed = run(exclude_machines=["capi-example-control-plane-bbbbb"])
+
+    assert not failed, result.get("msg")
+    assert result["load_balancer"]["targets"] == [first]
+
+
+def test_exclude_machines_naming_no_control_plane_machine_fails_before_any_write(aws, aws_calls):
+    net = make_network(aws["ec2"])
+    launch_named(aws["ec2"], net["private"][0], "capi-example-control-plane-aaaaa")
+    worker = launch_named(aws["ec2"], net["private"][1], "capi-example-md-0-wwwww", role=naming.ROLE_NODE)
+    aws_calls.clear()
+
+    result, failed = run(exclude_machines=["capi-example-md-0-wwwww", "capi-example-control-plane-nopes"])
+
+    assert failed
+    assert result["msg"] == ("exclude_machines: capi-example-md-0-wwwww, capi-example-control-plane-nopes are not a control-plane "
+                             "machine of cluster capi-example; name control-plane machines by instance id or Name tag "
+                             "(it has: capi-example-control-plane-aaaaa)")
+    assert worker not in result["msg"]
+    assert aws_calls.writes() == []
+
+
 def test_unowned_balancer_with_the_api_name_is_left_alone(aws, aws_calls):
     net = make_network(aws["ec2"])
     aws["elbv2"].create_load_balancer(Name=LB_NAME, Subnets=net["public"], Type="network")

@@ -125,9 +125,9 @@ def test_a_version_change_on_a_running_cluster_is_refused_naming_the_machines(aw
     result, failed = run_module("cluster_spec", {"cluster": dict(SPEC, kubernetes_version="v1.32.0")})
     assert failed
     assert ("cluster.kubernetes_version: v1.32.0, but cluster capi-example is running and capi-example-control-plane-a1b2c (%s) "
-            "runs v1.31.4, capi-example-md-0-d3e4f (%s) runs v1.31.4; nothing was changed. Keep kubernetes_version: v1.31.4; "
-            "the rolling upgrade (playbooks/upgrade_cluster.yml) is not available yet; to move now, delete and recreate "
-            "the cluster" % (control_plane, worker)) in result["msg"]
+            "runs v1.31.4, capi-example-md-0-d3e4f (%s) runs v1.31.4; nothing was changed. Keep kubernetes_version: v1.31.4 "
+            "here, and move the cluster to v1.32.0 with the rolling upgrade: "
+            "ansible-playbook kubecluster.aws.upgrade_cluster -e @spec.yml" % (control_plane, worker)) in result["msg"]
     assert aws_calls.written() == []
     # one tag-filtered read of the machines, beside the account checks
     assert aws_calls.operations().count("DescribeInstances") == 1
@@ -157,3 +157,114 @@ def test_the_bastion_terminated_machines_and_other_clusters_do_not_hold_the_vers
     launch(aws, "capi-example-md-0-m9n0p", "node")
     result, failed = run_module("cluster_spec", {"cluster": dict(SPEC, kubernetes_version="v1.32.0")})
     assert not failed, result["msg"]
+
+
+# --- kubernetes_upgrade: what an upgrade may do -------------------------------------------------
+
+def upgrade(version, **options):
+    return run_module("cluster_spec", dict(options, cluster=dict(SPEC, kubernetes_version=version), kubernetes_upgrade=True))
+
+
+def test_a_one_minor_upgrade_passes_and_says_what_runs(aws, aws_calls):
+    launch(aws, "capi-example-control-plane-a1b2c", "control-plane", "v1.31.4")
+    launch(aws, "capi-example-md-0-d3e4f", "node", "v1.31.4")
+    aws_calls.clear()
+
+    result, failed = upgrade("v1.32.0")
+
+    assert not failed, result["msg"]
+    assert result["upgrade"] == {"from": ["v1.31.4"], "to": "v1.32.0", "minor": True, "needed": True}
+    assert result["cluster"]["kubernetes_version"] == "v1.32.0"
+    assert aws_calls.written() == []
+
+
+def test_a_patch_upgrade_passes_and_a_half_done_one_too(aws):
+    launch(aws, "capi-example-control-plane-a1b2c", "control-plane", "v1.31.5")
+    launch(aws, "capi-example-md-0-d3e4f", "node", "v1.31.4")
+
+    result, failed = upgrade("v1.31.5")
+
+    assert not failed, result["msg"]
+    assert result["upgrade"] == {"from": ["v1.31.4", "v1.31.5"], "to": "v1.31.5", "minor": False, "needed": True}
+
+
+def test_without_a_version_change_no_upgrade_is_needed(aws):
+    launch(aws, "capi-example-control-plane-a1b2c", "control-plane", KUBERNETES_VERSION)
+
+    for options in ({"kubernetes_upgrade": True}, {}):
+        result, failed = run_module("cluster_spec", dict(options, cluster=SPEC))
+        assert not failed, result["msg"]
+        assert result["upgrade"] == {"from": [KUBERNETES_VERSION], "to": KUBERNETES_VERSION, "minor": False, "needed": False}
+
+
+def test_a_skipped_minor_is_refused_naming_the_machines_behind(aws, aws_calls):
+    control_plane = launch(aws, "capi-example-control-plane-a1b2c", "control-plane", "v1.32.1")
+    worker = launch(aws, "capi-example-md-0-d3e4f", "node", "v1.31.4")
+    aws_calls.clear()
+
+    result, failed = upgrade("v1.33.0")
+
+    assert failed
+    assert ("cluster.kubernetes_version: v1.33.0 skips a minor version: capi-example-md-0-d3e4f (%s) runs v1.31.4; kubeadm "
+            "upgrades one minor at a time, nothing was changed; upgrade to v1.32 (its newest patch) first, then to v1.33.0"
+            % worker) in result["msg"]
+    assert control_plane not in result["msg"]
+    assert aws_calls.written() == []
+
+
+def test_a_downgrade_is_refused_naming_the_newer_machines(aws, aws_calls):
+    launch(aws, "capi-example-control-plane-a1b2c", "control-plane", "v1.31.4")
+    aws_calls.clear()
+
+    result, failed = upgrade("v1.31.2")
+
+    assert failed
+    assert ("cluster.kubernetes_version: v1.31.2 is older than what cluster capi-example runs (capi-example-control-plane-a1b2c "
+            in result["msg"])
+    assert "cannot be downgraded" in result["msg"] and "set kubernetes_version: v1.31.4 or newer" in result["msg"]
+    assert aws_calls.written() == []
+
+
+# --- replicas: the counts scale_cluster.yml asks for --------------------------------------------
+
+def test_replicas_override_the_spec_before_validation(aws_env):
+    spec = dict(SPEC, machine_deployments=[{"name": "md-0", "replicas": 2}, {"name": "md-1", "replicas": 1}])
+
+    result, failed = run_module("cluster_spec", {"cluster": spec, "check_account": False,
+                                                 "replicas": {"md-1": 4, "control-plane": 3, "md-0": "0"}})
+
+    assert not failed, result.get("msg")
+    assert [d["replicas"] for d in result["cluster"]["machine_deployments"]] == [0, 4]
+    assert result["cluster"]["control_plane"]["replicas"] == 3
+
+
+def test_replicas_of_the_default_machine_deployment(aws_env):
+    result, failed = run_module("cluster_spec", {"cluster": SPEC, "check_account": False, "replicas": {"md-0": 5}})
+
+    assert not failed, result.get("msg")
+    assert result["cluster"]["machine_deployments"][0]["name"] == "md-0"
+    assert result["cluster"]["machine_deployments"][0]["replicas"] == 5
+
+
+@pytest.mark.parametrize("replicas, message", [
+    ({"md-9": 1}, "replicas.md-9: it is not a machine set of the spec; name control-plane, md-0"),
+    ({"bastion": 1}, "replicas.bastion: the bastion is one machine or none"),
+    ({"md-0": -1}, "replicas.md-0: -1 is not a machine count"),
+    ({"md-0": "two"}, "replicas.md-0: 'two' is not a machine count"),
+    ({"md-0": True}, "replicas.md-0: True is not a machine count"),
+    ({"control-plane": 2}, "cluster.control_plane.replicas: 2 is even"),
+])
+def test_bad_replicas_fail_before_any_aws_call_naming_the_set(aws_env, replicas, message):
+    with mock.patch("botocore.client.BaseClient._make_api_call") as api:
+        result, failed = run_module("cluster_spec", {"cluster": SPEC, "replicas": replicas})
+
+    assert failed and message in result["msg"]
+    api.assert_not_called()
+
+
+def test_kubernetes_upgrade_needs_the_account_read(aws_env):
+    with mock.patch("botocore.client.BaseClient._make_api_call") as api:
+        result, failed = run_module("cluster_spec", {"cluster": SPEC, "check_account": False, "kubernetes_upgrade": True})
+
+    assert failed and result["msg"].startswith("kubernetes_upgrade: needs check_account: true")
+    api.assert_not_called()

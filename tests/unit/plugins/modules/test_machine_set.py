@@ -295,10 +295,10 @@ def test_rerun_changes_nothing_and_writes_nothing(ec2, network, calls):
     assert again["changed"] is False and again["plan"] == []
     assert calls.writes() == []
     assert calls.names().count("DescribeInstances") == 1
-    assert calls.names().count("DescribeImages") == 1
-    assert "DescribeSubnets" not in calls.names()
+    # The spec hash comes from the spec alone: the AMI is only looked up to launch.
+    assert "DescribeImages" not in calls.names() and "DescribeSubnets" not in calls.names()
     assert [m["instance_id"] for m in again["machines"]] == [m["instance_id"] for m in first["machines"]]
-    assert again["launched"] == [] and again["terminated"] == [] and again["outdated"] == []
+    assert again["launched"] == [] and again["terminated"] == [] and again["outdated"] == [] and again["surplus"] == []
 
 
 def test_check_mode_plans_machines_and_creates_nothing(ec2, network, calls):
@@ -468,18 +468,99 @@ def test_scale_up_fills_the_emptiest_zones(ec2, network):
     assert zones == sorted(ZONES + ZONES[:1])
 
 
-def test_scale_down_terminates_newest_in_the_fullest_zone(ec2, network):
+def md0_order(replicas, order, instance_type="t3.large"):
+    spec = md0(replicas, instance_type)
+    spec["machine_deployments"][0]["deletion_order"] = order
+    return spec
+
+
+def test_scale_down_reports_surplus_and_terminates_nothing_by_default(ec2, network, calls):
     first = apply(md0(3), "md-0")
-    launched_earlier([m["instance_id"] for m in first["machines"]], 1)
-    grown = apply(md0(4), "md-0")  # the 4th machine goes to the first zone, which then holds two
+    calls.clear()
+
+    result = apply(md0(1), "md-0")
+
+    assert result["changed"] is False and calls.writes() == [] and result["terminated"] == []
+    assert len(result["surplus"]) == 2 and all(m["set"] == "md-0" for m in result["surplus"])
+    # Still running until drained and removed: the machines list them.
+    assert sorted(m["instance_id"] for m in result["machines"]) == sorted(m["instance_id"] for m in first["machines"])
+    assert len(instances_of(ec2, "md-0")) == 3
+
+
+def test_scale_down_with_terminate_surplus_terminates_the_surplus_in_deletion_order(ec2, network, calls):
+    apply(md0(3), "md-0")
+    planned = apply(md0(1), "md-0")["surplus"]
+    calls.clear()
+
+    result = apply(md0(1), "md-0", terminate_surplus=True)
+
+    assert result["terminated"] == [m["instance_id"] for m in planned]
+    assert [m["instance_id"] for m in result["surplus"]] == result["terminated"]
+    assert calls.writes() == ["TerminateInstances"]
+    assert len(result["machines"]) == 1 and len(instances_of(ec2, "md-0")) == 1
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_scale_down_follows_the_deletion_order(ec2, network, order):
+    first = apply(md0(3), "md-0")
+    by_age = sorted(first["machines"], key=lambda m: m["name"])
+    for hours, machine in zip((3, 2, 1), by_age):  # by_age[0] oldest, by_age[2] newest
+        launched_earlier([machine["instance_id"]], hours)
+
+    result = apply(md0_order(2, order), "md-0", terminate_surplus=True)
+
+    gone = by_age[2] if order == "newest" else by_age[0]
+    assert result["terminated"] == [gone["instance_id"]]
+    assert state_of(ec2, gone["instance_id"]) == "terminated"
+
+
+def test_random_deletion_order_is_stable_between_check_mode_and_apply(ec2, network):
+    apply(md0(3), "md-0")
+    checked, failed = machine_set(md0(1), "md-0", check_mode=True, terminate_surplus=True)
+    assert not failed
+
+    result = apply(md0(1), "md-0", terminate_surplus=True)
+
+    assert result["terminated"] == checked["terminated"] and len(result["terminated"]) == 2
+    assert [m["instance_id"] for m in checked["surplus"]] == checked["terminated"]
+
+
+def test_control_plane_scale_down_takes_the_oldest_in_the_fullest_zone(ec2, network):
+    spec = cluster_spec(**{"control_plane.replicas": 3})
+    first = apply(spec, "control-plane")
+    launched_earlier([m["instance_id"] for m in first["machines"]], 2)
+    grown = apply(spec, "control-plane", replicas=4)  # the 4th goes to the first zone, which then holds two
     (newest,) = [m for m in grown["machines"] if m["name"] in grown["launched"]]
-    assert newest["availability_zone"] == ZONES[0]
+    (older,) = [m for m in first["machines"] if m["availability_zone"] == newest["availability_zone"]]
 
-    result = apply(md0(3), "md-0")
+    result = apply(spec, "control-plane")
 
-    assert result["terminated"] == [newest["instance_id"]]
-    assert state_of(ec2, newest["instance_id"]) == "terminated"
-    assert sorted(m["availability_zone"] for m in result["machines"]) == ZONES
+    assert [m["instance_id"] for m in result["surplus"]] == [older["instance_id"]]
+    assert result["terminated"] == []
+
+
+def test_replicas_overrides_the_spec_to_surge_then_the_surplus_is_reported(ec2, network):
+    apply(md0(2), "md-0")
+
+    surged = apply(md0(2), "md-0", replicas=3)
+
+    assert len(surged["launched"]) == 1 and len(surged["machines"]) == 3 and surged["surplus"] == []
+    back = apply(md0(2), "md-0")
+    assert len(back["surplus"]) == 1 and back["launched"] == []
+
+
+def test_negative_replicas_fails_before_any_aws_call(ec2, calls):
+    result, failed = machine_set(md0(2), "md-0", replicas=-1)
+
+    assert failed and result["msg"].startswith("replicas: -1 is not a machine count")
+    assert calls.names() == []
+
+
+def test_a_second_bastion_is_refused_before_any_aws_call(ec2, calls):
+    result, failed = machine_set(cluster_spec(), "bastion", replicas=2)
+
+    assert failed and result["msg"].startswith("replicas: the bastion is one machine or none")
+    assert calls.names() == []
 
 
 def test_spec_change_reports_outdated_without_writing(ec2, network, calls):
@@ -496,14 +577,15 @@ def test_spec_change_reports_outdated_without_writing(ec2, network, calls):
 
 def test_scale_down_terminates_outdated_machines_first(ec2, network):
     apply(md0(2), "md-0")
-    grown = apply(md0(3, instance_type="t3.xlarge"), "md-0")
+    grown = apply(md0_order(3, "oldest", instance_type="t3.xlarge"), "md-0")
     (new_name,) = grown["launched"]
+    (new_id,) = [m["instance_id"] for m in grown["machines"] if m["name"] == new_name]
+    launched_earlier([new_id], 5)  # now the oldest: deletion_order oldest alone would pick it
     assert sorted(grown["outdated"]) == sorted(m["name"] for m in grown["machines"] if m["name"] != new_name)
 
-    result = apply(md0(2, instance_type="t3.xlarge"), "md-0")
+    result = apply(md0_order(2, "oldest", instance_type="t3.xlarge"), "md-0", terminate_surplus=True)
 
-    # Newest-first alone would pick the new machine; the outdated ones go first.
-    assert len(result["terminated"]) == 1
+    assert len(result["terminated"]) == 1 and result["surplus"][0]["outdated"] is True
     names = [m["name"] for m in result["machines"]]
     assert new_name in names and len(names) == 2
     assert len(result["outdated"]) == 1
@@ -551,6 +633,100 @@ def test_remove_machines_unknown_name_fails_before_any_write(ec2, network, calls
     assert "not a machine of set md-0" in result["msg"]
     assert calls.writes() == []
     assert len(instances_of(ec2)) == 2
+
+
+# --- mark_updated (after an in-place upgrade) and the spec hash without the looked-up AMI ----------
+
+def test_mark_updated_retags_the_named_machines_in_one_call_and_is_idempotent(ec2, network, calls):
+    first = apply(md0(3), "md-0")
+    upgraded = md0(3)
+    upgraded["kubernetes_version"] = "v1.32.0"
+    assert len(apply(upgraded, "md-0")["outdated"]) == 3
+    named = [first["machines"][0]["name"], first["machines"][1]["instance_id"]]
+    calls.clear()
+
+    result = apply(upgraded, "md-0", mark_updated=named)
+
+    assert result["changed"] is True and calls.writes() == ["CreateTags"]
+    (tagging,) = calls.aws_calls.params_of("CreateTags")
+    assert sorted(tagging["Resources"]) == sorted(m["instance_id"] for m in first["machines"][:2])
+    assert naming.tags_to_dict(tagging["Tags"])[naming.KUBERNETES_VERSION_TAG] == "v1.32.0"
+    assert [a["action"] for a in result["plan"]] == ["update"] and "mark_updated" in result["plan"][0]["detail"]
+    assert result["outdated"] == [first["machines"][2]["name"]]
+    marked = {m["name"]: m for m in result["machines"]}
+    assert marked[first["machines"][0]["name"]]["kubernetes_version"] == "v1.32.0"
+    for instance in instances_of(ec2, "md-0"):
+        if instance["InstanceId"] != first["machines"][2]["instance_id"]:
+            assert tags(instance)[naming.KUBERNETES_VERSION_TAG] == "v1.32.0"
+
+    calls.clear()
+    again = apply(upgraded, "md-0", mark_updated=named)
+    assert again["changed"] is False and calls.writes() == [] and again["outdated"] == [first["machines"][2]["name"]]
+
+
+def test_mark_updated_check_mode_plans_the_tags_and_writes_nothing(ec2, network, calls):
+    first = apply(md0(1), "md-0")
+    upgraded = md0(1)
+    upgraded["kubernetes_version"] = "v1.31.5"
+    calls.clear()
+
+    result, failed = machine_set(upgraded, "md-0", check_mode=True, diff=True, mark_updated=[first["machines"][0]["name"]])
+
+    assert not failed and result["changed"] is True and calls.writes() == []
+    assert result["outdated"] == [] and result["machines"][0]["kubernetes_version"] == "v1.31.5"
+    assert "~ ec2 instance tags %s" % first["machines"][0]["name"] in result["diff"]["prepared"]
+    assert tags(instances_of(ec2, "md-0")[0])[naming.KUBERNETES_VERSION_TAG] == KUBERNETES_VERSION
+
+
+def test_mark_updated_unknown_name_fails_before_any_write(ec2, network, calls):
+    apply(md0(1), "md-0")
+    (other,) = apply(cluster_spec(), "md-1")["machines"]
+    calls.clear()
+
+    result, failed = machine_set(md0(1), "md-0", mark_updated=[other["name"]], terminate_surplus=True)
+
+    assert failed and result["msg"].startswith("mark_updated: %s is not a machine of set md-0" % other["name"])
+    assert calls.writes() == []
+
+
+def test_machines_tagged_with_the_legacy_hash_of_their_ami_stay_up_to_date(ec2, network, calls):
+    first = apply(md0(2), "md-0")
+    set_spec = instances.machine_set_spec(resolved(md0(2)), "md-0")
+    for machine in first["machines"]:
+        legacy = instances.legacy_spec_hash("md-0", set_spec, machine["image_id"])
+        ec2.create_tags(Resources=[machine["instance_id"]], Tags=[{"Key": naming.SPEC_HASH_TAG, "Value": legacy}])
+    calls.clear()
+
+    result = apply(md0(2), "md-0")
+
+    assert result["outdated"] == [] and result["changed"] is False and calls.writes() == []
+    assert len(apply(md0(2, instance_type="t3.xlarge"), "md-0")["outdated"]) == 2
+
+
+def test_a_newly_published_image_does_not_make_looked_up_machines_outdated(ec2, network):
+    def publish(name):
+        source = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        image_id = ec2.create_image(InstanceId=source, Name=name)["ImageId"]
+        ec2.terminate_instances(InstanceIds=[source])
+        return image_id
+
+    lookup = md0(1)
+    del lookup["machine_deployments"][0]["ami_id"]
+    lookup["image_lookup"] = {"owner": DEFAULT_ACCOUNT_ID}
+    old_image = publish("capa-ami-ubuntu-24.04-v1.31.4-1000")
+    first = apply(lookup, "md-0")
+    assert first["machines"][0]["image_id"] == old_image
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][REGION]
+    backend.amis[old_image].creation_date = datetime.datetime(2025, 1, 1)
+    new_image = publish("capa-ami-ubuntu-24.04-v1.31.4-2000")
+    backend.amis[new_image].creation_date = datetime.datetime(2025, 2, 1)
+
+    result = apply(lookup, "md-0")
+    assert result["outdated"] == [] and result["changed"] is False
+
+    grown = apply(dict(lookup, machine_deployments=[dict(lookup["machine_deployments"][0], replicas=2)]), "md-0")
+    (new,) = [m for m in grown["machines"] if m["name"] in grown["launched"]]
+    assert new["image_id"] == new_image and grown["outdated"] == []
 
 
 def test_imds_drift_is_fixed_in_place(ec2, network, calls):
