@@ -524,9 +524,8 @@ def cmd_init(ctx, argv):
     lib.write_kubeconfig(ctx.path("/etc/kubernetes/kubelet.conf"), server, ca_pem, "system:node:%s" % name, "pending")
     write_kubelet_files(ctx, config, registration)
     restart_kubelet(ctx)
-    # the kubelet now runs the etcd static pod: a one-member etcd cluster. The emulator keeps the member list, and
-    # behind a load balancer (tests/localaws) it answers only once the balancer's health check saw the kubelet serve
-    # the API: wait for it first, as kubeadm's api-check waits (real etcd needs no API server).
+    # the kubelet now runs the etcd static pod: a one-member etcd cluster. The emulator keeping the member list is
+    # reached through the load balancer, which forwards only once its health check found the kubelet's API port.
     wait_for_api(ctx, client)
     add_etcd_member(ctx, client, name, advertise)
     lib.crash_after("init", "kubelet-start")
