@@ -71,7 +71,7 @@ test-nodes: venv
 # The product against the local AWS (tests/localaws: moto whose instances are Debian hosts in Docker,
 # load balancers real TCP proxies; kubeadm, kubelet and the API server stand-ins). Needs root, as test-nodes.
 test-localaws: venv
-	$(BIN)/python -m pytest -m localaws tests/integration/test_localaws.py $(PYTEST_ARGS) || { \
+	$(BIN)/python -m pytest -m localaws tests/integration/test_localaws*.py $(PYTEST_ARGS) || { \
 	    status=$$?; \
 	    if [ $$status -eq 5 ]; then echo "test-localaws: pytest collected no localaws test" >&2; fi; \
 	    exit $$status; }

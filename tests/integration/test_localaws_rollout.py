@@ -87,9 +87,16 @@ def terminated_at(instance):
 
 
 def upgraded_spec(aws, spec_file):
-    """The same cluster at the next minor: its stand-in binaries, and a short node startup timeout for the gate."""
+    """The same cluster at the next minor: the image CAPA's lookup finds for it published in the account (as
+    image-builder publishes one, made as hack/demo_prepare.py makes the first), its stand-in binaries, and a short
+    node startup timeout for the gate."""
     with open(spec_file, encoding="utf-8") as handle:
         spec = yaml.safe_load(handle)
+    prepare_spec = importlib.util.spec_from_file_location("demo_prepare", os.path.join(_FLOW.REPO, "hack", "demo_prepare.py"))
+    prepare = importlib.util.module_from_spec(prepare_spec)
+    prepare_spec.loader.exec_module(prepare)
+    prefix = "capa-ami-%s-%s-" % (spec["cluster"].get("image_lookup", {}).get("base_os", "ubuntu-24.04"), NEW)
+    prepare.ensure_image(aws.client("ec2"), prefix, prefix + datetime.date.today().strftime("%Y%m%d"))
     spec["cluster"]["kubernetes_version"] = NEW
     spec["cluster"]["kubernetes_packages"] = {"source": "binaries", "binaries_dir": aws.binaries_dir(NEW)}
     spec["cluster"]["node_startup_timeout"] = STARTUP_TIMEOUT

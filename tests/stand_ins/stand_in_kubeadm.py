@@ -524,10 +524,11 @@ def cmd_init(ctx, argv):
     lib.write_kubeconfig(ctx.path("/etc/kubernetes/kubelet.conf"), server, ca_pem, "system:node:%s" % name, "pending")
     write_kubelet_files(ctx, config, registration)
     restart_kubelet(ctx)
-    # the kubelet now runs the etcd static pod: a one-member etcd cluster
+    # the kubelet now runs the etcd static pod: a one-member etcd cluster. The emulator keeping the member list is
+    # reached through the load balancer, which forwards only once its health check found the kubelet's API port.
+    wait_for_api(ctx, client)
     add_etcd_member(ctx, client, name, advertise)
     lib.crash_after("init", "kubelet-start")
-    wait_for_api(ctx, client)
     node_token = client.request("POST", "/stand-in/node-credentials", {"nodeName": name})["token"]
     lib.write_kubeconfig(ctx.path("/etc/kubernetes/kubelet.conf"), server, ca_pem, "system:node:%s" % name, node_token)
     stored_cluster = cluster_defaults(ctx, cluster, endpoint)
