@@ -5,6 +5,8 @@ both run the same image (built once, cached by the recipe's hash in its tag) the
 Failures raise RuntimeError; the callers turn them into a test failure or an exit message.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -57,8 +59,29 @@ def docker(*args, check=True, timeout=600, input=None):  # noqa: A002 - subproce
     return subprocess.run(["docker"] + list(args), check=check, capture_output=True, text=True, timeout=timeout, input=input)
 
 
+# The node tests and the local AWS may run at once (make test runs them side by side); both prepare
+# Docker and the host image, which two processes must not do together (apt's lock, two debootstraps).
+PREPARE_LOCK = os.environ.get("KUBECLUSTER_TEST_PREPARE_LOCK", "/run/lock/kubecluster-test-prepare.lock")
+
+
+@contextlib.contextmanager
+def preparing():
+    """Hold the machine-wide lock for preparing Docker and the image; the second comes after and finds them ready."""
+    with open(PREPARE_LOCK, "a+", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_docker():
     """hack/nodes-env.sh when docker or debootstrap is missing or dockerd is not answering."""
+    with preparing():
+        _ensure_docker()
+
+
+def _ensure_docker():
     ready = shutil.which("docker") and shutil.which("debootstrap") and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
     if ready:
         return
@@ -70,6 +93,11 @@ def ensure_docker():
 def build_image(timings=None):
     """The test host image, built with debootstrap unless an image with this recipe's tag exists."""
     timings = {} if timings is None else timings
+    with preparing():
+        return _build_image(timings)
+
+
+def _build_image(timings):
     if docker("image", "inspect", IMAGE, check=False).returncode == 0:
         timings["image"] = ("cached", 0.0)
         return IMAGE
