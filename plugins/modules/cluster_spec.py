@@ -43,7 +43,7 @@ options:
   replicas:
     description:
       - Machine counts that replace the spec's, by machine set, C(control-plane) or the name of a machine
-        deployment, for example C({md-0: 4}); the scale playbook passes what it was asked for here.
+        deployment, for example C(md-0) mapped to 4; the scale playbook passes what it was asked for here.
       - Applied before the spec is validated, so RV(cluster) carries them and the control plane's count must
         still be odd. A set the spec does not have, the bastion, or a count that is not a whole number of at
         least 0 fails before any AWS call, naming the set.

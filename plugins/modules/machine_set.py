@@ -22,7 +22,7 @@ description:
     running so that a playbook can drain them and remove them one by one (etcd member first for the control
     plane); O(terminate_surplus=true) terminates them in the same run. A machine deployment's order is outdated
     machines first, then its C(deletion_order) (C(random), a stable pseudo-random order from the cluster name and
-    instance id; C(newest) or C(oldest) by launch time). The control plane's is KubeadmControlPlane's: outdated
+    instance id; C(newest) or C(oldest) by launch time). The control plane's is KubeadmControlPlane's, outdated
     first, from the zone holding the most machines, the oldest there. The bastion, no Kubernetes node, always
     has its surplus terminated.
   - The AMI is the set's C(ami_id) or, as CAPA looks it up, the newest image named after
