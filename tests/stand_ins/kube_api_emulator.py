@@ -509,6 +509,9 @@ class Store:
                 spec.setdefault("clusterIPs", [spec["clusterIP"]])
         elif resource.kind == "ServiceAccount":
             pass
+        elif resource.kind == "Pod":
+            # the apiserver ignores a status given on create; a new pod is Pending (the emulator runs no pods)
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
 
     def create(self, resource, namespace, obj, dry_run=False):
         with self.lock:

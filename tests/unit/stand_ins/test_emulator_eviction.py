@@ -43,6 +43,8 @@ def test_min_available_blocks_the_last_pod_and_lets_a_spare_go(api):
         evict(api, "web-2")
     assert refused.value.status == 429 and str(refused.value) == MESSAGE
     assert names(api) == ["web-2"]
+    # a pod starts Pending, as the apiserver makes it (kubernetes.core.k8s_drain reads status.phase)
+    assert client(api).request("GET", PODS + "/web-2")["status"]["phase"] == "Pending"
     client(api).request("DELETE", PDBS + "/web")
     evict(api, "web-2")
     assert names(api) == []
