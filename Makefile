@@ -41,8 +41,9 @@ collection-link:
 test: venv
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
-	$(MAKE) test-nodes
-	$(MAKE) test-localaws
+	@# The node tests and the local AWS use their own networks, addresses and locks: side by side
+	@# they take the time of the longer, not of both (Docker and the image are prepared under one lock).
+	$(MAKE) -j2 --output-sync=target test-nodes test-localaws
 	$(MAKE) sanity
 	$(MAKE) lint
 	$(MAKE) docs-check
