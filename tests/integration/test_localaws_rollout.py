@@ -62,7 +62,8 @@ def instances(aws, with_terminated=False):
 def by_set(found):
     sets = {}
     for instance in found.values():
-        sets.setdefault(tags(instance)["kubecluster.aws/machine-set"] if "kubecluster.aws/machine-set" in tags(instance) else role(instance), []).append(instance)
+        set_name = tags(instance).get("kubecluster.aws/machine-set") or role(instance)
+        sets.setdefault(set_name, []).append(instance)
     return sets
 
 
