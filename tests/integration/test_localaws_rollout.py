@@ -14,7 +14,6 @@ targets of what the product does, not that Kubernetes runs. Needs root and Docke
 """
 
 import datetime
-import importlib.util
 import json
 import os
 import ssl
@@ -24,9 +23,9 @@ import urllib.request
 import pytest
 import yaml
 
-_SPEC = importlib.util.spec_from_file_location("localaws_whole_flow", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_localaws.py"))
-_FLOW = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_FLOW)
+from helpers.modules import load_file, load_sibling
+
+_FLOW = load_sibling(__file__, "test_localaws.py", "localaws_whole_flow")
 # test_localaws.py's helpers and its module-scoped local AWS (one per module: this module gets its own)
 local_aws = _FLOW.local_aws
 LIMITS, OLD, Run, api_objects, interval, make_spec, owned, role, tags = (
@@ -93,9 +92,7 @@ def upgraded_spec(aws, spec_file):
     node startup timeout for the gate."""
     with open(spec_file, encoding="utf-8") as handle:
         spec = yaml.safe_load(handle)
-    prepare_spec = importlib.util.spec_from_file_location("demo_prepare", os.path.join(_FLOW.REPO, "hack", "demo_prepare.py"))
-    prepare = importlib.util.module_from_spec(prepare_spec)
-    prepare_spec.loader.exec_module(prepare)
+    prepare = load_file("demo_prepare", os.path.join(_FLOW.REPO, "hack", "demo_prepare.py"))
     prefix = "capa-ami-%s-%s-" % (spec["cluster"].get("image_lookup", {}).get("base_os", "ubuntu-24.04"), NEW)
     prepare.ensure_image(aws.client("ec2"), prefix, prefix + datetime.date.today().strftime("%Y%m%d"))
     spec["cluster"]["kubernetes_version"] = NEW

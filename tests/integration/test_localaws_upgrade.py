@@ -8,7 +8,6 @@ the order and arguments of the upgrade calls, what reaches the API and AWS, not 
 Docker. The whole-flow helpers are test_localaws.py's."""
 
 import glob
-import importlib.util
 import os
 import stat
 import time
@@ -16,16 +15,11 @@ import time
 import pytest
 import yaml
 
-
-def _whole_flow():
-    """tests/integration/test_localaws.py as a helper module (its tests are not collected twice)."""
-    spec = importlib.util.spec_from_file_location("localaws_whole_flow", os.path.join(os.path.dirname(__file__), "test_localaws.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers.modules import load_sibling
 
 
-base = _whole_flow()
+# tests/integration/test_localaws.py as a helper module (its tests are not collected twice)
+base = load_sibling(__file__, "test_localaws.py", "localaws_whole_flow")
 local_aws = base.local_aws  # the module's one local AWS (a fixture)
 pytestmark = pytest.mark.localaws
 NAME = "capi-upgrade"

@@ -10,26 +10,19 @@ hosts behind a bastion (the harness of tests/nodes/conftest.py, the helpers of t
 The tests share one cluster and run in file order.
 """
 
-import importlib.util
 import os
 
 import pytest
 import yaml
 
 from ansible_collections.kubecluster.aws.plugins.filter.bootstrap_token_ttl import bootstrap_token_ttl
+from helpers.modules import load_sibling
 
 pytestmark = pytest.mark.nodes
 
 
-def _node_role_helpers():
-    """test_node_roles.py's spec, run and record helpers (pytest imports test modules with importlib, off sys.path)."""
-    spec = importlib.util.spec_from_file_location("node_role_helpers", os.path.join(os.path.dirname(__file__), "test_node_roles.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-node_roles = _node_role_helpers()
+# test_node_roles.py's spec, run and record helpers (pytest imports test modules with importlib, off sys.path)
+node_roles = load_sibling(__file__, "test_node_roles.py", "node_role_helpers")
 
 NEWER_VERSION = "v1.32.0"
 

@@ -1,11 +1,11 @@
 """The pure parts of bench/api_calls.py that both of its modes share (what a phase did, the checks, the table),
 and the PLAY RECAP reader of tests/helpers/test_hosts.py that it, the node tests and the localaws test use."""
 
-import importlib.util
 import os
 
 import pytest
 
+from helpers.modules import load_file
 from helpers.test_hosts import parse_recap
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench", "api_calls.py")
@@ -13,10 +13,7 @@ BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abs
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_api_calls", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("bench_api_calls", BENCH)
 
 
 def call(service, action, is_write):

@@ -1,18 +1,15 @@
 """What the immutable rollout needs of the stand-ins: a control-plane join writes the static pods of the version in the
 kubeadm-config ConfigMap, as kubeadm does; and the emulator's test fault keeps the next Nodes to register NotReady."""
 
-import importlib.util
 import json
-import os
 import time
 
+from helpers.modules import load_sibling
 import stand_in_lib
 import stand_in_yaml
 
 # the kubeadm tests' helpers (init, join config, the printed join parts); pytest's importlib mode has no sibling imports
-_SPEC = importlib.util.spec_from_file_location("kubeadm_stand_in_tests", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_kubeadm_stand_in.py"))
-_KUBEADM_TESTS = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_KUBEADM_TESTS)
+_KUBEADM_TESTS = load_sibling(__file__, "test_kubeadm_stand_in.py", "kubeadm_stand_in_tests")
 init_cluster, join_config, join_parts = _KUBEADM_TESTS.init_cluster, _KUBEADM_TESTS.join_config, _KUBEADM_TESTS.join_parts
 
 MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"

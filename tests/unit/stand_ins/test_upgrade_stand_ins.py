@@ -2,7 +2,6 @@
 minor at a time, the nodes after the apply), etcdctl's `snapshot save` in the etcd container, and
 a kubelet that reports its version on its Node after a restart."""
 
-import importlib.util
 import json
 import os
 import stat
@@ -10,16 +9,11 @@ import threading
 
 import pytest
 
-
-def _kubeadm_tests():
-    """The kubeadm stand-in tests' helpers (init, join, etcdctl flags), without collecting their tests twice."""
-    spec = importlib.util.spec_from_file_location("kubeadm_stand_in_helpers", os.path.join(os.path.dirname(__file__), "test_kubeadm_stand_in.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers.modules import load_sibling
 
 
-_HELPERS = _kubeadm_tests()
+# The kubeadm stand-in tests' helpers (init, join, etcdctl flags), without collecting their tests twice.
+_HELPERS = load_sibling(__file__, "test_kubeadm_stand_in.py", "kubeadm_stand_in_helpers")
 ETCDCTL, etcd_id, init_cluster, join_config, join_parts = (_HELPERS.ETCDCTL, _HELPERS.etcd_id, _HELPERS.init_cluster, _HELPERS.join_config,
                                                            _HELPERS.join_parts)
 
