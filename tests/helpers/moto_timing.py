@@ -29,8 +29,13 @@ Used by tests/helpers/run_moto_server.py (env ``KUBECLUSTER_MOTO_TIMING=<factor>
 import contextlib
 import time
 
+from moto.ec2.exceptions import DependencyViolationError, EC2ClientError
 from moto.ec2.models import instances as ec2_instances
+from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
+from moto.ec2.models.internet_gateways import InternetGatewayBackend
 from moto.ec2.models.nat_gateways import NatGateway
+from moto.ec2.models.security_groups import SecurityGroupBackend
+from moto.ec2.models.subnets import SubnetBackend
 from moto.elbv2.models import FakeLoadBalancer
 
 ENV_VARIABLE = "KUBECLUSTER_MOTO_TIMING"
@@ -189,6 +194,73 @@ def _lb_state_set(balancer, value):
     balancer.__dict__["state"] = value
 
 
+# --- The deletes AWS refuses while a dependency is still there (or still going away). ---
+# Checked before moto's own method runs; "not terminated" / "not deleted" read the timed states above.
+
+def _live_instances(backend):
+    return [instance for instance in backend.all_instances() if instance.state != "terminated"]
+
+
+def _live_nat_gateways(backend):
+    return [nat for nat in backend.nat_gateways.values() if nat.state != "deleted"]
+
+
+def _refuse_release_of_nat_address(backend, address=None, allocation_id=None):
+    """ReleaseAddress: a NAT gateway holds its Elastic IP until it is deleted (deleting included); AWS answers
+    InvalidIPAddress.InUse until then."""
+    for nat in _live_nat_gateways(backend):
+        for entry in nat.address_set:
+            if (allocation_id and entry.get("allocationId") == allocation_id) or (address and entry.get("publicIp") == address):
+                raise EC2ClientError("InvalidIPAddress.InUse",
+                                     "Address %s is in use by %s (%s)." % (allocation_id or address, nat.id, nat.state))
+
+
+def _refuse_delete_of_used_security_group(backend, name=None, group_id=None):
+    """DeleteSecurityGroup: AWS refuses a group that an instance's network interface still uses, and the interface
+    goes only once the instance is terminated (shutting-down included)."""
+    if not group_id and name:
+        group = backend.get_security_group_by_name_or_id(name)
+        group_id = group.id if group else None
+    for instance in _live_instances(backend):
+        groups = set(group.id for group in instance.security_groups)
+        for nic in instance.nics.values():
+            groups.update(group.id for group in nic.group_set)
+        if group_id in groups:
+            raise DependencyViolationError("resource %s has a dependent object" % group_id)
+
+
+def _refuse_delete_of_used_subnet(backend, subnet_id):
+    """DeleteSubnet: AWS refuses a subnet that still holds an instance not yet terminated or a NAT gateway not yet
+    deleted (their network interfaces are in it)."""
+    users = [instance.id for instance in _live_instances(backend) if instance.subnet_id == subnet_id]
+    users += [nat.id for nat in _live_nat_gateways(backend) if nat.subnet_id == subnet_id]
+    if users:
+        raise DependencyViolationError("The subnet '%s' has dependencies and cannot be deleted." % subnet_id)
+
+
+def _refuse_detach_with_public_addresses(backend, internet_gateway_id, vpc_id):  # pylint: disable=unused-argument
+    """DetachInternetGateway: AWS refuses while the VPC has public addresses mapped: an instance with a public IP
+    that is not terminated yet, a public NAT gateway that is not deleted yet."""
+    mapped = [instance.id for instance in _live_instances(backend) if instance.vpc_id == vpc_id and _public_ip(instance)]
+    mapped += [nat.id for nat in _live_nat_gateways(backend)
+               if nat.vpc_id == vpc_id and nat.connectivity_type != "private" and any(entry.get("publicIp") for entry in nat.address_set)]
+    if mapped:
+        raise DependencyViolationError("Network %s has some mapped public address(es). Please unmap those public address(es) before "
+                                       "detaching the gateway." % vpc_id)
+
+
+def _guard(owner, name, refuse):
+    """Patch owner.name so that ``refuse(backend, *args)`` runs (and may raise AWS's error) before moto's method."""
+    real = getattr(owner, name)
+
+    def guarded(backend, *args, **kwargs):
+        refuse(backend, *args, **kwargs)
+        return real(backend, *args, **kwargs)
+
+    guarded.__doc__ = refuse.__doc__
+    _patch(owner, name, guarded)
+
+
 def apply(factor, durations=None, clock=time.monotonic):
     """Make moto show AWS's intermediate states for ``durations[...] * factor`` seconds (``DEFAULT_DURATIONS``
     where ``durations`` does not say), read from ``clock``. Factor 0 or less: nothing changes."""
@@ -205,6 +277,10 @@ def apply(factor, durations=None, clock=time.monotonic):
     _patch(ec2_instances, "InstanceState", TimedInstanceState)
     _patch(ec2_instances.Instance, "terminate", _terminate_keeping_public_ip)
     _patch(FakeLoadBalancer, "state", property(_lb_state_get, _lb_state_set))
+    _guard(ElasticAddressBackend, "release_address", _refuse_release_of_nat_address)
+    _guard(SecurityGroupBackend, "delete_security_group", _refuse_delete_of_used_security_group)
+    _guard(SubnetBackend, "delete_subnet", _refuse_delete_of_used_subnet)
+    _guard(InternetGatewayBackend, "detach_internet_gateway", _refuse_detach_with_public_addresses)
 
 
 def remove():
