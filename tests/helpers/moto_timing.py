@@ -16,6 +16,8 @@ so a wait the product forgot fails a test instead of a first run on a real accou
   instance or a NAT gateway that is not ``deleted`` is in the subnet, DetachInternetGateway while such an
   instance with a public address or such a public NAT gateway is in the VPC (all DependencyViolation).
   DeleteVpc needs no patch: moto already refuses it while the VPC has subnets, and these cannot go first.
+- EC2's eventual consistency for one case peers hit: CreateRoute to a NAT gateway created less than
+  ``nat_gateway_visible`` ago answers InvalidNatGatewayID.NotFound.
 
 The states are computed when read (moto stores what it finished; a property shows the intermediate state until
 its time has passed), so nothing runs in the background and an injectable ``clock`` lets unit tests move time
@@ -34,6 +36,7 @@ from moto.ec2.models import instances as ec2_instances
 from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
 from moto.ec2.models.internet_gateways import InternetGatewayBackend
 from moto.ec2.models.nat_gateways import NatGateway
+from moto.ec2.models.route_tables import RouteBackend
 from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.ec2.models.subnets import SubnetBackend
 from moto.elbv2.models import FakeLoadBalancer
@@ -56,6 +59,10 @@ DEFAULT_DURATIONS = {
     # Estimate. peers.md "ALB/NLB provisioning": Terraform's default wait is 10 min and can still time out while
     # "provisioning" (terraform-provider-aws#8054); capa.md: CAPA e2e "LB ready 5m"; issue 9 "provisions for minutes".
     "load_balancer_active": 150.0,
+    # Estimate. EC2's eventual consistency: CreateRoute to a NAT gateway just created can answer
+    # InvalidNatGatewayID.NotFound (peers.md "NAT gateway not yet available when routes are created": kops#944, #995);
+    # AWS documents no duration ("eventually consistent"), a second is typical.
+    "nat_gateway_visible": 1.0,
 }
 
 INSTANCE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
@@ -109,6 +116,7 @@ def _nat_state_set(nat, value):
     if _active is not None and value != previous:
         if value == "available" and previous is None:  # created
             nat.__dict__["_kubecluster_available_at"] = _active.until("nat_gateway_available")
+            nat.__dict__["_kubecluster_visible_at"] = _active.until("nat_gateway_visible")
         elif value == "deleted":
             nat.__dict__["_kubecluster_deleted_at"] = _active.until("nat_gateway_deleted")
     nat.__dict__["state"] = value
@@ -249,6 +257,14 @@ def _refuse_detach_with_public_addresses(backend, internet_gateway_id, vpc_id): 
                                        "detaching the gateway." % vpc_id)
 
 
+def _refuse_route_to_unseen_nat_gateway(backend, *args, nat_gateway_id=None, **kwargs):  # pylint: disable=unused-argument
+    """CreateRoute: right after CreateNatGateway, EC2 may not know the new id yet (eventual consistency) and answers
+    InvalidNatGatewayID.NotFound; a client retries."""
+    nat = backend.nat_gateways.get(nat_gateway_id) if nat_gateway_id else None
+    if nat is not None and _in_transition(nat, "_kubecluster_visible_at"):
+        raise EC2ClientError("InvalidNatGatewayID.NotFound", "The natGateway ID '%s' does not exist" % nat_gateway_id)
+
+
 def _guard(owner, name, refuse):
     """Patch owner.name so that ``refuse(backend, *args)`` runs (and may raise AWS's error) before moto's method."""
     real = getattr(owner, name)
@@ -281,6 +297,7 @@ def apply(factor, durations=None, clock=time.monotonic):
     _guard(SecurityGroupBackend, "delete_security_group", _refuse_delete_of_used_security_group)
     _guard(SubnetBackend, "delete_subnet", _refuse_delete_of_used_subnet)
     _guard(InternetGatewayBackend, "detach_internet_gateway", _refuse_detach_with_public_addresses)
+    _guard(RouteBackend, "create_route", _refuse_route_to_unseen_nat_gateway)
 
 
 def remove():

@@ -10,6 +10,7 @@ from helpers.moto_server import MotoServer
 
 from moto.ec2.models import instances as ec2_instances
 from moto.ec2.models.nat_gateways import NatGateway
+from moto.ec2.models.route_tables import RouteBackend
 from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.elbv2.models import FakeLoadBalancer
 
@@ -374,10 +375,22 @@ def test_delete_vpc_is_refused_while_its_subnets_cannot_go(timed, ec2, network):
     ec2.delete_vpc(VpcId=network["vpc"])
 
 
+def test_create_route_to_a_nat_gateway_just_created_is_not_found_for_a_second(timed, ec2, network):
+    nat, _ = create_nat_gateway(ec2, network["subnets"][0])
+    table = ec2.create_route_table(VpcId=network["vpc"])["RouteTable"]["RouteTableId"]
+    route = lambda: ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat["NatGatewayId"])  # noqa: E731
+
+    refused(route, "InvalidNatGatewayID.NotFound")
+    timed.advance(1)
+    route()  # pending: AWS accepts a route to a NAT gateway that is not available yet
+
+    assert nat_state(ec2, nat["NatGatewayId"]) == "pending"
+
+
 # --- off: factor 0, and after remove() ---
 
 MOTO_ATTRIBUTES = [(NatGateway, "state"), (FakeLoadBalancer, "state"), (ec2_instances, "InstanceState"),
-                   (ec2_instances.Instance, "terminate"), (SecurityGroupBackend, "delete_security_group")]
+                   (ec2_instances.Instance, "terminate"), (SecurityGroupBackend, "delete_security_group"), (RouteBackend, "create_route")]
 
 
 def _attributes():
