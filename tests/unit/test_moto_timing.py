@@ -1,5 +1,7 @@
 """tests/helpers/moto_timing: AWS's intermediate states and refusals in moto, on a clock the tests move."""
 
+import functools
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -181,7 +183,7 @@ def test_register_targets_refuses_an_instance_still_pending_as_aws_does(timed, e
     instance_id = launch(ec2, network)["InstanceId"]
     group = elbv2.create_target_group(Name="api", Protocol="TCP", Port=6443, VpcId=network["vpc"], TargetType="instance")["TargetGroups"][0]
 
-    register = lambda: elbv2.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": instance_id}])  # noqa: E731
+    register = functools.partial(elbv2.register_targets, TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": instance_id}])
     with pytest.raises(ClientError):
         register()
     timed.advance(40)
@@ -336,7 +338,7 @@ def test_detach_internet_gateway_is_refused_while_a_public_instance_shuts_down(t
     instance_id = launch(ec2, network, SubnetId=None,
                          NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": network["subnets"][0], "AssociatePublicIpAddress": True,
                                              "Groups": [network["group"]]}])["InstanceId"]
-    detach = lambda: ec2.detach_internet_gateway(InternetGatewayId=network["igw"], VpcId=network["vpc"])  # noqa: E731
+    detach = functools.partial(ec2.detach_internet_gateway, InternetGatewayId=network["igw"], VpcId=network["vpc"])
     ec2.terminate_instances(InstanceIds=[instance_id])
 
     message = refused(detach, "DependencyViolation")
@@ -347,7 +349,7 @@ def test_detach_internet_gateway_is_refused_while_a_public_instance_shuts_down(t
 
 def test_detach_internet_gateway_is_refused_until_the_nat_gateway_is_deleted(timed, ec2, network):
     nat, _ = create_nat_gateway(ec2, network["subnets"][1])
-    detach = lambda: ec2.detach_internet_gateway(InternetGatewayId=network["igw"], VpcId=network["vpc"])  # noqa: E731
+    detach = functools.partial(ec2.detach_internet_gateway, InternetGatewayId=network["igw"], VpcId=network["vpc"])
     ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
 
     refused(detach, "DependencyViolation")
@@ -378,7 +380,7 @@ def test_delete_vpc_is_refused_while_its_subnets_cannot_go(timed, ec2, network):
 def test_create_route_to_a_nat_gateway_just_created_is_not_found_for_a_second(timed, ec2, network):
     nat, _ = create_nat_gateway(ec2, network["subnets"][0])
     table = ec2.create_route_table(VpcId=network["vpc"])["RouteTable"]["RouteTableId"]
-    route = lambda: ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat["NatGatewayId"])  # noqa: E731
+    route = functools.partial(ec2.create_route, RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat["NatGatewayId"])
 
     refused(route, "InvalidNatGatewayID.NotFound")
     timed.advance(1)
