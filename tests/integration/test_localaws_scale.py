@@ -112,15 +112,23 @@ def assert_cluster(aws, control_planes, workers):
 
 
 def assert_removed_safely(aws, instance, since):
-    """Cordoned, drained and its Node deleted through the API before EC2 terminated the instance; its host is gone."""
+    """Cordoned, drained and its Node deleted through the API before EC2 terminated the instance; its host is gone.
+
+    EC2 may give a later machine the private address this one freed (AWS does, and so does the local AWS), and with
+    it the same Node name: the requests after the first delete can be the replacement's, and what must be gone is
+    the Node of this instance, known by its providerID."""
     node = instance["PrivateDnsName"]
     requests = api_requests(aws, since)
-    cordon = [request["time"] for request in requests if request["method"] == "PATCH" and request["path"] == "/api/v1/nodes/" + node]
     deleted = [request["time"] for request in requests if request["method"] == "DELETE" and request["path"] == "/api/v1/nodes/" + node]
-    assert cordon and deleted and max(cordon) < min(deleted), (node, cordon, deleted)
+    assert deleted, (node, "never deleted")
+    cordon = [request["time"] for request in requests
+              if request["method"] == "PATCH" and request["path"] == "/api/v1/nodes/" + node and request["time"] < min(deleted)]
+    assert cordon, (node, "not cordoned before its deletion", deleted)
     terminated = terminated_at(aws, instance["InstanceId"])
     assert min(deleted) < terminated + 1, (node, deleted, terminated)  # EC2's stamp has whole seconds
-    assert node not in node_names(aws)
+    providers = {item["metadata"]["name"]: (item.get("spec") or {}).get("providerID", "")
+                 for item in api_objects(aws, STATE["vpc"]) if item["kind"] == "Node"}
+    assert not [name for name, provider in providers.items() if provider.endswith("/" + instance["InstanceId"])], (instance["InstanceId"], providers)
     assert instance["InstanceId"] not in aws.hosts()
     return terminated
 
