@@ -126,9 +126,11 @@ def create_instance_tags(ec2: Client, instance_ids: Sequence[str], tags: Dict[st
 
 
 @EC2InstanceErrorHandler.common_error_handler("wait for the instances")
-def wait_for_instances(ec2: Client, waiter_name: str, instance_ids: Sequence[str], timeout: float) -> None:
-    """Wait with a boto3 instance waiter (``instance_running``, ``instance_terminated``) for every id, once."""
-    ec2.get_waiter(waiter_name).wait(InstanceIds=list(instance_ids), WaiterConfig=waiter_config(timeout, INSTANCE_WAIT_DELAY))
+def wait_for_instances(ec2: Client, waiter_name: str, instance_ids: Sequence[str], timeout: float,
+                       delay: int = INSTANCE_WAIT_DELAY) -> None:
+    """Wait with a boto3 instance waiter (``instance_running``, ``instance_terminated``) for every id, once,
+    polling every ``delay`` seconds."""
+    ec2.get_waiter(waiter_name).wait(InstanceIds=list(instance_ids), WaiterConfig=waiter_config(timeout, delay))
 
 
 def wait_for_nat_gateways(ec2: Client, waiter_name: str, nat_ids: Sequence[str], timeout: float) -> None:

@@ -203,6 +203,40 @@ def test_per_az_to_single_repoints_routes_then_deletes_surplus_nats_and_releases
     assert network.plan_present(context(ec2), make_spec(nat_gateways="single")).actions == []
 
 
+def _nat_gateways_pending():
+    """Put every NAT gateway moto holds back to pending, as AWS shows one for a minute or two after CreateNatGateway."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    for nat in ec2_backends[DEFAULT_ACCOUNT_ID][REGION].nat_gateways.values():
+        nat.state = "pending"
+
+
+def test_without_wait_routes_point_at_the_pending_nat_gateways_and_a_rerun_makes_none_again(ec2):
+    # create_cluster.yml's fast path: the NAT gateways provision while the machines boot; one wait comes later.
+    plan = network.plan_present(context(ec2, wait=False), make_spec())
+    plan.apply()
+    _nat_gateways_pending()
+    nats = {n["availability_zone"]: n["id"] for n in result_of(plan)["nat_gateways"]}
+    for zone in ZONES:
+        assert default_route(ec2, "capi-example-rt-private-" + zone)["NatGatewayId"] == nats[zone]
+
+    assert network.plan_present(context(ec2, wait=False), make_spec()).actions == []
+    waiting = network.plan_present(context(ec2), make_spec())
+    assert [(a.verb, a.kind, a.detail) for a in waiting.actions] == [("wait", "nat-gateway", "until 3 available")]
+    assert inventory(ec2)["nats"] == 3 and inventory(ec2)["eips"] == 3
+
+
+def test_without_wait_surplus_nat_gateways_are_still_deleted_waited_for_and_their_eips_released(ec2, aws_calls):
+    network.plan_present(context(ec2), make_spec()).apply()
+    plan = network.plan_present(context(ec2, wait=False), make_spec(nat_gateways="single"))
+    verbs = [(a.verb, a.kind) for a in plan.actions]
+    assert verbs.index(("delete", "nat-gateway")) < verbs.index(("wait", "nat-gateway")) < verbs.index(("delete", "elastic-ip"))
+    plan.apply()
+    assert inventory(ec2)["nats"] == 1 and inventory(ec2)["eips"] == 1
+    assert network.plan_present(context(ec2, wait=False), make_spec(nat_gateways="single")).actions == []
+
+
 def test_per_az_to_none_removes_private_default_routes(ec2):
     network.plan_present(context(ec2), make_spec()).apply()
     network.plan_present(context(ec2), make_spec(nat_gateways="none")).apply()
