@@ -29,6 +29,10 @@ import boto3
 
 from helpers.aws import REGION, is_read_action
 
+# run_moto_server.py applies tests/helpers/moto_timing with this factor (helpers.moto_timing.ENV_VARIABLE; not
+# imported here so that clients of MotoServer do not import moto's models).
+TIMING_VARIABLE = "KUBECLUSTER_MOTO_TIMING"
+
 # moto_server answers as this account (moto's default).
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = REGION
@@ -93,8 +97,12 @@ class MotoRecorder:
 class MotoServer(MotoRecorder):
     """A ``moto_server`` process on 127.0.0.1 with its request recorder writing to a temp file."""
 
-    def __init__(self, region=DEFAULT_REGION, start_timeout=60):
+    def __init__(self, region=DEFAULT_REGION, start_timeout=60, timing=None):
+        """``timing``: a factor > 0 runs the server in the state-transition mode of tests/helpers/moto_timing
+        (AWS's durations times the factor), 0 = moto finishing everything at once, None = as the environment's
+        KUBECLUSTER_MOTO_TIMING says (unset: at once)."""
         self.region = region
+        self.timing = timing
         self.start_timeout = start_timeout
         self.port = None
         self.process = None
@@ -167,6 +175,8 @@ class MotoServer(MotoRecorder):
     def _spawn(self):
         env = dict(os.environ, MOTO_RECORDER_FILEPATH=self.recording_path, MOTO_PORT=str(self.port))
         env.pop("MOTO_ENABLE_RECORDING", None)
+        if self.timing is not None:  # None: whatever KUBECLUSTER_MOTO_TIMING says in this process's environment
+            env[TIMING_VARIABLE] = repr(float(self.timing))
         self._log = open(self.log_path, "ab")  # pylint: disable=consider-using-with  # closed in _terminate
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with  # lives until stop()
             moto_server_command() + ["-H", "127.0.0.1", "-p", str(self.port)],
