@@ -49,6 +49,7 @@ options:
       - With O(state=absent) it also waits, before the first delete, for the cluster's machines that are still
         shutting down (terminated without waiting, as the delete playbook does), because AWS refuses to delete
         security groups and subnets their network interfaces still use. Without it such machines stop the delete.
+        So do, the same way, the network interfaces AWS has not yet removed of load balancers deleted already.
       - With V(false) and O(state=absent) the run stops once the NAT gateway deletes are
         started, because their Elastic IPs, the subnets and the VPC can only go after them;
         run again to finish.
