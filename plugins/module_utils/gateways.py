@@ -8,8 +8,9 @@
 The internet gateway: one, attached to the VPC (a detached one an interrupted run left is
 attached again). The NAT gateways: one per zone the NAT layout (spec.nat_zones) names, each
 in its zone's public subnet with an Elastic IP; free owned Elastic IPs an earlier run left
-are used before new ones are allocated, every new NAT gateway is waited for once, and NAT
-gateways the layout no longer has go after the routes stopped pointing at them.
+are used before new ones are allocated, every new NAT gateway is waited for once (unless the
+caller waits later, as create_cluster.yml does: routes to a pending NAT gateway are accepted),
+and NAT gateways the layout no longer has go after the routes stopped pointing at them.
 
 Ids go to plan.refs: IGW_REF, nat_ref(zone), allocation_ref(zone), public_ip_ref(zone).
 """
@@ -261,14 +262,17 @@ class NatGateways:
         return wait
 
     def plan_surplus(self) -> None:
-        """Delete the NAT gateways the layout no longer has (e.g. per_az -> single), then release their Elastic IPs."""
+        """Delete the NAT gateways the layout no longer has (e.g. per_az -> single), wait for them, then release their Elastic IPs.
+
+        Waited for also without ``ctx.wait`` (which only spares the wait for new NAT gateways): their Elastic IPs
+        can only be released once they are deleted, and nothing else (no later wait) would finish the change.
+        """
         if not self.surplus:
             return
         mode = self.spec["network"]["nat_gateways"]
         name = naming.nat_name(self.cluster)
-        if not _plan_nat_deletes(self.ctx, self.plan, self.cluster, self.surplus,
-                                 lambda nat: (name, "%s, not in the %s layout" % (nat["NatGatewayId"], mode))):
-            return  # their Elastic IPs can only go once they are deleted: a later run releases them
+        _plan_nat_deletes(self.ctx.with_wait(True), self.plan, self.cluster, self.surplus,
+                          lambda nat: (name, "%s, not in the %s layout" % (nat["NatGatewayId"], mode)))
         allocations = {a["AllocationId"] for n in self.surplus for a in n.get("NatGatewayAddresses", [])}
         for address in self.owned_eips():
             if address["AllocationId"] in allocations:

@@ -60,6 +60,9 @@ TARGET_GROUP_ATTRIBUTES = {
     "target_health_state.unhealthy.draining_interval_seconds": "300",
 }
 CROSS_ZONE_ATTRIBUTE = "load_balancing.cross_zone.enabled"
+# Seconds between two reads while control-plane machines boot: AWS registers only running instances, and a new
+# target takes minutes to be served, so a machine is registered soon after it runs (CAPA requeues every second).
+TARGET_WAIT_DELAY = 5
 
 TYPE_NAMES = {NLB: "a network load balancer (nlb)", CLASSIC: "a classic ELB (classic)"}
 
@@ -310,7 +313,7 @@ def plan_target_changes(plan: Plan, ctx: Context, changes: TargetChanges, regist
     """Wait for pending machines (once), then register and deregister in one call each."""
     if changes.wait:
         plan.wait("instances", ", ".join(changes.wait),
-                  lambda: aws_ec2.wait_for_instances(ctx.ec2, "instance_running", changes.wait, ctx.wait_timeout),
+                  lambda: aws_ec2.wait_for_instances(ctx.ec2, "instance_running", changes.wait, ctx.wait_timeout, TARGET_WAIT_DELAY),
                   "until running, at most %d s" % ctx.wait_timeout)
     if changes.register:
         plan.create("targets", ", ".join(changes.register), lambda: register(changes.register), "register in %s" % where)

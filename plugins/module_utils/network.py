@@ -176,6 +176,9 @@ class NetworkTeardown:
         self.nat_gateways: List[Resource] = []
         self.subnets: List[Resource] = []
         self.interfaces: List[Resource] = []  # the cluster's own, left detached
+        # Interfaces of load balancers deleted already: AWS removes them minutes later, and refuses to delete the groups
+        # and subnets they use until then (DependencyViolation), so the delete waits for them.
+        self.orphaned_balancer_interfaces: List[Resource] = []
         owned = naming.owned_filters(cluster)
         # Subnets and route tables are read wherever they are: one tagged as the cluster's in a VPC that
         # is not the cluster's (``strays``) is not deleted, and is named so the delete does not look done.
@@ -229,12 +232,16 @@ class NetworkTeardown:
         balancers = lookup.load_balancers_in_vpc(self.ctx.elb, self.ctx.elbv2, vpc_id)
         self.cluster_balancers = [label for label, _name, tags in balancers if naming.is_claimed(tags, cluster)]
         mine = {name for _label, name, tags in balancers if naming.is_claimed(tags, cluster)}
+        existing = {name for _label, name, _tags in balancers}
         nat_interfaces = {a.get("NetworkInterfaceId") for n in self.nat_gateways for a in n.get("NatGatewayAddresses", [])}
         for interface in interfaces:
             if interface["NetworkInterfaceId"] in by_instance:
                 continue  # reported with its instance
             balancer = _balancer_name_of_interface(interface)
             if balancer in mine or interface["NetworkInterfaceId"] in nat_interfaces:
+                continue
+            if balancer and balancer not in existing and interface.get("RequesterManaged", True):
+                self.orphaned_balancer_interfaces.append(interface)  # its balancer is gone: AWS deletes it
                 continue
             if naming.is_claimed(lookup.tags_of(interface), cluster):
                 if not interface.get("Attachment") and self.managed:
@@ -259,7 +266,10 @@ class NetworkTeardown:
         """The cluster's own machines and load balancers in its network that a wait does not end, as message labels:
         every one without ``ctx.wait``; with it, all but the machines already shutting down."""
         waited = set(self.terminating) if self.ctx.wait else set()
-        return [lookup.instance_label(i) for i in self.cluster_instances if i["InstanceId"] not in waited] + self.cluster_balancers
+        lingering = [] if self.ctx.wait else ["network interface %s of the deleted load balancer %s" % (
+            i["NetworkInterfaceId"], _balancer_name_of_interface(i)) for i in self.orphaned_balancer_interfaces]
+        return ([lookup.instance_label(i) for i in self.cluster_instances if i["InstanceId"] not in waited] + self.cluster_balancers
+                + lingering)
 
     def double_claims(self) -> List[str]:
         resources = [("vpc", self.vpc["VpcId"], lookup.tags_of(self.vpc))] if self.managed and self.vpc else []
@@ -287,6 +297,11 @@ class NetworkTeardown:
             # groups, subnets and VPC can only go once the machines' interfaces are gone with them.
             plan.wait("ec2 instances terminated", ", ".join(self.terminating),
                       lambda: aws_ec2.wait_for_instances(self.ctx.ec2, "instance_terminated", self.terminating, self.ctx.wait_timeout))
+        if self.orphaned_balancer_interfaces and self.ctx.wait:
+            lingering = [i["NetworkInterfaceId"] for i in self.orphaned_balancer_interfaces]
+            plan.wait("network-interface", ", ".join(lingering),
+                      lambda: aws_ec2.wait_for_network_interfaces_deleted(self.ctx.ec2, lingering, self.ctx.wait_timeout),
+                      "until AWS deleted these interfaces of deleted load balancers")
         if self.vpc_id:
             securitygroups.plan_absent(self.ctx, spec, plan, self.vpc_id, self.groups)
         if not self.managed and self.vpc:

@@ -46,6 +46,9 @@ REQUIRED_SG_ROLES = (naming.SG_CONTROL_PLANE, naming.SG_NODE)
 # Scale-down, rollouts and deletes terminate through the API; any other reason is a failure.
 EXPECTED_TERMINATION = "Client.UserInitiatedShutdown"
 
+# ELBv2 load balancer states that route traffic (active_impaired: serving, short of capacity to scale); a classic ELB reads active.
+SERVING_LB_STATES = ("active", "active_impaired")
+
 LB_TYPES: Dict[Any, str] = {"network": aws_elb.NLB, "application": "alb", "gateway": "gwlb"}
 
 
@@ -157,6 +160,9 @@ def infrastructure_waiting_for(facts: Facts) -> List[str]:
         waiting.append("API load balancer %s" % naming.load_balancer_name(facts["name"]))
     elif not balancer["dns_name"]:
         waiting.append("DNS name of API load balancer %s" % balancer["name"])
+    elif balancer["state"] not in SERVING_LB_STATES:
+        # An NLB answers with its DNS name at once but forwards nothing while provisioning (minutes on AWS).
+        waiting.append("API load balancer %s (%s)" % (balancer["name"], balancer["state"]))
     return waiting
 
 
@@ -527,7 +533,8 @@ def survey(ec2: Any, elbv2: Any, elb: Any, region: str, name: Optional[str] = No
 
 
 def is_ready(status: ClusterStatus) -> bool:
-    """Provisioned and every machine running: what ``wait`` waits for."""
+    """Provisioned (every NAT gateway available, the API load balancer active) and every machine running:
+    what ``wait`` waits for."""
     return status.view["phase"] == PROVISIONED and not status.waiting_for
 
 

@@ -20,7 +20,8 @@ description:
   - V(Provisioning) - some of the network or the API load balancer is missing or not ready.
   - V(Provisioned) - the VPC is available, with subnets, the control-plane and node security groups, for a
     managed VPC an attached internet gateway, every NAT gateway available, and the API load balancer
-    with its DNS name (the control-plane endpoint); as in Cluster API, machines may still be starting.
+    active (a network load balancer forwards nothing while C(provisioning)) with its DNS name (the
+    control-plane endpoint); as in Cluster API, machines may still be starting.
   - V(Deleting) - a NAT gateway is being deleted, or machines are shutting down with none left running.
   - V(Failed) - a NAT gateway or the load balancer failed, control-plane machines run without the API
     load balancer, or an instance was terminated by something other than an API call;
@@ -52,8 +53,11 @@ options:
   wait:
     description:
       - Wait until every reported cluster is V(Provisioned) and all of its machines are running,
-        reading again every O(wait_delay) seconds.
-      - Fails at once when a cluster is V(Failed), and after O(wait_timeout) seconds naming what is not ready.
+        reading again every O(wait_delay) seconds. So one wait covers NAT gateways, machines and the API
+        load balancer started together without waiting (as C(create_cluster.yml) starts them); a cluster
+        already ready is read once and not waited for.
+      - Fails at once when a cluster is V(Failed), and after O(wait_timeout) seconds naming what is not ready,
+        each NAT gateway, load balancer and machine by its id and state.
     type: bool
     default: false
   wait_timeout:

@@ -41,9 +41,15 @@ options:
   wait:
     description:
       - Wait until new NAT gateways are available (V(present)) or deleted ones are gone (V(absent)).
+      - With V(false) and O(state=present) new NAT gateways are left C(pending) (AWS accepts routes to them, which
+        carry traffic once they are available), so that machines can boot meanwhile; M(kubecluster.aws.cluster_info)
+        with O(kubecluster.aws.cluster_info#module:wait=true) waits for them later, as C(create_cluster.yml) does.
+        NAT gateways the layout no longer has are still waited for until deleted, so that their Elastic IPs are
+        released in the same run.
       - With O(state=absent) it also waits, before the first delete, for the cluster's machines that are still
         shutting down (terminated without waiting, as the delete playbook does), because AWS refuses to delete
         security groups and subnets their network interfaces still use. Without it such machines stop the delete.
+        So do, the same way, the network interfaces AWS has not yet removed of load balancers deleted already.
       - With V(false) and O(state=absent) the run stops once the NAT gateway deletes are
         started, because their Elastic IPs, the subnets and the VPC can only go after them;
         run again to finish.

@@ -76,7 +76,7 @@ __all__ = [
     "release_address", "replace_route", "revoke_security_group_ingress", "run_instances", "terminate_instances",
     # written here
     "create_instance_tags", "describe_instance_types", "replace_route_table_association", "vpc_max_elastic_ips", "wait_for_instances",
-    "wait_for_nat_gateways", "eventually", "NOT_YET_VISIBLE",
+    "wait_for_nat_gateways", "wait_for_network_interfaces_deleted", "eventually", "NOT_YET_VISIBLE",
 ]
 
 Client = Any
@@ -126,9 +126,18 @@ def create_instance_tags(ec2: Client, instance_ids: Sequence[str], tags: Dict[st
 
 
 @EC2InstanceErrorHandler.common_error_handler("wait for the instances")
-def wait_for_instances(ec2: Client, waiter_name: str, instance_ids: Sequence[str], timeout: float) -> None:
-    """Wait with a boto3 instance waiter (``instance_running``, ``instance_terminated``) for every id, once."""
-    ec2.get_waiter(waiter_name).wait(InstanceIds=list(instance_ids), WaiterConfig=waiter_config(timeout, INSTANCE_WAIT_DELAY))
+def wait_for_instances(ec2: Client, waiter_name: str, instance_ids: Sequence[str], timeout: float,
+                       delay: int = INSTANCE_WAIT_DELAY) -> None:
+    """Wait with a boto3 instance waiter (``instance_running``, ``instance_terminated``) for every id, once,
+    polling every ``delay`` seconds."""
+    ec2.get_waiter(waiter_name).wait(InstanceIds=list(instance_ids), WaiterConfig=waiter_config(timeout, delay))
+
+
+def wait_for_network_interfaces_deleted(ec2: Client, interface_ids: Sequence[str], timeout: float) -> None:
+    """Wait with amazon.aws's ``network_interface_deleted`` waiter until none of the ids is left, once; by filter,
+    since a list of ids answers NotFound (which the waiter takes for success) as soon as one of them is gone."""
+    get_waiter(ec2, "network_interface_deleted").wait(Filters=[{"Name": "network-interface-id", "Values": list(interface_ids)}],
+                                                      WaiterConfig=waiter_config(timeout, NAT_WAIT_DELAY))
 
 
 def wait_for_nat_gateways(ec2: Client, waiter_name: str, nat_ids: Sequence[str], timeout: float) -> None:

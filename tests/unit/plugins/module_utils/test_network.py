@@ -203,6 +203,40 @@ def test_per_az_to_single_repoints_routes_then_deletes_surplus_nats_and_releases
     assert network.plan_present(context(ec2), make_spec(nat_gateways="single")).actions == []
 
 
+def _nat_gateways_pending():
+    """Put every NAT gateway moto holds back to pending, as AWS shows one for a minute or two after CreateNatGateway."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    for nat in ec2_backends[DEFAULT_ACCOUNT_ID][REGION].nat_gateways.values():
+        nat.state = "pending"
+
+
+def test_without_wait_routes_point_at_the_pending_nat_gateways_and_a_rerun_makes_none_again(ec2):
+    # create_cluster.yml's fast path: the NAT gateways provision while the machines boot; one wait comes later.
+    plan = network.plan_present(context(ec2, wait=False), make_spec())
+    plan.apply()
+    _nat_gateways_pending()
+    nats = {n["availability_zone"]: n["id"] for n in result_of(plan)["nat_gateways"]}
+    for zone in ZONES:
+        assert default_route(ec2, "capi-example-rt-private-" + zone)["NatGatewayId"] == nats[zone]
+
+    assert network.plan_present(context(ec2, wait=False), make_spec()).actions == []
+    waiting = network.plan_present(context(ec2), make_spec())
+    assert [(a.verb, a.kind, a.detail) for a in waiting.actions] == [("wait", "nat-gateway", "until 3 available")]
+    assert inventory(ec2)["nats"] == 3 and inventory(ec2)["eips"] == 3
+
+
+def test_without_wait_surplus_nat_gateways_are_still_deleted_waited_for_and_their_eips_released(ec2, aws_calls):
+    network.plan_present(context(ec2), make_spec()).apply()
+    plan = network.plan_present(context(ec2, wait=False), make_spec(nat_gateways="single"))
+    verbs = [(a.verb, a.kind) for a in plan.actions]
+    assert verbs.index(("delete", "nat-gateway")) < verbs.index(("wait", "nat-gateway")) < verbs.index(("delete", "elastic-ip"))
+    plan.apply()
+    assert inventory(ec2)["nats"] == 1 and inventory(ec2)["eips"] == 1
+    assert network.plan_present(context(ec2, wait=False), make_spec(nat_gateways="single")).actions == []
+
+
 def test_per_az_to_none_removes_private_default_routes(ec2):
     network.plan_present(context(ec2), make_spec()).apply()
     network.plan_present(context(ec2), make_spec(nat_gateways="none")).apply()
@@ -352,6 +386,64 @@ def test_absent_waits_for_machines_still_shutting_down_before_the_first_delete(e
     plan.apply()
     assert waited == [("instance_terminated", [instance_id], 900)]
     assert inventory(ec2) == dict((key, 0) for key in FULL)
+
+
+def _balancer_interface(ec2, description="ELB net/capi-example-apiserver/50dc6c495c0c9188", requester_managed=True):
+    """An interface as an NLB leaves it in a public subnet: AWS's (requester-managed), deleted minutes after the NLB."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    subnet = next(s for s in ec2.describe_subnets()["Subnets"] if "public" in naming.tags_to_dict(s.get("Tags")).get("Name", ""))
+    interface_id = ec2.create_network_interface(SubnetId=subnet["SubnetId"], Description=description)["NetworkInterface"]["NetworkInterfaceId"]
+    ec2_backends[DEFAULT_ACCOUNT_ID][REGION].get_network_interface(interface_id).requester_managed = requester_managed
+    return interface_id
+
+
+def test_absent_waits_for_the_interfaces_of_deleted_load_balancers_before_the_groups_and_subnets(ec2, monkeypatch):
+    spec = make_spec()
+    network.plan_present(context(ec2), spec).apply()
+    interface_id = _balancer_interface(ec2)
+    waited = []
+
+    def wait_for_network_interfaces_deleted(_ec2, ids, timeout):
+        assert [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"]
+        waited.append((list(ids), timeout))
+        ec2.delete_network_interface(NetworkInterfaceId=interface_id)  # what AWS does on its own
+
+    monkeypatch.setattr(aws_ec2, "wait_for_network_interfaces_deleted", wait_for_network_interfaces_deleted)
+    plan = network.plan_absent(context(ec2, wait_timeout=900), spec)
+    assert (plan.actions[0].verb, plan.actions[0].kind, plan.actions[0].name) == ("wait", "network-interface", interface_id)
+    plan.apply()
+    assert waited == [([interface_id], 900)]
+    assert inventory(ec2) == dict((key, 0) for key in FULL)
+
+
+def test_absent_without_wait_refuses_while_a_deleted_load_balancer_still_has_interfaces(ec2):
+    spec = make_spec()
+    network.plan_present(context(ec2), spec).apply()
+    interface_id = _balancer_interface(ec2)
+    with pytest.raises(network.NetworkError, match="network interface %s of the deleted load balancer capi-example-apiserver" % interface_id):
+        network.plan_absent(context(ec2, wait=False), spec)
+
+
+def test_absent_refuses_an_interface_someone_made_to_look_like_a_balancer_s(ec2):
+    spec = make_spec()
+    network.plan_present(context(ec2), spec).apply()
+    interface_id = _balancer_interface(ec2, requester_managed=False)
+    with pytest.raises(network.NetworkError, match="network interface %s .*not the cluster's" % interface_id):
+        network.plan_absent(context(ec2), spec)
+
+
+def test_waiting_for_interfaces_deleted_ends_when_they_are_gone_and_fails_at_the_timeout(ec2):
+    from botocore.exceptions import WaiterError
+
+    network.plan_present(context(ec2), make_spec()).apply()
+    staying, going = _balancer_interface(ec2), _balancer_interface(ec2)
+    ec2.delete_network_interface(NetworkInterfaceId=going)
+    with pytest.raises(WaiterError):
+        aws_ec2.wait_for_network_interfaces_deleted(ec2, [going, staying], 1)
+    ec2.delete_network_interface(NetworkInterfaceId=staying)
+    aws_ec2.wait_for_network_interfaces_deleted(ec2, [going, staying], 1)
 
 
 def test_absent_without_wait_refuses_while_a_machine_is_shutting_down(ec2):

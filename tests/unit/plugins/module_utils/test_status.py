@@ -59,8 +59,11 @@ PHASES = [
      "Provisioning", None),
     ("everything ready", facts(), "Provisioned", None),
     ("no NAT gateways (nat mode none)", facts(nat_gateways=[]), "Provisioned", None),
+    # An NLB has its DNS name at once but forwards nothing while provisioning: not provisioned yet.
     ("NLB still provisioning but has its DNS name",
-     facts(load_balancer={"name": "c-apiserver", "dns_name": "x.elb.example", "state": "provisioning"}), "Provisioned", None),
+     facts(load_balancer={"name": "c-apiserver", "dns_name": "x.elb.example", "state": "provisioning"}), "Provisioning", None),
+    ("NLB active but impaired still serves",
+     facts(load_balancer={"name": "c-apiserver", "dns_name": "x.elb.example", "state": "active_impaired"}), "Provisioned", None),
     ("machines still pending", facts(machines=[machine(state="pending")]), "Provisioned", None),
     ("no machines yet", facts(machines=[]), "Provisioned", None),
     ("bring-your-own VPC needs no gateways of its own", facts(managed_vpc=False, internet_gateway_attached=None, nat_gateways=[]),
@@ -106,6 +109,17 @@ def test_waiting_for_names_the_infrastructure_then_machines_not_running():
     assert status.waiting_for(given) == ["NAT gateway nat-1 (pending)", "API load balancer c-apiserver",
                                          "machine c-control-plane-a (i-1, pending)"]
     assert status.waiting_for(facts()) == []
+
+
+def test_waiting_for_names_every_long_operation_still_running_with_its_id_and_state():
+    # What create_cluster.yml's one wait covers: NAT gateways, the NLB and the machines, started together.
+    given = facts(nat_gateways=[nat(), nat("pending", nat_id="nat-2")],
+                  load_balancer={"name": "c-apiserver", "dns_name": "x.elb.example", "state": "provisioning"},
+                  machines=[machine(), machine(role="node", state="pending", instance_id="i-2", name="c-md-0-a")])
+
+    assert status.waiting_for(given) == ["NAT gateway nat-2 (pending)", "API load balancer c-apiserver (provisioning)",
+                                         "machine c-md-0-a (i-2, pending)"]
+    assert status.cluster_phase(given) == ("Provisioning", None)
 
 
 def test_waiting_for_a_pending_cluster_lists_what_the_network_lacks():
