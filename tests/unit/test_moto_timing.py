@@ -109,7 +109,7 @@ def refused(call, code):
 # --- transitions ---
 
 def test_nat_gateway_is_pending_then_available_and_deleting_then_deleted(timed, ec2, network):
-    nat, _ = create_nat_gateway(ec2, network["subnets"][0])
+    nat, _allocation = create_nat_gateway(ec2, network["subnets"][0])
 
     assert nat["State"] == "pending"
     timed.advance(89)
@@ -127,7 +127,7 @@ def test_nat_gateway_is_pending_then_available_and_deleting_then_deleted(timed, 
 
 
 def test_nat_gateway_deleted_while_pending_is_deleting_then_deleted(timed, ec2, network):
-    nat, _ = create_nat_gateway(ec2, network["subnets"][0])
+    nat, _allocation = create_nat_gateway(ec2, network["subnets"][0])
 
     ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
 
@@ -193,7 +193,7 @@ def test_register_targets_refuses_an_instance_still_pending_as_aws_does(timed, e
 def test_durations_and_factor_scale_every_transition(moto_aws, ec2, network, clock):
     with moto_timing.applied(0.5, durations={"instance_running": 10}, clock=clock):
         instance_id = launch(ec2, network)["InstanceId"]
-        nat, _ = create_nat_gateway(ec2, network["subnets"][0])
+        nat, _allocation = create_nat_gateway(ec2, network["subnets"][0])
         clock.advance(5)
         assert instance_state(ec2, instance_id)["Name"] == "running"
         clock.advance(39)
@@ -219,7 +219,7 @@ def test_every_default_duration_names_its_source():
 # --- boto3 waiters, as the product uses them ---
 
 def test_nat_gateway_available_waiter_waits_for_the_transition(timed, ec2, network):
-    nat, _ = create_nat_gateway(ec2, network["subnets"][0])
+    nat, _allocation = create_nat_gateway(ec2, network["subnets"][0])
     polls = advancing_on(ec2, "DescribeNatGateways", timed, 30)
 
     ec2.get_waiter("nat_gateway_available").wait(NatGatewayIds=[nat["NatGatewayId"]], WaiterConfig={"Delay": 0, "MaxAttempts": 10})
@@ -228,7 +228,7 @@ def test_nat_gateway_available_waiter_waits_for_the_transition(timed, ec2, netwo
 
 
 def test_nat_gateway_deleted_waiter_waits_for_the_transition(timed, ec2, network):
-    nat, _ = create_nat_gateway(ec2, network["subnets"][0])
+    nat, _allocation = create_nat_gateway(ec2, network["subnets"][0])
     timed.advance(90)
     ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
     polls = advancing_on(ec2, "DescribeNatGateways", timed, 30)
@@ -326,7 +326,7 @@ def test_delete_subnet_is_refused_while_an_instance_shuts_down_in_it(timed, ec2,
 
 def test_delete_subnet_is_refused_while_its_nat_gateway_is_deleting(timed, ec2, network):
     subnet = network["subnets"][1]
-    nat, _ = create_nat_gateway(ec2, subnet)
+    nat, _allocation = create_nat_gateway(ec2, subnet)
     ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
 
     refused(lambda: ec2.delete_subnet(SubnetId=subnet), "DependencyViolation")
@@ -348,7 +348,7 @@ def test_detach_internet_gateway_is_refused_while_a_public_instance_shuts_down(t
 
 
 def test_detach_internet_gateway_is_refused_until_the_nat_gateway_is_deleted(timed, ec2, network):
-    nat, _ = create_nat_gateway(ec2, network["subnets"][1])
+    nat, _allocation = create_nat_gateway(ec2, network["subnets"][1])
     detach = functools.partial(ec2.detach_internet_gateway, InternetGatewayId=network["igw"], VpcId=network["vpc"])
     ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
 
@@ -378,7 +378,7 @@ def test_delete_vpc_is_refused_while_its_subnets_cannot_go(timed, ec2, network):
 
 
 def test_create_route_to_a_nat_gateway_just_created_is_not_found_for_a_second(timed, ec2, network):
-    nat, _ = create_nat_gateway(ec2, network["subnets"][0])
+    nat, _allocation = create_nat_gateway(ec2, network["subnets"][0])
     table = ec2.create_route_table(VpcId=network["vpc"])["RouteTable"]["RouteTableId"]
     route = functools.partial(ec2.create_route, RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat["NatGatewayId"])
 
@@ -419,7 +419,7 @@ def test_remove_restores_moto_and_what_was_made_shows_moto_states(moto_aws, ec2,
     moto_timing.apply(1.0, clock=clock)
     try:
         assert _attributes() != before
-        nat, _ = create_nat_gateway(ec2, network["subnets"][0])
+        nat, _allocation = create_nat_gateway(ec2, network["subnets"][0])
         instance_id = launch(ec2, network)["InstanceId"]
         assert nat_state(ec2, nat["NatGatewayId"]) == "pending"
     finally:
@@ -447,7 +447,7 @@ def test_moto_server_with_timing_shows_a_new_nat_gateway_pending_then_available(
         ec2 = server.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
-        nat, _ = create_nat_gateway(ec2, subnet)
+        nat, _allocation = create_nat_gateway(ec2, subnet)
 
         assert nat_state(ec2, nat["NatGatewayId"]) == "pending"
         ec2.get_waiter("nat_gateway_available").wait(NatGatewayIds=[nat["NatGatewayId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 10})
