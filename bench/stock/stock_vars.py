@@ -62,7 +62,8 @@ def stock_vars(spec, workers=None):
     machines = []
     for machine_set in machine_sets:
         replicas = machine_set.pop("replicas")
-        machines += [dict(machine_set, groups=list(machine_set["groups"]), zone_index=index, count=count) for index, count in enumerate(per_zone(replicas, zones)) if count]
+        machines += [dict(machine_set, groups=list(machine_set["groups"]), zone_index=index, count=count)
+                     for index, count in enumerate(per_zone(replicas, zones)) if count]
     return {"stock": {
         "name": cluster["name"],
         "region": cluster["region"],
