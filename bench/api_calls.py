@@ -12,18 +12,24 @@ Two modes share the measuring (recorder, clock, PLAY RECAP, checks) and the tabl
   create/delete) the stand-ins recorded on the hosts. kubeadm, kubelet and the API server are
   stand-ins there (tests/stand_ins): node-phase seconds are Ansible, SSH, apt and systemd time.
 
+- --compare-stock: the moto-only phases of this collection next to those of bench/stock (the same topology
+  composed of the stock amazon.aws / community.aws modules), both measured in one run, interleaved (the one
+  that goes first alternates), --repeat times each (default 3); one table of the medians.
+
 The target: a no-op rerun makes only reads (the run lease's SSM PutParameter/DeleteParameter are
 bookkeeping, counted apart as "lease writes"), about one describe per resource type, no kubeadm
 call that changes something, and its reads do not grow with the number of workers.
 
     make bench            # or: .venv/bin/python bench/api_calls.py [--workers 2 20] [--json FILE]
     make bench-hosts      # or: .venv/bin/python bench/api_calls.py --local-hosts [--workers 2 5]
+    make bench BENCH_ARGS=--compare-stock    # or: .venv/bin/python bench/api_calls.py --compare-stock [--workers 2 20] [--repeat 3]
 """
 
 import argparse
 import collections
 import json
 import os
+import statistics
 import pathlib
 import subprocess
 import sys
@@ -31,7 +37,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _path in (os.path.join(REPO, "tests"), os.path.join(REPO, "tests", "localaws")):
+for _path in (os.path.join(REPO, "tests"), os.path.join(REPO, "tests", "localaws"), os.path.join(REPO, "bench", "stock")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
@@ -39,6 +45,7 @@ from conftest import link_collection  # noqa: E402  pylint: disable=wrong-import
 from helpers.e2e import Account, example_spec, playbook_runner  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.moto_server import MotoServer  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.test_hosts import parse_recap  # noqa: E402  pylint: disable=wrong-import-position
+from stock_vars import stock_vars  # noqa: E402  pylint: disable=wrong-import-position
 
 # Moto-only: just the AWS part of create_cluster (tag infra): moto's machines are not hosts to bootstrap.
 PHASES = (
@@ -52,6 +59,15 @@ LOCAL_PHASES = (
     ("rerun (no-op)", "create_cluster", {}, None),
     ("delete", "delete_cluster", {"confirm_delete": True}, None),
 )
+# The stock-module composition (bench/stock): the same three phases, the rerun being create.yml again.
+STOCK = os.path.join(REPO, "bench", "stock")
+STOCK_PHASES = (
+    ("create", os.path.join(STOCK, "create.yml"), {}, None),
+    ("rerun (no-op)", os.path.join(STOCK, "create.yml"), {}, None),
+    ("delete", os.path.join(STOCK, "delete.yml"), {}, None),
+)
+COLLECTION, STOCK_MODULES = "kubecluster.aws", "stock modules"
+MEDIAN_FIELDS = ("reads", "writes", "lease_writes", "seconds", "changed")
 # The run lease (an SSM parameter taken at a run's start and given back at its end, so that two runs never change
 # one cluster at once) is bookkeeping, not a change to the cluster: counted apart from the resource writes.
 LEASE_WRITES = {("ssm", "PutParameter"), ("ssm", "DeleteParameter")}
@@ -131,6 +147,64 @@ def table(rows):
     return "\n".join(lines)
 
 
+# -- --compare-stock: interleaved runs and their medians (pure) -------------------------------------------------------
+def interleaved(repeat, sides=(COLLECTION, STOCK_MODULES)):
+    """The order of the runs: `repeat` rounds of every side, the side that goes first alternating round by round."""
+    return [list(sides) if round_ % 2 == 0 else list(reversed(sides)) for round_ in range(repeat)]
+
+
+def medians(samples):
+    """One row per (workers, side, phase), in first-seen order, with the median of each measured field over the
+    samples (rows of measure_phases with `workers` and `side`) and `runs`, their number."""
+    groups = collections.OrderedDict()
+    for sample in samples:
+        groups.setdefault((sample["workers"], sample["side"], sample["phase"]), []).append(sample)
+    rows = []
+    for (workers, side, phase), group in groups.items():
+        row = {"workers": workers, "side": side, "phase": phase, "runs": len(group)}
+        for field in MEDIAN_FIELDS:
+            row[field] = statistics.median(sample[field] for sample in group)
+        rows.append(row)
+    return rows
+
+
+def _number(value, digits=0):
+    """A median as the table shows it: whole counts without decimals, a half (median of an even count) with one."""
+    if digits or value != int(value):
+        return "%.*f" % (max(digits, 1), value)
+    return "%d" % value
+
+
+def compare_table(rows):
+    """The medians of medians() as one Markdown table: a line per (workers, phase), this collection's calls
+    (reads/writes) and seconds next to the stock modules'."""
+    by_key = {(row["workers"], row["side"], row["phase"]): row for row in rows}
+    lines = ["| workers | phase | %s calls (reads/writes) | %s seconds | %s calls (reads/writes) | %s seconds |"
+             % (COLLECTION, COLLECTION, STOCK_MODULES, STOCK_MODULES), "|---:|---|---:|---:|---:|---:|"]
+    seen = []
+    for row in rows:
+        if (row["workers"], row["phase"]) not in seen:
+            seen.append((row["workers"], row["phase"]))
+    for workers, phase in seen:
+        cells = []
+        for side in (COLLECTION, STOCK_MODULES):
+            row = by_key.get((workers, side, phase))
+            if row is None:
+                cells += ["-", "-"]
+            else:
+                cells += ["%s (%s/%s)" % (_number(row["reads"] + row["writes"]), _number(row["reads"]), _number(row["writes"])),
+                          _number(row["seconds"], 1)]
+        lines.append("| %d | %s | %s |" % (workers, phase, " | ".join(cells)))
+    return "\n".join(lines)
+
+
+def stock_problems(rows):
+    """Why the stock composition is not a fair baseline: a no-op rerun of it that writes or reports a change."""
+    return ["the stock modules' no-op rerun with %d workers made %s write calls and %s changed tasks" % (row["workers"], _number(row["writes"]),
+                                                                                                        _number(row["changed"]))
+            for row in rows if row["side"] == STOCK_MODULES and row["phase"].startswith("rerun") and (row["writes"] or row["changed"])]
+
+
 # -- measuring, shared by both modes ------------------------------------------------------------------------------------
 def measure_phases(recorder, phases, run, observe=None):
     """Run each phase (name, playbook, extra_vars, tags) with run(playbook, extra_vars, tags) -> Outcome while the
@@ -171,6 +245,36 @@ def bench(worker_counts):
                 row["workers"] = workers
                 rows.append(row)
     return rows
+
+
+def bench_compare(worker_counts, repeat):
+    """Samples (rows with workers and side) of this collection's moto-only phases and of the stock composition's,
+    interleaved: for each worker count, `repeat` rounds, each side on a fresh account (moto reset) per round."""
+    link_collection()
+    samples = []
+    with MotoServer() as server, tempfile.TemporaryDirectory() as workdir:
+        playbook = playbook_runner(server, pathlib.Path(workdir))
+        for workers in worker_counts:
+            for order in interleaved(repeat):
+                for side in order:
+                    server.reset()
+                    image_id = Account(server).prepare()
+                    spec = example_spec(image_id, machine_deployments=[{"name": "md-0", "replicas": workers, "instance_type": "t3.large"}])
+                    if side == COLLECTION:
+                        phases, given = PHASES, {"spec": spec}
+                    else:
+                        phases, given = STOCK_PHASES, {"extra_vars": stock_vars(spec)}
+
+                    def run(name, extra_vars, tags, _given=given):
+                        options = dict(_given)
+                        options["extra_vars"] = dict(options.get("extra_vars", {}), **extra_vars)
+                        done = playbook(name, tags=tags, **options)
+                        return Outcome(done.rc, changed_tasks(done.report.get("stats", {})), done.explain() if done.rc else "")
+
+                    for row in measure_phases(server, phases, run):
+                        row.update(workers=workers, side=side)
+                        samples.append(row)
+    return samples
 
 
 # -- the whole flow on the local AWS's hosts ----------------------------------------------------------------------------
@@ -258,8 +362,15 @@ def main():
     parser.add_argument("--local-hosts", action="store_true",
                         help="the whole flow (node plays included) on the local AWS of tests/localaws; needs root and Docker")
     parser.add_argument("--workers", type=int, nargs="+", help="worker counts (default: 2 20; with --local-hosts: 2)")
+    parser.add_argument("--compare-stock", action="store_true",
+                        help="moto only: this collection next to the stock-module composition of bench/stock, interleaved, medians")
+    parser.add_argument("--repeat", type=int, default=3, help="with --compare-stock: runs of each side per worker count (default 3)")
     parser.add_argument("--json", help="also write every row, with per-action call counts, to this file")
     args = parser.parse_args()
+    if args.compare_stock:
+        if args.local_hosts:
+            parser.error("--compare-stock measures on moto only; it does not combine with --local-hosts")
+        return compare_main(args)
     if args.local_hosts:
         rows = bench_local_hosts(args.workers or [2])
     else:
@@ -277,6 +388,27 @@ def main():
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=2)
     found = problems(rows)
+    if found:
+        raise SystemExit("\n".join(found))
+
+
+def compare_main(args):
+    samples = bench_compare(args.workers or [2, 20], max(1, args.repeat))
+    rows = medians(samples)
+    print(compare_table(rows))
+    print("\nMedians of %d interleaved runs of each side on moto server; calls = reads + writes (the lease's SSM writes apart); "
+          "kubecluster.aws: create_cluster.yml --tags infra and delete_cluster.yml; stock modules: bench/stock/create.yml and "
+          "delete.yml." % max(1, args.repeat))
+    stock_reruns = [row for row in rows if row["side"] == STOCK_MODULES and row["phase"].startswith("rerun")]
+    if stock_reruns:
+        print("\nstock modules' no-op rerun calls by action (%d workers, last run):" % stock_reruns[-1]["workers"])
+        last = [sample for sample in samples if sample["side"] == STOCK_MODULES and sample["phase"].startswith("rerun")][-1]
+        for action, count in last["calls"].items():
+            print("  %4d  %s" % (count, action))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"samples": samples, "medians": rows}, handle, indent=2)
+    found = problems([row for row in rows if row["side"] == COLLECTION]) + stock_problems(rows)
     if found:
         raise SystemExit("\n".join(found))
 

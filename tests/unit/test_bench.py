@@ -138,3 +138,61 @@ def test_parse_recap_reads_every_host_line():
 
 def test_parse_recap_without_a_recap_is_empty():
     assert parse_recap("ERROR! the playbook could not be found\n") == {}
+
+
+# -- --compare-stock: the interleaving and the medians' table --------------------------------------------------------
+def sample(workers, side, phase, reads, writes, seconds, changed=0):
+    return {"workers": workers, "side": side, "phase": phase, "reads": reads, "writes": writes, "lease_writes": 0, "seconds": seconds,
+            "changed": changed}
+
+
+def test_interleaved_alternates_the_side_that_goes_first(bench):
+    assert bench.interleaved(3, ("a", "b")) == [["a", "b"], ["b", "a"], ["a", "b"]]
+    assert bench.interleaved(1) == [[bench.COLLECTION, bench.STOCK_MODULES]]
+
+
+def test_medians_per_workers_side_and_phase(bench):
+    samples = [sample(2, "a", "create", 40, 50, 10.0), sample(2, "b", "create", 300, 60, 100.0),
+               sample(2, "a", "create", 40, 50, 30.0), sample(2, "b", "create", 300, 60, 90.0),
+               sample(2, "a", "create", 42, 50, 11.0), sample(2, "b", "create", 302, 60, 95.0)]
+
+    rows = bench.medians(samples)
+
+    assert [(row["side"], row["reads"], row["writes"], row["seconds"], row["runs"]) for row in rows] == [
+        ("a", 40, 50, 11.0, 3), ("b", 300, 60, 95.0, 3)]
+
+
+def test_compare_table_puts_both_sides_of_a_phase_on_one_line(bench):
+    rows = bench.medians([sample(2, bench.COLLECTION, "create", 44, 57, 16.24), sample(2, bench.STOCK_MODULES, "create", 285, 64, 102.1),
+                          sample(2, bench.COLLECTION, "rerun (no-op)", 43, 0, 15.7), sample(2, bench.COLLECTION, "rerun (no-op)", 44, 0, 15.9),
+                          sample(20, bench.STOCK_MODULES, "delete", 86, 43, 38.7)])
+
+    lines = bench.compare_table(rows).splitlines()
+
+    assert lines[0] == ("| workers | phase | kubecluster.aws calls (reads/writes) | kubecluster.aws seconds | stock modules calls (reads/writes) "
+                        "| stock modules seconds |")
+    assert lines[1].count("|") == lines[0].count("|")
+    assert lines[2:] == ["| 2 | create | 101 (44/57) | 16.2 | 349 (285/64) | 102.1 |",
+                         "| 2 | rerun (no-op) | 43.5 (43.5/0) | 15.8 | - | - |",
+                         "| 20 | delete | - | - | 129 (86/43) | 38.7 |"]
+
+
+def test_stock_problems_name_a_stock_rerun_that_changes(bench):
+    rows = bench.medians([sample(2, bench.STOCK_MODULES, "rerun (no-op)", 200, 0, 30.0), sample(20, bench.STOCK_MODULES, "rerun (no-op)", 200, 3, 30.0, 1),
+                          sample(20, bench.COLLECTION, "rerun (no-op)", 40, 2, 10.0)])
+
+    assert bench.stock_problems(rows) == ["the stock modules' no-op rerun with 20 workers made 3 write calls and 1 changed tasks"]
+
+
+def test_stock_vars_lays_out_capa_s_subnets_and_spreads_the_machines_over_the_zones():
+    stock_vars = load_file("stock_vars", os.path.join(os.path.dirname(BENCH), "stock", "stock_vars.py")).stock_vars
+    spec = {"cluster": {"name": "c", "region": "ap-northeast-2", "kubernetes_version": "v1.31.4", "network": {"vpc_cidr": "10.0.0.0/16"},
+                        "machine_deployments": [{"name": "md-0", "replicas": 2}]}}
+
+    found = stock_vars(spec, workers=5)["stock"]
+
+    assert found["public_cidrs"] == ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"]
+    assert found["private_cidrs"] == ["10.0.64.0/18", "10.0.128.0/18", "10.0.192.0/18"]
+    assert found["image"]["name"] == "capa-ami-ubuntu-24.04-?1.31.4-*"
+    assert [(m["name"], m["zone_index"], m["count"]) for m in found["machines"]] == [
+        ("control-plane", 0, 1), ("md-0", 0, 2), ("md-0", 1, 2), ("md-0", 2, 1)]
