@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv collection-link test test-unit test-e2e test-nodes test-localaws sanity lint docs-check demo demo-stop bench bench-hosts clean distclean
+.PHONY: help venv collection-link test test-lane-nodes-e2e-checks test-unit test-e2e test-nodes test-localaws sanity lint docs-check demo demo-stop bench bench-hosts clean distclean
 
 help:
 	@echo "make demo        create the example cluster on a local AWS (moto + Docker hosts) and show its nodes"
@@ -40,10 +40,15 @@ collection-link:
 
 test: venv
 	$(MAKE) test-unit
+	@# Two lanes side by side, each about half an hour: the local AWS suites (the longest), and the node tests,
+	@# the e2e playbooks and the static checks one after the other. They use their own networks, addresses,
+	@# ports and locks (Docker and the host image are prepared under one lock). Each recipe line's output
+	@# shows when that line ends.
+	$(MAKE) -j2 --output-sync=line test-localaws test-lane-nodes-e2e-checks
+
+test-lane-nodes-e2e-checks: venv
+	$(MAKE) test-nodes
 	$(MAKE) test-e2e
-	@# The node tests and the local AWS use their own networks, addresses and locks: side by side
-	@# they take the time of the longer, not of both (Docker and the image are prepared under one lock).
-	$(MAKE) -j2 --output-sync=target test-nodes test-localaws
 	$(MAKE) sanity
 	$(MAKE) lint
 	$(MAKE) docs-check
