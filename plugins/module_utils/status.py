@@ -259,7 +259,8 @@ def read_api_load_balancers(elbv2: Any, elb: Any, cluster_names: Iterable[str]) 
 
     The balancer is found by CAPA's name for it; one cluster's is asked for by name, many
     clusters' by listing the region once (a name lookup fails as a whole when one name
-    is missing). Its tags then prove it is the cluster's, not a look-alike.
+    is missing). Its tags then prove it is the cluster's, not a look-alike. The classic ELB API is
+    asked only when a name has no NLB (an NLB cluster's status reads no classic balancer).
     """
     wanted: DefaultDict[str, List[str]] = collections.defaultdict(list)
     for name in cluster_names:
@@ -268,7 +269,10 @@ def read_api_load_balancers(elbv2: Any, elb: Any, cluster_names: Iterable[str]) 
         return {}
     names = list(wanted) if len(wanted) == 1 else None
     nlbs: List[Resource] = [lb for lb in (aws_elb.describe_load_balancers(elbv2, names=names) or []) if lb["LoadBalancerName"] in wanted]
-    classics: List[Resource] = [lb for lb in aws_elb.describe_classic_balancers(elb, names=names) if lb["LoadBalancerName"] in wanted]
+    without_nlb = set(wanted) - {lb["LoadBalancerName"] for lb in nlbs}
+    classic_names = list(without_nlb) if len(without_nlb) == 1 else None
+    classics: List[Resource] = ([lb for lb in aws_elb.describe_classic_balancers(elb, names=classic_names) if lb["LoadBalancerName"] in without_nlb]
+                                if without_nlb else [])
     nlb_tags: Dict[str, Dict[str, str]] = aws_elb.elbv2_tags(elbv2, [lb["LoadBalancerArn"] for lb in nlbs]) if nlbs else {}
     classic_tags: Dict[str, Dict[str, str]] = (aws_elb.describe_classic_tags(elb, [lb["LoadBalancerName"] for lb in classics])
                                                if classics else {})

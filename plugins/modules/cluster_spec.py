@@ -18,6 +18,11 @@ description:
     AWS knows - the region's availability zones, the Elastic IP quota left for the NAT
     layout, that the SSH key pair exists and that the machines' IAM instance profiles
     exist - so that nothing is created for a cluster that cannot be built.
+  - Each of those checks runs only when the run needs what it checks. The cluster's machines and Elastic
+    IPs are read first (one call each); the key pair, the instance profiles and named availability zones
+    are checked when a machine set has fewer machines than its replicas (a run launches machines), the
+    Elastic IP quota when the NAT layout needs more addresses than the cluster owns. A cluster that runs
+    as its spec says is not checked again (an availability zone count is still read for the names).
   - It also refuses a changed C(cluster.kubernetes_version) on a running cluster - when a pending or
     running machine of the cluster carries another version in its tag
     C(kubecluster.aws/kubernetes-version), the module fails naming each such machine (name,
@@ -143,13 +148,21 @@ upgrade:
       description: Whether any machine runs another version than the spec's.
       type: bool
       sample: true
+launches:
+  description:
+    - The machine sets with fewer live (pending, running, stopping or stopped) machines than their replicas, for which a
+      run launches machines; the key pair and the instance profiles were checked for them. Empty when every set is full.
+  returned: when check_account is true
+  type: list
+  elements: str
+  sample: [control-plane, md-0]
 elastic_ips:
   description: The Elastic IP quota and use in the region.
   returned: when check_account is true
   type: dict
   contains:
     quota:
-      description: How many Elastic IPs the account may hold in the region.
+      description: How many Elastic IPs the account may hold in the region; null when the run needs no new one (not read).
       type: int
       sample: 5
     in_use:
@@ -162,6 +175,7 @@ elastic_ips:
       sample: 0
 """
 
+import collections
 import copy
 import os
 from typing import Any, Dict, List, Optional, Set
@@ -184,10 +198,12 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.context import Con
 from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import check_against_account
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import instance_profiles
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import machine_set_spec
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import nat_gateway_count
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import SpecError
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import upgrade_summary
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import with_zones
 
 DEFAULT_EIP_QUOTA = 5
 
@@ -216,17 +232,41 @@ def missing_instance_profiles(ctx: Context, spec: Dict[str, Any]) -> List[str]:
     return sorted(path for path, name in profiles.items() if name in missing)
 
 
+def launches(spec: Dict[str, Any], live: List[Dict[str, Any]]) -> List[str]:
+    """The machine sets that are short of their replicas (a run launches machines for them), from the
+    cluster's live machines (lookup.live_machines)."""
+    sets = [naming.SET_BASTION, naming.SET_CONTROL_PLANE] + [d["name"] for d in spec["machine_deployments"]]
+    have = collections.Counter(naming.tags_to_dict(instance.get("Tags")).get(naming.MACHINE_SET_TAG) for instance in live)
+    return [name for name in sets if have[name] < machine_set_spec(spec, name)["replicas"]]
+
+
 def check_account(module: Any, ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
-    spec = runner.resolve_zones(module, spec, ctx.ec2)
+    """The account checks, each only when the run will need what it checks: the key pair, the instance
+    profiles and the named zones when a machine set is short of machines (a launch), the Elastic IP quota
+    when the NAT layout needs more addresses than the cluster owns. The machines and the addresses are
+    read first, once; a cluster that runs as its spec says needs no other read (but a zone count's names)."""
+    wanted_zones = spec["network"]["availability_zones"]
+    given = spec
+    # Named zones need the region only to be checked; a count needs it for the names.
+    spec = with_zones(spec, wanted_zones) if isinstance(wanted_zones, list) else runner.resolve_zones(module, spec, ctx.ec2)
     zones = spec["network"]["availability_zones"]
     addresses = aws_ec2.describe_addresses(ctx.ec2)
     owned = [a for a in addresses if naming.is_owned(naming.tags_to_dict(a.get("Tags")), spec["name"])]
-    quota = elastic_ip_quota(ctx)
-    running = [machines.machine_view(instance) for instance in lookup.versioned_machines(ctx.ec2, spec["name"])]
-    check_against_account(spec, zones, quota, len(addresses), len(owned), existing_key_pairs(ctx.ec2, spec["ssh_key_name"]),
-                          missing_instance_profiles(ctx, spec), running, kubernetes_upgrade=module.params["kubernetes_upgrade"])
+    live = lookup.live_machines(ctx.ec2, spec["name"])
+    running = [machines.machine_view(instance) for instance in live
+               if instance["State"]["Name"] in ("pending", "running") and naming.KUBERNETES_VERSION_TAG in lookup.tags_of(instance)]
+    short = launches(spec, live)
+    needed_eips = nat_gateway_count(spec, len(zones)) - len(owned)
+    if short and isinstance(wanted_zones, list):
+        spec = runner.resolve_zones(module, given, ctx.ec2)
+    quota = elastic_ip_quota(ctx) if needed_eips > 0 else None
+    check_against_account(spec, zones, quota if quota is not None else DEFAULT_EIP_QUOTA, len(addresses), len(owned),
+                          existing_key_pairs(ctx.ec2, spec["ssh_key_name"]) if short else None,
+                          missing_instance_profiles(ctx, spec) if short else None, running,
+                          kubernetes_upgrade=module.params["kubernetes_upgrade"])
     return dict(cluster=spec, nat_gateway_count=nat_gateway_count(spec, len(zones)),
-                elastic_ips=dict(quota=quota, in_use=len(addresses), owned=len(owned)), upgrade=upgrade_summary(spec, running))
+                elastic_ips=dict(quota=quota, in_use=len(addresses), owned=len(owned)), upgrade=upgrade_summary(spec, running),
+                launches=short)
 
 
 def replica_count(set_name: str, value: Any) -> int:
