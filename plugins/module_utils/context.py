@@ -15,7 +15,12 @@ from typing import Any, Callable, Dict
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from .snapshot import SnapshotClient
+from .snapshot import snapshot_client
+
 ClientFactory = Callable[[str], Any]
+# The clients a read snapshot (snapshot.py) sits in front of, when the Context has one.
+SNAPSHOT_SERVICES = ("ec2", "elb", "elbv2")
 
 
 class _Client:
@@ -39,27 +44,38 @@ class Context:
     service_quotas = _Client("service-quotas")
     ssm = _Client("ssm")
 
-    def __init__(self, client_factory: ClientFactory, region: str, wait: bool = True, wait_timeout: int = 600) -> None:
+    def __init__(self, client_factory: ClientFactory, region: str, wait: bool = True, wait_timeout: int = 600,
+                 snapshot: bool = False) -> None:
+        """``snapshot``: the EC2 and load balancing clients answer reads from the run's earlier reads (snapshot.py),
+        for a reconcile of many services in one process."""
         self._factory = client_factory
+        self.snapshot = snapshot
         self._clients: Dict[str, Any] = {}
         self.region = region
         self.wait = wait
         self.wait_timeout = wait_timeout
 
     @classmethod
-    def from_module(cls, module: Any, region: str, wait: bool = True, wait_timeout: int = 600) -> "Context":
+    def from_module(cls, module: Any, region: str, wait: bool = True, wait_timeout: int = 600, snapshot: bool = False) -> "Context":
         """Clients from an AnsibleAWSModule, with amazon.aws's throttling retries (``aws_retry=True`` on direct calls)."""
 
         def factory(service: str) -> Any:
             return module.client(service, region=region, retry_decorator=AWSRetry.jittered_backoff())
 
-        return cls(factory, region, wait, wait_timeout)
+        return cls(factory, region, wait, wait_timeout, snapshot)
 
     def with_wait(self, wait: bool) -> "Context":
         """The same clients, waiting or not (a delete survey plans terminations it does not wait for)."""
         return Context(self.client, self.region, wait, self.wait_timeout)
 
+    def forget_reads(self) -> None:
+        """The next reads reach AWS again (a wait's polls), when the clients have a read snapshot."""
+        for client in self._clients.values():
+            if isinstance(client, SnapshotClient):
+                client.forget()
+
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self._factory(service)
+            client = self._factory(service)
+            self._clients[service] = snapshot_client(service, client) if self.snapshot and service in SNAPSHOT_SERVICES else client
         return self._clients[service]

@@ -57,7 +57,7 @@ Instance = Dict[str, Any]
 View = Dict[str, Any]
 Spec = Dict[str, Any]
 
-LIVE_STATES: Tuple[str, ...] = ("pending", "running", "stopping", "stopped")
+LIVE_STATES: Tuple[str, ...] = lookup.MACHINE_LIVE_STATES
 # Read too, so that a rerun naming a machine it already removed is a no-op, not an error.
 GONE_STATES: Tuple[str, ...] = ("shutting-down", "terminated")
 

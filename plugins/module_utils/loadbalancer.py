@@ -229,16 +229,19 @@ def _first(items: Optional[List[Resource]]) -> Optional[Resource]:
     return items[0] if items else None
 
 
-def find_api_balancer(ctx: Context, cluster: str) -> Found:
+def find_api_balancer(ctx: Context, cluster: str, wanted_type: Optional[str] = None) -> Found:
     """The API balancer by name, of either type, with its target group and all their tags.
 
     Returns a dict with ``nlb`` / ``classic`` / ``target_group`` (the description or None)
-    and ``tags`` (by ARN, or by name for a classic balancer).
+    and ``tags`` (by ARN, or by name for a classic balancer). With ``wanted_type`` nlb and the
+    NLB found, the classic ELB API is not asked (an NLB cluster's rerun); without the NLB it is,
+    to refuse a classic balancer of that name (a type change).
     """
     name: str = naming.load_balancer_name(cluster)
+    nlb = _first(aws_elb.describe_load_balancers(ctx.elbv2, names=[name]))
     found: Found = {
-        "nlb": _first(aws_elb.describe_load_balancers(ctx.elbv2, names=[name])),
-        "classic": _first(aws_elb.describe_classic_balancers(ctx.elb, names=[name])),
+        "nlb": nlb,
+        "classic": None if nlb and wanted_type == NLB else _first(aws_elb.describe_classic_balancers(ctx.elb, names=[name])),
         "target_group": _first(aws_elb.describe_target_groups(ctx.elbv2, Names=[naming.target_group_name(cluster)])),
     }
     arns = [found["nlb"]["LoadBalancerArn"]] if found["nlb"] else []
@@ -641,7 +644,7 @@ def plan_present(ctx: Context, spec: Dict[str, Any], wait_for_targets: bool = Tr
     instances = control_plane_instances(ctx.ec2, spec["name"])
     excluded = set(excluded_ids(instances, exclude_machines, spec["name"]))
     instances = {state: [i for i in instances[state] if i not in excluded] for state in ("pending", "running")}
-    found = find_api_balancer(ctx, spec["name"])
+    found = find_api_balancer(ctx, spec["name"], config["type"])
     _refuse_unowned(found, spec["name"])
     refuse_immutable_changes(found, config, naming.load_balancer_name(spec["name"]))
     want = desired(spec, cluster_network(ctx.ec2, spec, allow_missing_network))

@@ -170,6 +170,20 @@ def reconcile(module: Module, build: Callable[[], Plan]) -> NoReturn:
     finish(module, plan, plan.header, **plan.returns)
 
 
+def apply(module: Module, plan: Plan, done: Optional[List[Dict[str, str]]] = None) -> None:
+    """Apply the plan, or fail the module naming the step that failed, the plan (after the actions
+    ``done`` already, of earlier plans of the same run) and what was applied."""
+    try:
+        plan.apply()
+    except PlanApplyError as error:
+        detail = {"plan": (done or []) + plan.as_list(), "applied": error.applied}
+        failed = "%s %s %s failed" % (error.action.verb, error.action.kind, error.action.name)
+        if isinstance(error.error, AnsibleAWSError) and error.error.exception is not None:
+            # fail_json_aws appends the AWS error itself; the message says which step and why.
+            module.fail_json_aws(error.error.exception, msg="%s: %s" % (failed, error.error.message), **detail)
+        module.fail_json(msg=str(error), **detail)
+
+
 def finish(module: Module, plan: Plan, header: str, **result: Any) -> NoReturn:
     """Apply the plan (unless in check mode) and exit with what it did.
 
@@ -178,15 +192,7 @@ def finish(module: Module, plan: Plan, header: str, **result: Any) -> NoReturn:
     and, under ``--diff``, the rendered plan.
     """
     if not module.check_mode:
-        try:
-            plan.apply()
-        except PlanApplyError as error:
-            detail = {"plan": plan.as_list(), "applied": error.applied}
-            failed = "%s %s %s failed" % (error.action.verb, error.action.kind, error.action.name)
-            if isinstance(error.error, AnsibleAWSError) and error.error.exception is not None:
-                # fail_json_aws appends the AWS error itself; the message says which step and why.
-                module.fail_json_aws(error.error.exception, msg="%s: %s" % (failed, error.error.message), **detail)
-            module.fail_json(msg=str(error), **detail)
+        apply(module, plan)
     try:
         # Computed after the apply (they read the ids it made), so AWS can still fail here.
         out = {key: value() if callable(value) else value for key, value in result.items()}

@@ -22,7 +22,7 @@ import re
 from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Pattern, Sequence, Set, Tuple, TypeVar, Union
 
 from .errors import KubeclusterError
-from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE, reserved_tag_key
+from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE, SET_BASTION, SET_CONTROL_PLANE, reserved_tag_key
 
 T = TypeVar("T")
 
@@ -829,3 +829,50 @@ def machine_set_spec(spec: Spec, set_name: str) -> Spec:
                         max_unavailable=deployment["max_unavailable"])
     names = ["control-plane", "bastion"] + [d["name"] for d in spec["machine_deployments"]]
     raise SpecError(["set: %r is not a machine set of cluster %s; use one of %s" % (set_name, spec["name"], ", ".join(names))])
+
+
+def replica_count(set_name: str, value: Any) -> int:
+    """A count of the replicas option: a whole number of at least 0, also as the text -e gives."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SpecError(["replicas.%s: %r is not a machine count; use a whole number of 0 or more" % (set_name, value)])
+    return value
+
+
+def with_replicas(raw: Any, replicas: Optional[Dict[str, Any]]) -> Any:
+    """The user's spec with the replicas option's counts in place of the sets' replicas, so that
+    the spec is validated (an even control plane refused) and returned with them.
+
+    Raises SpecError naming an unknown set or a bad count. A spec that is no mapping is returned
+    as it is, for resolve to refuse.
+    """
+    if not replicas or not isinstance(raw, dict):
+        return raw
+    out = copy.deepcopy(raw)
+    deployments = out.get("machine_deployments")
+    if deployments is None:
+        # The spec's default: one machine deployment md-0 (spec.resolve).
+        deployments = [{"name": "md-0"}]
+    names = [d.get("name") for d in deployments if isinstance(d, dict)] if isinstance(deployments, list) else []
+    errors: List[str] = []
+    for set_name, value in replicas.items():
+        try:
+            count = replica_count(set_name, value)
+        except SpecError as error:
+            errors.extend(error.errors)
+            continue
+        if set_name == SET_CONTROL_PLANE:
+            control_plane = out.get("control_plane")
+            out["control_plane"] = dict(control_plane if isinstance(control_plane, dict) else {}, replicas=count)
+        elif set_name in names:
+            index = names.index(set_name)
+            deployments[index] = dict(deployments[index], replicas=count)
+            out["machine_deployments"] = deployments
+        else:
+            why = ("the bastion is one machine or none (cluster.network.bastion.enabled)" if set_name == SET_BASTION
+                   else "it is not a machine set of the spec")
+            errors.append("replicas.%s: %s; name %s" % (set_name, why, ", ".join([SET_CONTROL_PLANE] + [str(n) for n in names])))
+    if errors:
+        raise SpecError(errors)
+    return out

@@ -204,20 +204,31 @@ def _instances(ec2: Any, filters: List[Dict[str, Any]]) -> List[Resource]:
     return [instance for reservation in aws_ec2.describe_instances(ec2, Filters=filters) for instance in reservation["Instances"]]
 
 
-def read_owned(ec2: Any, name: Optional[str] = None) -> Tuple[Owned, Dict[str, Any]]:
+def nat_addresses(nat_gateways: Iterable[Resource]) -> List[Resource]:
+    """The Elastic IPs of NAT gateways as DescribeAddresses gives them (allocation, address, association), with
+    their gateway's tags: what a reader that skips DescribeAddresses knows of them."""
+    return [{"AllocationId": address.get("AllocationId"), "PublicIp": address.get("PublicIp"),
+             "AssociationId": address.get("AssociationId"), "Tags": nat.get("Tags") or []}
+            for nat in nat_gateways for address in nat.get("NatGatewayAddresses") or [] if address.get("AllocationId")]
+
+
+def read_owned(ec2: Any, name: Optional[str] = None, addresses: bool = True) -> Tuple[Owned, Dict[str, Any]]:
     """Owned resources of every EC2 type, one describe each: {type: {cluster: [resource]}}.
 
     Subnets and route tables are read by the VPCs found (owned VPCs and the VPCs of
     owned security groups), so that a bring-your-own VPC's subnets can be shown too;
-    ``network`` holds them all, by id and by VPC.
+    ``network`` holds them all, by id and by VPC. Without ``addresses`` the Elastic IPs are
+    those of the NAT gateways (nat_addresses), not read on their own (an address that no
+    gateway holds is then not shown).
     """
     filters = owner_filters(name)
+    nat_gateways = aws_ec2.describe_nat_gateways(ec2, Filter=filters + [{"Name": "state", "Values": LIVE_NAT_STATES}])
     raw: Dict[str, List[Resource]] = {
         "vpcs": aws_ec2.describe_vpcs(ec2, Filters=filters),
         "security_groups": aws_ec2.describe_security_groups(ec2, Filters=filters),
         "internet_gateways": aws_ec2.describe_internet_gateways(ec2, Filters=filters) or [],
-        "nat_gateways": aws_ec2.describe_nat_gateways(ec2, Filter=filters + [{"Name": "state", "Values": LIVE_NAT_STATES}]),
-        "addresses": aws_ec2.describe_addresses(ec2, Filters=filters),
+        "nat_gateways": nat_gateways,
+        "addresses": aws_ec2.describe_addresses(ec2, Filters=filters) if addresses else nat_addresses(nat_gateways),
         "instances": _instances(ec2, filters),
     }
     vpc_ids = sorted({resource["VpcId"] for resource in raw["vpcs"] + raw["security_groups"]})
@@ -259,7 +270,8 @@ def read_api_load_balancers(elbv2: Any, elb: Any, cluster_names: Iterable[str]) 
 
     The balancer is found by CAPA's name for it; one cluster's is asked for by name, many
     clusters' by listing the region once (a name lookup fails as a whole when one name
-    is missing). Its tags then prove it is the cluster's, not a look-alike.
+    is missing). Its tags then prove it is the cluster's, not a look-alike. The classic ELB API is
+    asked only when a name has no NLB (an NLB cluster's status reads no classic balancer).
     """
     wanted: DefaultDict[str, List[str]] = collections.defaultdict(list)
     for name in cluster_names:
@@ -268,7 +280,10 @@ def read_api_load_balancers(elbv2: Any, elb: Any, cluster_names: Iterable[str]) 
         return {}
     names = list(wanted) if len(wanted) == 1 else None
     nlbs: List[Resource] = [lb for lb in (aws_elb.describe_load_balancers(elbv2, names=names) or []) if lb["LoadBalancerName"] in wanted]
-    classics: List[Resource] = [lb for lb in aws_elb.describe_classic_balancers(elb, names=names) if lb["LoadBalancerName"] in wanted]
+    without_nlb = set(wanted) - {lb["LoadBalancerName"] for lb in nlbs}
+    classic_names = list(without_nlb) if len(without_nlb) == 1 else None
+    classics: List[Resource] = ([lb for lb in aws_elb.describe_classic_balancers(elb, names=classic_names) if lb["LoadBalancerName"] in without_nlb]
+                                if without_nlb else [])
     nlb_tags: Dict[str, Dict[str, str]] = aws_elb.elbv2_tags(elbv2, [lb["LoadBalancerArn"] for lb in nlbs]) if nlbs else {}
     classic_tags: Dict[str, Dict[str, str]] = (aws_elb.describe_classic_tags(elb, [lb["LoadBalancerName"] for lb in classics])
                                                if classics else {})
@@ -514,14 +529,14 @@ def cluster_status(name: str, region: str, owned: Dict[str, List[Resource]], bal
 
 
 def survey(ec2: Any, elbv2: Any, elb: Any, region: str, name: Optional[str] = None,
-           desired: Optional[Desired] = None) -> List[ClusterStatus]:
+           desired: Optional[Desired] = None, addresses: bool = True) -> List[ClusterStatus]:
     """The status of cluster ``name``, or of every cluster owning something in the region, by name.
 
     A named cluster is always reported (NotFound when it owns nothing); without a
     name, a cluster is any name found in an ownership tag with the value ``owned``.
     ``desired`` (the spec's wants) is for the named cluster only.
     """
-    owned, network = read_owned(ec2, name)
+    owned, network = read_owned(ec2, name, addresses)
     names = [name] if name else sorted({cluster for groups in owned.values() for cluster in groups})
     balancers = read_api_load_balancers(elbv2, elb, names)
     statuses = []

@@ -378,19 +378,17 @@ except ImportError:
     pass  # Handled by AnsibleAWSModule
 
 import os
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.kubecluster.aws.plugins.module_utils import instances
-from ansible_collections.kubecluster.aws.plugins.module_utils import machines
-from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils import status
+from ansible_collections.kubecluster.aws.plugins.module_utils import status_desired
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
-from ansible_collections.kubecluster.aws.plugins.module_utils.spec import Spec, SpecError, machine_set_spec, resolve, resolve_identity
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import Spec, SpecError, resolve, resolve_identity
 
 
 def check_options(module: Any) -> None:
@@ -439,38 +437,6 @@ def load_cluster(module: Any) -> Tuple[Optional[Spec], Optional[Spec]]:
         return identity, None
 
 
-def set_names(spec: Spec) -> List[str]:
-    return [naming.SET_BASTION, naming.SET_CONTROL_PLANE] + [d["name"] for d in spec["machine_deployments"]]
-
-
-def up_to_date_judge(spec: Spec, set_name: str) -> Callable[[Dict[str, Any]], bool]:
-    """Whether a machine of the set is up to date, as machine_set judges it: the ONE place cluster_info does.
-
-    From the spec alone (the spec hash holds the image lookup's inputs, not its answer), so it costs
-    no AWS call; a machine tagged with the hash of before that change counts when its AMI matches.
-    """
-    set_spec = machine_set_spec(spec, set_name)
-    current = instances.spec_hash(set_name, set_spec)
-
-    def judge(instance: Dict[str, Any]) -> bool:
-        return instances.is_up_to_date(instance, set_name, set_spec, current)
-
-    return judge
-
-
-def desired_state(spec: Spec) -> status.Desired:
-    """What the spec wants of each set, and how to tell whether a machine is outdated (as machine_set does)."""
-    replicas = {name: machine_set_spec(spec, name)["replicas"] for name in set_names(spec)}
-    # A set without replicas has no machine to be up to date with: its machines are not judged.
-    judges = {name: up_to_date_judge(spec, name) for name, count in replicas.items() if count}
-
-    def outdated(instance: Dict[str, Any]) -> Optional[bool]:
-        judge = judges.get(machines.tags_of(instance).get(naming.MACHINE_SET_TAG) or "")
-        return None if judge is None else not judge(instance)
-
-    return status.Desired(replicas, outdated)
-
-
 def failed_message(statuses: List[status.ClusterStatus]) -> str:
     failed = ["%s: %s" % (s.view["name"], s.view["failure_message"]) for s in statuses if s.view["phase"] == status.FAILED]
     return "Cluster failed, waiting will not help: %s" % "; ".join(failed)
@@ -500,7 +466,7 @@ def main() -> None:
 
     try:
         if spec is not None:
-            desired = desired_state(spec)
+            desired = status_desired.desired_state(spec)
         if params["wait"]:
             statuses = status.wait_until_ready(read, params["wait_timeout"], params["wait_delay"])
         else:

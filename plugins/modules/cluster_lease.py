@@ -70,6 +70,13 @@ options:
         no longer running; if it still runs, both runs change the cluster at once.
     type: bool
     default: false
+  validate_spec:
+    description:
+      - Validate O(cluster) as a whole, as M(kubecluster.aws.cluster_spec) does offline, before any AWS call, and fail
+        naming every problem; without it only the name and the region are read (a delete can release the lease of a
+        cluster whose spec no longer validates). C(create_cluster.yml) sets it, so that a bad spec takes no lease.
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Reads the lease and returns what a real run would do (RV(outcome)); never writes. A lease another
@@ -236,9 +243,10 @@ def main() -> None:
         holder=dict(type="str", default="unknown"),
         ttl=dict(type="int", default=lease_utils.DEFAULT_TTL),
         force=dict(type="bool", default=False),
+        validate_spec=dict(type="bool", default=False),
     )
     module = runner.cluster_module(argument_spec)
-    identity = runner.load_identity(module)
+    identity = runner.load_spec(module) if module.params["validate_spec"] else runner.load_identity(module)
     check_options(module)
     ctx = Context.from_module(module, identity["region"])
     lease = lease_utils.Lease(ctx.ssm, identity["name"], identity["region"])

@@ -18,6 +18,11 @@ description:
     AWS knows - the region's availability zones, the Elastic IP quota left for the NAT
     layout, that the SSH key pair exists and that the machines' IAM instance profiles
     exist - so that nothing is created for a cluster that cannot be built.
+  - Each of those checks runs only when the run needs what it checks. The cluster's machines and Elastic
+    IPs are read first (one call each); the key pair, the instance profiles and named availability zones
+    are checked when a machine set has fewer machines than its replicas (a run launches machines), the
+    Elastic IP quota when the NAT layout needs more addresses than the cluster owns. A cluster that runs
+    as its spec says is not checked again (an availability zone count is still read for the names).
   - It also refuses a changed C(cluster.kubernetes_version) on a running cluster - when a pending or
     running machine of the cluster carries another version in its tag
     C(kubecluster.aws/kubernetes-version), the module fails naming each such machine (name,
@@ -143,17 +148,25 @@ upgrade:
       description: Whether any machine runs another version than the spec's.
       type: bool
       sample: true
+launches:
+  description:
+    - The machine sets with fewer live (pending, running, stopping or stopped) machines than their replicas, for which a
+      run launches machines; the key pair and the instance profiles were checked for them. Empty when every set is full.
+  returned: when check_account is true
+  type: list
+  elements: str
+  sample: [control-plane, md-0]
 elastic_ips:
   description: The Elastic IP quota and use in the region.
   returned: when check_account is true
   type: dict
   contains:
     quota:
-      description: How many Elastic IPs the account may hold in the region.
+      description: How many Elastic IPs the account may hold in the region; null when the run needs no new one (not read).
       type: int
       sample: 5
     in_use:
-      description: How many are allocated now, by anyone.
+      description: How many are allocated now, by anyone; null when the run needs no new one (not read).
       type: int
       sample: 1
     owned:
@@ -162,9 +175,8 @@ elastic_ips:
       sample: 0
 """
 
-import copy
 import os
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict
 
 try:
     import botocore
@@ -173,108 +185,13 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
-from ansible_collections.kubecluster.aws.plugins.module_utils import lookup
-from ansible_collections.kubecluster.aws.plugins.module_utils import machines
-from ansible_collections.kubecluster.aws.plugins.module_utils import naming
+from ansible_collections.kubecluster.aws.plugins.module_utils import account
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
-from ansible_collections.kubecluster.aws.plugins.module_utils.aws import ec2 as aws_ec2
-from ansible_collections.kubecluster.aws.plugins.module_utils.aws import iam as aws_iam
-from ansible_collections.kubecluster.aws.plugins.module_utils.aws import servicequotas as aws_servicequotas
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
-from ansible_collections.kubecluster.aws.plugins.module_utils.spec import check_against_account
-from ansible_collections.kubecluster.aws.plugins.module_utils.spec import instance_profiles
-from ansible_collections.kubecluster.aws.plugins.module_utils.spec import nat_gateway_count
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import SpecError
-from ansible_collections.kubecluster.aws.plugins.module_utils.spec import upgrade_summary
-
-DEFAULT_EIP_QUOTA = 5
-
-
-def elastic_ip_quota(ctx: Context) -> int:
-    """The region's Elastic IP quota: Service Quotas first, as raised quotas only show there."""
-    try:
-        quota = aws_servicequotas.elastic_ip_quota(ctx.service_quotas)
-    except AnsibleAWSError:
-        quota = None  # not permitted or not served here: the account attribute holds the default quota
-    if quota is None:
-        quota = aws_ec2.vpc_max_elastic_ips(ctx.ec2)
-    return DEFAULT_EIP_QUOTA if quota is None else quota
-
-
-def existing_key_pairs(ec2: Any, key_name: Optional[str]) -> Optional[Set[str]]:
-    if not key_name:
-        return None
-    return {pair["KeyName"] for pair in aws_ec2.describe_key_pairs(ec2, KeyNames=[key_name])}
-
-
-def missing_instance_profiles(ctx: Context, spec: Dict[str, Any]) -> List[str]:
-    """Field paths whose instance profile does not exist: machines could not launch with them."""
-    profiles = instance_profiles(spec)
-    missing = set(aws_iam.missing_instance_profiles(ctx.iam, list(profiles.values())))
-    return sorted(path for path, name in profiles.items() if name in missing)
-
-
-def check_account(module: Any, ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
-    spec = runner.resolve_zones(module, spec, ctx.ec2)
-    zones = spec["network"]["availability_zones"]
-    addresses = aws_ec2.describe_addresses(ctx.ec2)
-    owned = [a for a in addresses if naming.is_owned(naming.tags_to_dict(a.get("Tags")), spec["name"])]
-    quota = elastic_ip_quota(ctx)
-    running = [machines.machine_view(instance) for instance in lookup.versioned_machines(ctx.ec2, spec["name"])]
-    check_against_account(spec, zones, quota, len(addresses), len(owned), existing_key_pairs(ctx.ec2, spec["ssh_key_name"]),
-                          missing_instance_profiles(ctx, spec), running, kubernetes_upgrade=module.params["kubernetes_upgrade"])
-    return dict(cluster=spec, nat_gateway_count=nat_gateway_count(spec, len(zones)),
-                elastic_ips=dict(quota=quota, in_use=len(addresses), owned=len(owned)), upgrade=upgrade_summary(spec, running))
-
-
-def replica_count(set_name: str, value: Any) -> int:
-    """A count of the replicas option: a whole number of at least 0, also as the text -e gives."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise SpecError(["replicas.%s: %r is not a machine count; use a whole number of 0 or more" % (set_name, value)])
-    return value
-
-
-def with_replicas(raw: Any, replicas: Optional[Dict[str, Any]]) -> Any:
-    """The user's spec with the replicas option's counts in place of the sets' replicas, so that
-    the spec is validated (an even control plane refused) and returned with them.
-
-    Raises SpecError naming an unknown set or a bad count. A spec that is no mapping is returned
-    as it is, for resolve to refuse.
-    """
-    if not replicas or not isinstance(raw, dict):
-        return raw
-    out = copy.deepcopy(raw)
-    deployments = out.get("machine_deployments")
-    if deployments is None:
-        # The spec's default: one machine deployment md-0 (spec.resolve).
-        deployments = [{"name": "md-0"}]
-    names = [d.get("name") for d in deployments if isinstance(d, dict)] if isinstance(deployments, list) else []
-    errors: List[str] = []
-    for set_name, value in replicas.items():
-        try:
-            count = replica_count(set_name, value)
-        except SpecError as error:
-            errors.extend(error.errors)
-            continue
-        if set_name == naming.SET_CONTROL_PLANE:
-            control_plane = out.get("control_plane")
-            out["control_plane"] = dict(control_plane if isinstance(control_plane, dict) else {}, replicas=count)
-        elif set_name in names:
-            index = names.index(set_name)
-            deployments[index] = dict(deployments[index], replicas=count)
-            out["machine_deployments"] = deployments
-        else:
-            why = ("the bastion is one machine or none (cluster.network.bastion.enabled)" if set_name == naming.SET_BASTION
-                   else "it is not a machine set of the spec")
-            errors.append("replicas.%s: %s; name %s" % (set_name, why, ", ".join([naming.SET_CONTROL_PLANE] + [str(n) for n in names])))
-    if errors:
-        raise SpecError(errors)
-    return out
-
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import with_replicas
 
 def load_spec(module: Any) -> Dict[str, Any]:
     """The resolved spec with the replicas option applied, or the module failed before any AWS call."""
@@ -301,7 +218,7 @@ def main() -> None:
         module.exit_json(changed=False, cluster=spec)
     ctx = Context.from_module(module, spec["region"])
     try:
-        result = check_account(module, ctx, spec)
+        result = account.check_account(module, ctx, spec, module.params["kubernetes_upgrade"])
     except KubeclusterError as error:
         runner.fail(module, error)
     except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:

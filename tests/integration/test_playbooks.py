@@ -62,12 +62,12 @@ def test_create_rerun_delete_default_cluster(account, run_playbook, moto_server)
 
     preview = run_playbook("create_cluster", spec, check=True, diff=True, tags=["infra"])
     assert preview.rc == 0, preview.explain()
-    planned = preview.result("Reconcile the network")["plan"]
+    planned = preview.result("Reconcile the network, the machines and the API load balancer")["plan"]
     assert {"action": "create", "resource": "vpc"} in [dict(action=p["action"], resource=p["resource"]) for p in planned]
     assert account.owned(NAME)["vpcs"] == [], "check mode created something"
 
     created = create(run_playbook, spec)
-    assert created.result("Wait until the cluster is provisioned")["cluster"]["phase"] == "Provisioned"
+    assert created.result("Reconcile the network, the machines and the API load balancer")["status"]["phase"] == "Provisioned"
     owned = account.owned(NAME)
 
     (vpc,) = owned["vpcs"]

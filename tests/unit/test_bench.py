@@ -26,7 +26,7 @@ def test_count_calls_keeps_the_lease_apart_from_the_resource_writes(bench):
 
     counted = bench.count_calls(calls)
 
-    assert (counted["reads"], counted["writes"], counted["lease_writes"]) == (3, 1, 2)
+    assert (counted["reads"], counted["writes"], counted["lease_reads"], counted["lease_writes"]) == (2, 1, 1, 2)
     assert counted["calls"] == {"ec2:CreateVpc": 1, "ec2:DescribeVpcs": 2, "ssm:DeleteParameter": 1, "ssm:GetParameter": 1,
                                 "ssm:PutParameter": 1}
 
@@ -73,7 +73,8 @@ def test_changed_tasks_sums_the_hosts(bench):
 
 
 def row(workers, phase, reads=40, writes=0, kubeadm=None, **extra):
-    found = {"workers": workers, "phase": phase, "reads": reads, "writes": writes, "lease_writes": 2, "seconds": 1.25, "changed": 0}
+    found = {"workers": workers, "phase": phase, "reads": reads, "writes": writes, "lease_reads": 1, "lease_writes": 2, "seconds": 1.25,
+             "changed": 0}
     if kubeadm is not None:
         found["kubeadm"] = kubeadm
     found.update(extra)
@@ -97,11 +98,38 @@ def test_problems_name_a_rerun_that_writes_calls_kubeadm_or_reads_more_with_more
     assert "grow" in found[2]
 
 
-def test_table_moto_only_has_no_kubeadm_column(bench):
-    lines = bench.table([row(2, "create", reads=42, writes=57)]).splitlines()
+def test_problems_over_the_floor_only_when_asked(bench):
+    rows = [row(2, "rerun (no-op)", reads=17, invocations=4), row(20, "rerun (no-op)", reads=16, invocations=3)]
 
-    assert lines[0] == "| workers | phase | reads | writes | lease writes | seconds | changed tasks |"
-    assert lines[2] == "| 2 | create | 42 | 57 | 2 | 1.2 | 0 |"
+    assert bench.problems(rows) == []
+    found = bench.problems(rows, floors=True)
+
+    assert found == ["the no-op rerun with 2 workers made 17 reads (besides the lease's), over the floor of 16",
+                     "the no-op rerun with 2 workers ran 4 modules, over the floor of 3"]
+
+
+def test_module_invocations_count_modules_and_loop_items_not_controller_actions(bench):
+    def task(**host):
+        return {"task": {"name": "t"}, "hosts": {"localhost": host}}
+
+    report = {"plays": [{"tasks": [
+        task(action="kubecluster.aws.cluster_spec"),
+        task(action="kubecluster.aws.cluster_lease", skipped=True),
+        task(action="ansible.builtin.set_fact"),
+        task(action="ansible.builtin.include_tasks"),
+        task(action="debug"),
+        task(action="kubecluster.aws.machine_set", results=[{"item": 1}, {"item": 2, "skipped": True}, {"item": 3}]),
+    ]}, {"tasks": [task(action="kubecluster.aws.cluster_lease")]}]}
+
+    assert bench.module_invocations(report) == 4
+    assert bench.module_invocations({}) == 0
+
+
+def test_table_moto_only_has_no_kubeadm_column(bench):
+    lines = bench.table([row(2, "create", reads=42, writes=57, invocations=3)]).splitlines()
+
+    assert lines[0] == "| workers | phase | reads | writes | lease reads/writes | modules run | seconds | changed tasks |"
+    assert lines[2] == "| 2 | create | 42 | 57 | 1/2 | 3 | 1.2 | 0 |"
 
 
 def test_table_local_hosts_shows_the_kubeadm_calls(bench):

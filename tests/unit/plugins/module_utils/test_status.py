@@ -243,9 +243,26 @@ def test_survey_of_many_clusters_reads_each_type_once(clients, aws_calls):
     assert [s.view["name"] for s in found] == ["a", "b", "c"]
     assert all(s.view["load_balancer"]["type"] == "nlb" for s in found)
     assert not aws_calls.writes()
+    # every cluster has its NLB: the classic ELB API is not asked
     assert sorted(operation for _service, operation in aws_calls) == sorted([
         "DescribeVpcs", "DescribeSecurityGroups", "DescribeInternetGateways", "DescribeNatGateways", "DescribeAddresses",
-        "DescribeInstances", "DescribeSubnets", "DescribeRouteTables", "DescribeLoadBalancers", "DescribeTags", "DescribeLoadBalancers"])
+        "DescribeInstances", "DescribeSubnets", "DescribeRouteTables", "DescribeLoadBalancers", "DescribeTags"])
+
+
+def test_classic_balancers_are_asked_for_the_clusters_without_an_nlb(clients, aws_calls):
+    _vpc, subnet = owned_vpc(clients["ec2"], "a", "10.0.0.0/16")
+    nlb(clients["elbv2"], subnet, "a-apiserver", tags_for("a", "a-apiserver", naming.ROLE_APISERVER))
+    _vpc, subnet = owned_vpc(clients["ec2"], "b", "10.1.0.0/16")
+    listener = [{"Protocol": "TCP", "LoadBalancerPort": 6443, "InstancePort": 6443}]
+    clients["elb"].create_load_balancer(LoadBalancerName="b-apiserver", Listeners=listener, Subnets=[subnet],
+                                        Tags=tags_for("b", "b-apiserver", naming.ROLE_APISERVER))
+    asked = []
+    clients["elb"].meta.events.register("provide-client-params", lambda params, model, **kwargs: asked.append((model.name, params.get("LoadBalancerNames"))))
+
+    found = status.read_api_load_balancers(clients["elbv2"], clients["elb"], ["a", "b"])
+
+    assert [(name, [lb["type"] for lb in views]) for name, views in sorted(found.items())] == [("a", ["nlb"]), ("b", ["classic"])]
+    assert asked == [("DescribeLoadBalancers", ["b-apiserver"]), ("DescribeTags", ["b-apiserver"])]
 
 
 def test_api_load_balancer_of_one_cluster_is_asked_for_by_name(clients):

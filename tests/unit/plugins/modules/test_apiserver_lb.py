@@ -168,6 +168,8 @@ def test_rerun_changes_nothing_and_makes_no_write_call(aws, aws_calls):
     assert second["plan"] == []
     assert aws_calls.writes() == []
     assert count(aws_calls, "DescribeInstances") == 1
+    # an NLB cluster's rerun does not ask the classic ELB API
+    assert [operation for service, operation in aws_calls if service == "elb"] == []
     assert second["load_balancer"] == first["load_balancer"]
 
 

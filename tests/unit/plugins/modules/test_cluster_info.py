@@ -148,6 +148,8 @@ def test_complete_cluster_is_provisioned_with_its_endpoint(moto_aws, aws_calls):
     assert not failed and result["changed"] is False
     assert view["phase"] == "Provisioned" and view["failure_message"] is None
     assert view["control_plane_endpoint"] == {"host": cluster.dns_name, "port": 6443}
+    # an NLB cluster: the classic ELB API is not asked
+    assert [operation for service, operation in aws_calls if service == "elb"] == []
     assert view["vpc_id"] == cluster.vpc_id and view["managed_vpc"] is True
     assert view["internet_gateway_id"] == cluster.igw_id
     assert sorted((s["role"], s["availability_zone"]) for s in view["subnets"]) == sorted(cluster.subnets)

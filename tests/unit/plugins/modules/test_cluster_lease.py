@@ -109,3 +109,15 @@ def test_bad_options_fail_before_any_aws_call(ssm, aws_calls):
     result, failed = run_module("cluster_lease", {"cluster": {"name": "capi-example"}})
     assert failed and "cluster.region: required" in result["msg"]
     assert list(aws_calls) == []
+
+
+def test_validate_spec_refuses_a_bad_spec_before_any_aws_call(ssm, aws_calls):
+    bad = dict(SPEC, control_plane={"replicas": 2})
+    aws_calls.clear()
+
+    result, failed = run_module("cluster_lease", {"cluster": bad, "validate_spec": True})
+
+    assert failed and "cluster.control_plane.replicas: 2 is even" in result["msg"]
+    assert aws_calls == []
+    # without it, only the name and the region count (a delete can release the lease of such a spec)
+    assert take(cluster=bad)["outcome"] == "acquired"

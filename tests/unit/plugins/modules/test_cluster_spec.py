@@ -77,7 +77,8 @@ def test_eips_the_cluster_already_owns_count_as_available(aws):
             {"Key": "sigs.k8s.io/cluster-api-provider-aws/cluster/capi-example", "Value": "owned"}]}])
     result, failed = run_module("cluster_spec", {"cluster": SPEC})
     assert not failed, result["msg"]
-    assert result["elastic_ips"] == {"quota": 5, "in_use": 5, "owned": 3}
+    # no new address needed: the quota is not read
+    assert result["elastic_ips"] == {"quota": None, "in_use": None, "owned": 3}
 
 
 def test_more_zones_than_the_region_has(aws):
@@ -92,6 +93,66 @@ def test_missing_key_pair(aws):
     aws.create_key_pair(KeyName="jonnung")
     result, failed = run_module("cluster_spec", {"cluster": dict(SPEC, ssh_key_name="jonnung")})
     assert not failed
+
+
+def owned_tags(cluster=CLUSTER, **tags):
+    return [{"ResourceType": "elastic-ip", "Tags": [{"Key": "sigs.k8s.io/cluster-api-provider-aws/cluster/" + cluster, "Value": "owned"}]
+             + [{"Key": k, "Value": v} for k, v in tags.items()]}]
+
+
+def full_cluster(ec2, replicas=None):
+    """The machines of SPEC at its replicas (bastion off), tagged by set as machine_set tags them, and its 3 NAT EIPs."""
+    replicas = replicas or {"control-plane": 1, "md-0": 1}
+    for set_name, count in replicas.items():
+        for index in range(count):
+            tags = {"Name": "%s-%s-%d" % (CLUSTER, set_name, index), "sigs.k8s.io/cluster-api-provider-aws/cluster/" + CLUSTER: "owned",
+                    "kubecluster.aws/machine-set": set_name, VERSION_TAG: KUBERNETES_VERSION}
+            ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+    for unused_index in range(3):
+        ec2.allocate_address(Domain="vpc", TagSpecifications=owned_tags())
+
+
+FULL_SPEC = dict(SPEC, ssh_key_name="jonnung", network={"bastion": {"enabled": False}}, machine_deployments=[{"name": "md-0", "replicas": 1}])
+
+
+def test_a_cluster_at_its_spec_reads_only_its_machines_addresses_and_zones(aws, aws_calls):
+    full_cluster(aws)
+    # no key pair and no instance profile: not checked, as nothing is launched
+    boto3.client("iam", region_name=REGION).delete_instance_profile(InstanceProfileName=PROFILES[1])
+    aws_calls.clear()
+    result, failed = run_module("cluster_spec", {"cluster": FULL_SPEC})
+    assert not failed, result["msg"]
+    assert sorted(aws_calls.operations()) == ["DescribeAddresses", "DescribeAvailabilityZones", "DescribeInstances"]
+    assert result["launches"] == [] and result["elastic_ips"]["quota"] is None
+
+
+def test_named_zones_of_a_cluster_at_its_spec_are_not_read(aws, aws_calls):
+    full_cluster(aws)
+    aws_calls.clear()
+    zones = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
+    result, failed = run_module("cluster_spec", {"cluster": dict(FULL_SPEC, network={"bastion": {"enabled": False}, "availability_zones": zones})})
+    assert not failed, result["msg"]
+    assert sorted(aws_calls.operations()) == ["DescribeAddresses", "DescribeInstances"]
+    assert result["cluster"]["machine_deployments"][0]["availability_zones"] == zones
+
+
+def test_a_set_short_of_machines_checks_the_key_pair_profiles_and_named_zones(aws, aws_calls):
+    full_cluster(aws)
+    aws_calls.clear()
+    spec = dict(FULL_SPEC, network={"bastion": {"enabled": False}, "availability_zones": ["ap-northeast-2a", "ap-northeast-2z"]},
+                machine_deployments=[{"name": "md-0", "replicas": 2}])
+    result, failed = run_module("cluster_spec", {"cluster": spec})
+    assert failed
+    assert "ap-northeast-2z not available" in result["msg"]
+    spec["network"]["availability_zones"] = 3
+    result, failed = run_module("cluster_spec", {"cluster": spec})
+    assert failed and "cluster.ssh_key_name: key pair 'jonnung' does not exist" in result["msg"]
+    assert "DescribeKeyPairs" in aws_calls.operations() and "GetInstanceProfile" in aws_calls.operations()
+    aws.create_key_pair(KeyName="jonnung")
+    result, failed = run_module("cluster_spec", {"cluster": spec})
+    assert not failed, result["msg"]
+    assert result["launches"] == ["md-0"]
 
 
 def test_quick_start_variables(aws, monkeypatch):
@@ -133,7 +194,7 @@ def test_a_version_change_on_a_running_cluster_is_refused_naming_the_machines(aw
     assert aws_calls.operations().count("DescribeInstances") == 1
     (filters,) = [params["Filters"] for params in aws_calls.params_of("DescribeInstances")]
     assert {"Name": "tag:" + OWNER, "Values": ["owned"]} in filters
-    assert {"Name": "tag-key", "Values": [VERSION_TAG]} in filters
+    assert {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]} in filters
 
 
 def test_the_same_version_on_a_running_cluster_passes(aws):

@@ -1,0 +1,121 @@
+"""kubecluster.aws.cluster_infra against moto in process: the whole AWS side in one module, each type read once."""
+
+from unittest import mock
+
+import boto3
+import pytest
+
+from helpers import moto_fixes
+from helpers.aws import AMI, CLUSTER, KUBERNETES_VERSION, REGION
+from helpers.aws import KEY_NAME as KEY
+from helpers.module_runner import run_module
+
+PROFILES = ("control-plane.cluster-api-provider-aws.sigs.k8s.io", "nodes.cluster-api-provider-aws.sigs.k8s.io")
+SPEC = {
+    "name": CLUSTER,
+    "region": REGION,
+    "kubernetes_version": KUBERNETES_VERSION,
+    "ssh_key_name": KEY,
+    "network": {"availability_zones": 3, "nat_gateways": "per_az", "bastion": {"enabled": True, "ami_id": AMI}},
+    "control_plane": {"replicas": 1, "ami_id": AMI},
+    "machine_deployments": [{"name": "md-0", "replicas": 2, "ami_id": AMI}],
+}
+# One read per resource type of the example: the floor of a no-op reconcile (issue 9).
+FLOOR = sorted([
+    ("ec2", "DescribeVpcs"), ("ec2", "DescribeVpcAttribute"), ("ec2", "DescribeVpcAttribute"), ("ec2", "DescribeSubnets"),
+    ("ec2", "DescribeRouteTables"), ("ec2", "DescribeInternetGateways"), ("ec2", "DescribeNatGateways"),
+    ("ec2", "DescribeSecurityGroups"), ("ec2", "DescribeInstances"),
+    ("elbv2", "DescribeLoadBalancers"), ("elbv2", "DescribeTargetGroups"),
+    ("elbv2", "DescribeListeners"), ("elbv2", "DescribeLoadBalancerAttributes"),
+    ("elbv2", "DescribeTargetGroupAttributes"), ("elbv2", "DescribeTargetHealth"),
+    ("elbv2", "DescribeTags"),
+])
+
+
+@pytest.fixture
+def account(ec2, monkeypatch):
+    moto_fixes.apply(monkeypatch)
+    iam = boto3.client("iam", region_name=REGION)
+    for profile in PROFILES:
+        iam.create_instance_profile(InstanceProfileName=profile)
+    ec2.create_key_pair(KeyName=KEY)
+    return ec2
+
+
+def infra(check_mode=False, diff=False, **options):
+    return run_module("cluster_infra", dict({"cluster": SPEC, "wait_timeout": 60, "wait_delay": 1}, **options), check_mode, diff)
+
+
+def test_create_then_a_rerun_reads_each_type_once_and_writes_nothing(account, aws_calls):
+    created, failed = infra()
+    assert not failed, created.get("msg")
+    assert created["changed"] is True
+    assert created["status"]["phase"] == "Provisioned"
+    assert sorted(m["set"] for m in created["machines"]) == ["bastion", "control-plane", "md-0", "md-0"]
+    assert created["surplus"] == [] and created["network"]["vpc_id"].startswith("vpc-")
+    assert created["load_balancer"]["control_plane_endpoint"].endswith(":6443")
+    assert created["cluster"]["network"]["availability_zones"] == ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
+    aws_calls.clear()
+
+    again, failed = infra()
+
+    assert not failed, again.get("msg")
+    assert again["changed"] is False and again["plan"] == []
+    assert aws_calls.writes() == []
+    assert sorted(aws_calls) == FLOOR
+    assert again["status"]["phase"] == "Provisioned" and again["launches"] == []
+    assert [m["instance_id"] for m in again["machines"]] == [m["instance_id"] for m in created["machines"]]
+    assert again["network"] == created["network"]
+    assert again["elastic_ips"] == {"quota": None, "in_use": None, "owned": 3}
+    assert len(again["status"]["elastic_ips"]) == 3
+
+
+def test_check_mode_returns_the_whole_plan_and_changes_nothing(account, aws_calls):
+    preview, failed = infra(check_mode=True, diff=True)
+
+    assert not failed, preview.get("msg")
+    assert aws_calls.writes() == []
+    planned = {(p["action"], p["resource"]) for p in preview["plan"]}
+    assert {("create", "vpc"), ("create", "nat-gateway"), ("create", "ec2 instances"), ("create", "load balancer")} <= planned
+    assert preview["changed"] is True
+    assert preview["diff"]["prepared"].startswith("kubecluster.aws.cluster_infra capi-example in ap-northeast-2\n")
+    assert "+ vpc" in preview["diff"]["prepared"]
+
+
+def test_scaling_up_launches_only_the_new_machines_and_a_scale_down_reports_the_surplus(account):
+    created, failed = infra()
+    assert not failed, created.get("msg")
+
+    more, failed = infra(replicas={"md-0": 3})
+    assert not failed, more.get("msg")
+    assert [p["action"] for p in more["plan"] if p["resource"] == "ec2 instances"] == ["create"]
+    assert more["launches"] == ["md-0"] and len(more["machines"]) == 5
+
+    fewer, failed = infra()
+    assert not failed, fewer.get("msg")
+    assert fewer["changed"] is False and [m["set"] for m in fewer["surplus"]] == ["md-0"]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"cluster": dict(SPEC, control_plane={"replicas": 2})}, "cluster.control_plane.replicas: 2 is even"),
+    ({"surge": {"md-9": 1}}, "surge.md-9: not a machine set of the spec"),
+    ({"replicas": {"bastion": 2}}, "replicas.bastion"),
+    ({"wait_delay": 0}, "wait_delay: must be at least 1 second"),
+])
+def test_bad_input_fails_before_any_aws_call(aws_env, options, message):
+    with mock.patch("botocore.client.BaseClient._make_api_call") as api:
+        result, failed = infra(**options)
+    assert failed and message in result["msg"]
+    api.assert_not_called()
+
+
+def test_a_missing_key_pair_is_refused_before_any_write(ec2, aws_calls):
+    iam = boto3.client("iam", region_name=REGION)
+    for profile in PROFILES:
+        iam.create_instance_profile(InstanceProfileName=profile)
+    aws_calls.clear()
+
+    result, failed = infra()
+
+    assert failed and "cluster.ssh_key_name: key pair 'jonnung' does not exist" in result["msg"]
+    assert aws_calls.writes() == []
