@@ -89,7 +89,9 @@ def check_account(module: Any, ctx: Context, spec: Dict[str, Any], kubernetes_up
                if instance["State"]["Name"] in ("pending", "running") and naming.KUBERNETES_VERSION_TAG in lookup.tags_of(instance)]
     short = launches(spec, live)
     needed_eips = nat_count - owned_count
-    if short and isinstance(wanted_zones, list):
+    # Named zones are checked against the region (when a machine set takes its zones from them) before a launch,
+    # and before a subnet would be made in a zone the cluster's subnets are not in yet: a misspelt zone fails here.
+    if isinstance(wanted_zones, list) and (short or not zones_in_use or set(wanted_zones) - set(zones_in_use)):
         spec = runner.resolve_zones(module, given, ctx.ec2)
     quota: Optional[int] = None
     in_use: Optional[int] = None

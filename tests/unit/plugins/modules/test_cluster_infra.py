@@ -119,3 +119,18 @@ def test_a_missing_key_pair_is_refused_before_any_write(ec2, aws_calls):
 
     assert failed and "cluster.ssh_key_name: key pair 'jonnung' does not exist" in result["msg"]
     assert aws_calls.writes() == []
+
+
+def test_a_misspelt_new_zone_is_refused_before_any_write_though_nothing_launches(account, aws_calls):
+    # No machine launches and the single NAT gateway needs no new address, so no other pre-check runs: the new zone
+    # alone, not yet among the cluster's subnets' zones, makes the run check the named zones against the region.
+    named = dict(SPEC, network=dict(SPEC["network"], availability_zones=["ap-northeast-2a", "ap-northeast-2b"], nat_gateways="single"))
+    created, failed = infra(cluster=named)
+    assert not failed, created.get("msg")
+    aws_calls.clear()
+
+    typo = dict(named, network=dict(named["network"], availability_zones=["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2z"]))
+    result, failed = infra(cluster=typo)
+
+    assert failed and "ap-northeast-2z" in result["msg"], result.get("msg")
+    assert aws_calls.writes() == []
