@@ -21,8 +21,10 @@ description:
   - Each of those checks runs only when the run needs what it checks. The cluster's machines and Elastic
     IPs are read first (one call each); the key pair, the instance profiles and named availability zones
     are checked when a machine set has fewer machines than its replicas (a run launches machines), the
-    Elastic IP quota when the NAT layout needs more addresses than the cluster owns. A cluster that runs
-    as its spec says is not checked again (an availability zone count is still read for the names).
+    Elastic IP quota when the NAT layout needs more addresses than the cluster owns. Named availability zones
+    are checked whenever a machine set takes its zones from them, as this module does not read the subnets
+    to tell a zone new to the cluster (M(kubecluster.aws.cluster_infra) does). A cluster that runs as its
+    spec says is not checked again otherwise (an availability zone count is still read for the names).
   - It also refuses a changed C(cluster.kubernetes_version) on a running cluster - when a pending or
     running machine of the cluster carries another version in its tag
     C(kubecluster.aws/kubernetes-version), the module fails naming each such machine (name,

@@ -127,13 +127,15 @@ def test_a_cluster_at_its_spec_reads_only_its_machines_addresses_and_zones(aws, 
     assert result["launches"] == [] and result["elastic_ips"]["quota"] is None
 
 
-def test_named_zones_of_a_cluster_at_its_spec_are_not_read(aws, aws_calls):
+def test_named_zones_of_a_cluster_at_its_spec_are_checked_once_as_its_subnets_are_not_read(aws, aws_calls):
+    # cluster_spec does not read the subnets, so it cannot tell a zone new to the cluster: it checks the named zones
+    # (cluster_infra, which reads the subnets anyway, checks them only for a launch or a new zone).
     full_cluster(aws)
     aws_calls.clear()
     zones = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
     result, failed = run_module("cluster_spec", {"cluster": dict(FULL_SPEC, network={"bastion": {"enabled": False}, "availability_zones": zones})})
     assert not failed, result["msg"]
-    assert sorted(aws_calls.operations()) == ["DescribeAddresses", "DescribeInstances"]
+    assert sorted(aws_calls.operations()) == ["DescribeAddresses", "DescribeAvailabilityZones", "DescribeInstances"]
     assert result["cluster"]["machine_deployments"][0]["availability_zones"] == zones
 
 
