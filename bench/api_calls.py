@@ -16,6 +16,13 @@ Two modes share the measuring (recorder, clock, PLAY RECAP, checks) and the tabl
   composed of the stock amazon.aws / community.aws modules), both measured in one run, interleaved (the one
   that goes first alternates), --repeat times each (default 3); one table of the medians.
 
+- --estimate-real [FACTOR]: the moto-only phases (and, with --compare-stock, the stock composition's) against a moto
+  server in the state-transition mode of tests/helpers/moto_timing (NAT gateways pending/deleting, machines
+  pending/shutting-down, the NLB provisioning, for AWS's estimated durations times FACTOR, default 1.0). Per phase:
+  the wall seconds measured at FACTOR; at 1.0 these are the estimate of a real AWS run (no scaled estimate is made
+  for a smaller factor: see estimate_real()); and "waits in series", the transition durations (factor 1.0) the phase
+  would wait for if its long operations were each waited for one after the other (series_waits()).
+
 The target: a no-op rerun makes only reads (the run lease's SSM GetParameter/PutParameter/DeleteParameter
 are bookkeeping, counted apart as "lease reads/writes"), one describe per resource type (at most 16 for the
 example, moto only, and in at most 3 module invocations), no kubeadm call that changes something, and its
@@ -24,6 +31,7 @@ reads do not grow with the number of workers.
     make bench            # or: .venv/bin/python bench/api_calls.py [--workers 2 20] [--json FILE]
     make bench-hosts      # or: .venv/bin/python bench/api_calls.py --local-hosts [--workers 2 5]
     make bench BENCH_ARGS=--compare-stock    # or: .venv/bin/python bench/api_calls.py --compare-stock [--workers 2 20] [--repeat 3]
+    .venv/bin/python bench/api_calls.py --estimate-real [FACTOR] [--compare-stock] [--workers 2] [--repeat 1]
 """
 
 import argparse
@@ -45,6 +53,7 @@ for _path in (os.path.join(REPO, "tests"), os.path.join(REPO, "tests", "localaws
 from conftest import link_collection  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.e2e import Account, example_spec, playbook_runner  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.moto_server import MotoServer  # noqa: E402  pylint: disable=wrong-import-position
+from helpers.moto_timing import DEFAULT_DURATIONS  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.test_hosts import parse_recap  # noqa: E402  pylint: disable=wrong-import-position
 from stock_vars import stock_vars  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -69,6 +78,19 @@ STOCK_PHASES = (
 )
 COLLECTION, STOCK_MODULES = "kubecluster.aws", "stock modules"
 MEDIAN_FIELDS = ("reads", "writes", "lease_writes", "seconds", "changed")
+# --estimate-real: the long operations a phase can start, in the order today's path before issue 9 waited for them one
+# after the other (create: the NAT gateways, one wait for all, created before the machines; then the machines' boot;
+# then the NLB's provisioning. delete: the machines terminated, the NLB, the NAT gateways deleted, then the Elastic
+# IPs released), with the moto_timing transition each waits for. The NLB's delete has no transition in moto_timing
+# (AWS documents none; DeleteLoadBalancer returns when it is gone): it adds nothing.
+SERIES = (
+    ("ec2:CreateNatGateway", "nat_gateway_available"),
+    ("ec2:RunInstances", "instance_running"),
+    ("elbv2:CreateLoadBalancer", "load_balancer_active"),
+    ("ec2:TerminateInstances", "instance_terminated"),
+    ("elbv2:DeleteLoadBalancer", None),
+    ("ec2:DeleteNatGateway", "nat_gateway_deleted"),
+)
 # The run lease (an SSM parameter taken at a run's start and given back at its end, so that two runs never change
 # one cluster at once) is bookkeeping, not a change to the cluster: counted apart from the resource writes.
 LEASE_WRITES = {("ssm", "PutParameter"), ("ssm", "DeleteParameter")}
@@ -203,7 +225,7 @@ def medians(samples):
         groups.setdefault((sample["workers"], sample["side"], sample["phase"]), []).append(sample)
     rows = []
     for (workers, side, phase), group in groups.items():
-        row = {"workers": workers, "side": side, "phase": phase, "runs": len(group)}
+        row = {"workers": workers, "side": side, "phase": phase, "runs": len(group), "calls": group[-1].get("calls", {})}
         for field in MEDIAN_FIELDS:
             row[field] = statistics.median(sample[field] for sample in group)
         rows.append(row)
@@ -245,6 +267,64 @@ def stock_problems(rows):
     return ["the stock modules' no-op rerun with %d workers made %s write calls and %s changed tasks" % (row["workers"], _number(row["writes"]),
                                                                                                         _number(row["changed"]))
             for row in rows if row["side"] == STOCK_MODULES and row["phase"].startswith("rerun") and (row["writes"] or row["changed"])]
+
+
+# -- --estimate-real: the estimate and the waits in series (pure) ------------------------------------------------------
+def series_waits(calls, durations=None):
+    """The seconds a phase would wait, at AWS's estimated durations (moto_timing's DEFAULT_DURATIONS, factor 1.0), if
+    each long operation it started were waited for one after the other (today's path before issue 9): one wait per
+    kind of operation in SERIES that `calls` ({"service:action": count}, count_calls()'s) holds, whatever the count
+    (all NAT gateways together, all machines together). Returns (seconds, [(action, seconds), ...])."""
+    durations = dict(DEFAULT_DURATIONS, **(durations or {}))
+    waits = [(action, durations[transition]) for action, transition in SERIES if transition and calls.get(action)]
+    return sum(seconds for _, seconds in waits), waits
+
+
+def estimate_real(seconds, factor):
+    """The estimated seconds of the same phase on a real AWS account from `seconds` measured with moto_timing at
+    `factor`: the measurement itself at factor 1.0 (every transition then lasts its estimated AWS duration), None for
+    any other factor. No scaled figure is made: a phase's wall time is not its waits divided by the factor, as the
+    waits overlap work that does not scale (module starts, calls), the waiters poll at fixed intervals (the collection
+    every 5 s, ec2_instance every 15 s) and the recorder's timeline (SigV4 dates) has a resolution of one second."""
+    return seconds if float(factor) == 1.0 else None
+
+
+def estimate_rows(rows, factor):
+    """medians() rows with `estimate` (estimate_real() of their seconds) and `series` (series_waits())."""
+    return [dict(row, estimate=estimate_real(row["seconds"], factor), series=series_waits(row.get("calls", {}))[0]) for row in rows]
+
+
+def estimate_table(rows, factor, sides=(COLLECTION, STOCK_MODULES)):
+    """estimate_rows() as one Markdown table: a line per (workers, phase); per side present, its calls (reads/writes),
+    the seconds measured at `factor`, the estimated real-AWS seconds ("-" when not made) and the waits in series."""
+    present = [side for side in sides if any(row["side"] == side for row in rows)]
+    by_key = {(row["workers"], row["side"], row["phase"]): row for row in rows}
+    head, rule = ["workers", "phase"], ["---:", "---"]
+    for side in present:
+        head += ["%s calls (reads/writes)" % side, "%s seconds at factor %s" % (side, _factor(factor)),
+                 "%s estimated real-AWS seconds" % side, "%s waits in series (s)" % side]
+        rule += ["---:"] * 4
+    lines = ["| %s |" % " | ".join(head), "|%s|" % "|".join(rule)]
+    seen = []
+    for row in rows:
+        if (row["workers"], row["phase"]) not in seen:
+            seen.append((row["workers"], row["phase"]))
+    for workers, phase in seen:
+        cells = [str(workers), phase]
+        for side in present:
+            row = by_key.get((workers, side, phase))
+            if row is None:
+                cells += ["-"] * 4
+                continue
+            cells += ["%s (%s/%s)" % (_number(row["reads"] + row["writes"]), _number(row["reads"]), _number(row["writes"])),
+                      _number(row["seconds"], 1), "-" if row["estimate"] is None else _number(row["estimate"], 1),
+                      _number(row["series"], 1)]
+        lines.append("| %s |" % " | ".join(cells))
+    return "\n".join(lines)
+
+
+def _factor(factor):
+    return ("%g" % factor) if float(factor) != 1.0 else "1.0"
 
 
 # -- measuring, shared by both modes ------------------------------------------------------------------------------------
@@ -292,15 +372,17 @@ def bench(worker_counts):
     return rows
 
 
-def bench_compare(worker_counts, repeat):
+def bench_compare(worker_counts, repeat, timing=None, sides=(COLLECTION, STOCK_MODULES)):
     """Samples (rows with workers and side) of this collection's moto-only phases and of the stock composition's,
-    interleaved: for each worker count, `repeat` rounds, each side on a fresh account (moto reset) per round."""
+    interleaved: for each worker count, `repeat` rounds, each side on a fresh account (moto reset) per round.
+    `timing`: moto_timing's factor for the server (--estimate-real), None for moto finishing everything at once;
+    `sides`: which of the two to run."""
     link_collection()
     samples = []
-    with MotoServer() as server, tempfile.TemporaryDirectory() as workdir:
+    with MotoServer(timing=timing) as server, tempfile.TemporaryDirectory() as workdir:
         playbook = playbook_runner(server, pathlib.Path(workdir))
         for workers in worker_counts:
-            for order in interleaved(repeat):
+            for order in interleaved(repeat, sides):
                 for side in order:
                     server.reset()
                     image_id = Account(server).prepare()
@@ -409,9 +491,20 @@ def main():
     parser.add_argument("--workers", type=int, nargs="+", help="worker counts (default: 2 20; with --local-hosts: 2)")
     parser.add_argument("--compare-stock", action="store_true",
                         help="moto only: this collection next to the stock-module composition of bench/stock, interleaved, medians")
-    parser.add_argument("--repeat", type=int, default=3, help="with --compare-stock: runs of each side per worker count (default 3)")
+    parser.add_argument("--repeat", type=int, help="with --compare-stock: runs of each side per worker count (default 3; 1 with --estimate-real)")
+    parser.add_argument("--estimate-real", type=float, nargs="?", const=1.0, metavar="FACTOR",
+                        help="moto only, in moto_timing's state-transition mode at FACTOR (default 1.0): the seconds of each phase, the "
+                             "estimated real-AWS seconds (at 1.0) and the waits in series; with --compare-stock the stock composition too")
     parser.add_argument("--json", help="also write every row, with per-action call counts, to this file")
     args = parser.parse_args()
+    if args.estimate_real is not None:
+        if args.local_hosts:
+            parser.error("--estimate-real measures on moto only; it does not combine with --local-hosts")
+        if args.estimate_real <= 0:
+            parser.error("--estimate-real: the factor of AWS's durations must be more than 0")
+        return estimate_main(args)
+    if args.repeat is None:
+        args.repeat = 3
     if args.compare_stock:
         if args.local_hosts:
             parser.error("--compare-stock measures on moto only; it does not combine with --local-hosts")
@@ -455,6 +548,33 @@ def compare_main(args):
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"samples": samples, "medians": rows}, handle, indent=2)
+    found = problems([row for row in rows if row["side"] == COLLECTION]) + stock_problems(rows)
+    if found:
+        raise SystemExit("\n".join(found))
+
+
+def estimate_main(args):
+    factor = args.estimate_real
+    repeat = max(1, args.repeat or 1)
+    sides = (COLLECTION, STOCK_MODULES) if args.compare_stock else (COLLECTION,)
+    samples = bench_compare(args.workers or [2], repeat, timing=factor, sides=sides)
+    rows = estimate_rows(medians(samples), factor)
+    print(estimate_table(rows, factor, sides))
+    print("\nmoto server with AWS's state transitions (tests/helpers/moto_timing) at factor %s of the estimate durations %s; "
+          "%s%s: not a real AWS run." % (
+              _factor(factor), ", ".join("%s %g s" % item for item in sorted(DEFAULT_DURATIONS.items())),
+              "medians of %d runs of each side" % repeat if repeat > 1 else "one run of each side", ", interleaved" if len(sides) > 1 else ""))
+    if float(factor) == 1.0:
+        print("estimated real-AWS seconds: the seconds measured at factor 1.0, where every transition lasts its estimated AWS duration.")
+    else:
+        print("estimated real-AWS seconds: made at factor 1.0 only (a phase's waits overlap work that does not scale and the waiters "
+              "poll at fixed intervals, so the seconds at factor %s do not scale back to AWS's)." % _factor(factor))
+    print("waits in series: the transition durations (factor 1.0) the phase would wait for one after the other, as before issue 9: "
+          "create: NAT gateways available (one wait for all), then machines running, then the NLB active; delete: machines "
+          "terminated, the NLB (no transition modelled), then NAT gateways deleted before their Elastic IPs are released.")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"factor": factor, "samples": samples, "medians": rows}, handle, indent=2)
     found = problems([row for row in rows if row["side"] == COLLECTION]) + stock_problems(rows)
     if found:
         raise SystemExit("\n".join(found))

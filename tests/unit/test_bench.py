@@ -212,6 +212,77 @@ def test_stock_problems_name_a_stock_rerun_that_changes(bench):
     assert bench.stock_problems(rows) == ["the stock modules' no-op rerun with 20 workers made 3 write calls and 1 changed tasks"]
 
 
+
+# -- --estimate-real: the waits in series and the estimate ------------------------------------------------------------
+def test_series_waits_of_a_create_are_one_wait_per_kind_nat_then_machines_then_nlb(bench):
+    calls = {"ec2:CreateVpc": 1, "ec2:CreateNatGateway": 3, "ec2:RunInstances": 4, "elbv2:CreateLoadBalancer": 1, "ec2:DescribeNatGateways": 9}
+
+    seconds, waits = bench.series_waits(calls)
+
+    assert waits == [("ec2:CreateNatGateway", 90.0), ("ec2:RunInstances", 40.0), ("elbv2:CreateLoadBalancer", 150.0)]
+    assert seconds == 280.0
+
+
+def test_series_waits_of_a_delete_count_the_machines_and_nat_gateways_not_the_nlb(bench):
+    calls = {"ec2:TerminateInstances": 1, "elbv2:DeleteLoadBalancer": 1, "ec2:DeleteNatGateway": 3, "ec2:ReleaseAddress": 3}
+
+    seconds, waits = bench.series_waits(calls)
+
+    assert waits == [("ec2:TerminateInstances", 45.0), ("ec2:DeleteNatGateway", 60.0)]
+    assert seconds == 105.0
+
+
+def test_series_waits_nothing_for_a_rerun_or_a_classic_elb_and_follow_given_durations(bench):
+    assert bench.series_waits({"ec2:DescribeInstances": 1, "elbv2:DescribeLoadBalancers": 1}) == (0, [])
+    assert bench.series_waits({"elb:CreateLoadBalancer": 1, "ec2:CreateNatGatewayX": 1}) == (0, [])
+    assert bench.series_waits({"ec2:RunInstances": 2, "ec2:CreateNatGateway": 0}, {"instance_running": 30.0}) == (30.0, [("ec2:RunInstances", 30.0)])
+
+
+def test_series_waits_use_moto_timing_s_durations(bench):
+    from helpers.moto_timing import DEFAULT_DURATIONS  # pylint: disable=import-outside-toplevel
+
+    assert {transition for _, transition in bench.SERIES if transition} <= set(DEFAULT_DURATIONS)
+    assert bench.series_waits({"ec2:CreateNatGateway": 1})[0] == DEFAULT_DURATIONS["nat_gateway_available"]
+
+
+@pytest.mark.parametrize("seconds, factor, estimate", [(212.4, 1.0, 212.4), (212.4, 1, 212.4), (16.5, 0.05, None), (16.5, 0.5, None)])
+def test_estimate_real_is_the_measurement_at_factor_1_and_not_made_otherwise(bench, seconds, factor, estimate):
+    assert bench.estimate_real(seconds, factor) == estimate
+
+
+def timed_sample(workers, side, phase, reads, writes, seconds, calls):
+    return dict(sample(workers, side, phase, reads, writes, seconds), calls=calls)
+
+
+def test_estimate_table_puts_measured_estimate_and_series_of_both_sides_on_one_line(bench):
+    create = {"ec2:CreateNatGateway": 3, "ec2:RunInstances": 4, "elbv2:CreateLoadBalancer": 1}
+    rows = bench.estimate_rows(bench.medians([
+        timed_sample(2, bench.COLLECTION, "create", 44, 57, 190.04, create),
+        timed_sample(2, bench.STOCK_MODULES, "create", 290, 64, 640.0, create),
+        timed_sample(2, bench.COLLECTION, "rerun (no-op)", 16, 0, 5.3, {"ec2:DescribeInstances": 1}),
+        timed_sample(2, bench.COLLECTION, "delete", 51, 42, 130.0, {"ec2:TerminateInstances": 1, "ec2:DeleteNatGateway": 3}),
+    ]), 1.0)
+
+    lines = bench.estimate_table(rows, 1.0).splitlines()
+
+    assert lines[0] == ("| workers | phase | kubecluster.aws calls (reads/writes) | kubecluster.aws seconds at factor 1.0 "
+                        "| kubecluster.aws estimated real-AWS seconds | kubecluster.aws waits in series (s) "
+                        "| stock modules calls (reads/writes) | stock modules seconds at factor 1.0 "
+                        "| stock modules estimated real-AWS seconds | stock modules waits in series (s) |")
+    assert lines[1].count("|") == lines[0].count("|")
+    assert lines[2:] == ["| 2 | create | 101 (44/57) | 190.0 | 190.0 | 280.0 | 354 (290/64) | 640.0 | 640.0 | 280.0 |",
+                         "| 2 | rerun (no-op) | 16 (16/0) | 5.3 | 5.3 | 0.0 | - | - | - | - |",
+                         "| 2 | delete | 93 (51/42) | 130.0 | 130.0 | 105.0 | - | - | - | - |"]
+
+
+def test_estimate_table_without_the_stock_side_and_below_factor_1_shows_no_estimate(bench):
+    rows = bench.estimate_rows(bench.medians([timed_sample(2, bench.COLLECTION, "create", 44, 57, 16.5, {"ec2:RunInstances": 3})]), 0.05)
+
+    lines = bench.estimate_table(rows, 0.05).splitlines()
+
+    assert "stock modules" not in lines[0] and "seconds at factor 0.05" in lines[0]
+    assert lines[2] == "| 2 | create | 101 (44/57) | 16.5 | - | 40.0 |"
+
 def test_stock_vars_lays_out_capa_s_subnets_and_spreads_the_machines_over_the_zones():
     stock_vars = load_file("stock_vars", os.path.join(os.path.dirname(BENCH), "stock", "stock_vars.py")).stock_vars
     spec = {"cluster": {"name": "c", "region": "ap-northeast-2", "kubernetes_version": "v1.31.4", "network": {"vpc_cidr": "10.0.0.0/16"},
