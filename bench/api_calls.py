@@ -53,7 +53,6 @@ for _path in (os.path.join(REPO, "tests"), os.path.join(REPO, "tests", "localaws
 from conftest import link_collection  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.e2e import Account, example_spec, playbook_runner  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.moto_server import MotoServer  # noqa: E402  pylint: disable=wrong-import-position
-from helpers.moto_timing import DEFAULT_DURATIONS  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.test_hosts import parse_recap  # noqa: E402  pylint: disable=wrong-import-position
 from stock_vars import stock_vars  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -275,9 +274,16 @@ def series_waits(calls, durations=None):
     each long operation it started were waited for one after the other (today's path before issue 9): one wait per
     kind of operation in SERIES that `calls` ({"service:action": count}, count_calls()'s) holds, whatever the count
     (all NAT gateways together, all machines together). Returns (seconds, [(action, seconds), ...])."""
-    durations = dict(DEFAULT_DURATIONS, **(durations or {}))
+    durations = dict(default_durations(), **(durations or {}))
     waits = [(action, durations[transition]) for action, transition in SERIES if transition and calls.get(action)]
     return sum(seconds for _, seconds in waits), waits
+
+
+def default_durations():
+    """moto_timing's DEFAULT_DURATIONS, imported when needed (moto_timing imports moto's models; the other modes need none)."""
+    from helpers.moto_timing import DEFAULT_DURATIONS  # pylint: disable=import-outside-toplevel
+
+    return DEFAULT_DURATIONS
 
 
 def estimate_real(seconds, factor):
@@ -562,7 +568,7 @@ def estimate_main(args):
     print(estimate_table(rows, factor, sides))
     print("\nmoto server with AWS's state transitions (tests/helpers/moto_timing) at factor %s of the estimate durations %s; "
           "%s%s: not a real AWS run." % (
-              _factor(factor), ", ".join("%s %g s" % item for item in sorted(DEFAULT_DURATIONS.items())),
+              _factor(factor), ", ".join("%s %g s" % item for item in sorted(default_durations().items())),
               "medians of %d runs of each side" % repeat if repeat > 1 else "one run of each side", ", interleaved" if len(sides) > 1 else ""))
     if float(factor) == 1.0:
         print("estimated real-AWS seconds: the seconds measured at factor 1.0, where every transition lasts its estimated AWS duration.")
