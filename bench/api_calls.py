@@ -36,6 +36,7 @@ reads do not grow with the number of workers.
 
 import argparse
 import collections
+import functools
 import json
 import os
 import statistics
@@ -263,8 +264,8 @@ def compare_table(rows):
 
 def stock_problems(rows):
     """Why the stock composition is not a fair baseline: a no-op rerun of it that writes or reports a change."""
-    return ["the stock modules' no-op rerun with %d workers made %s write calls and %s changed tasks" % (row["workers"], _number(row["writes"]),
-                                                                                                        _number(row["changed"]))
+    return ["the stock modules' no-op rerun with %d workers made %s write calls and %s changed tasks"
+            % (row["workers"], _number(row["writes"]), _number(row["changed"]))
             for row in rows if row["side"] == STOCK_MODULES and row["phase"].startswith("rerun") and (row["writes"] or row["changed"])]
 
 
@@ -276,7 +277,7 @@ def series_waits(calls, durations=None):
     (all NAT gateways together, all machines together). Returns (seconds, [(action, seconds), ...])."""
     durations = dict(default_durations(), **(durations or {}))
     waits = [(action, durations[transition]) for action, transition in SERIES if transition and calls.get(action)]
-    return sum(seconds for _, seconds in waits), waits
+    return sum(seconds for _action, seconds in waits), waits
 
 
 def default_durations():
@@ -378,6 +379,14 @@ def bench(worker_counts):
     return rows
 
 
+def run_side_phase(playbook, given, name, extra_vars, tags):
+    """One phase's playbook of one side: `given` holds the side's spec or extra vars, `extra_vars` the phase's."""
+    options = dict(given)
+    options["extra_vars"] = dict(options.get("extra_vars", {}), **extra_vars)
+    done = playbook(name, tags=tags, **options)
+    return Outcome(done.rc, changed_tasks(done.report.get("stats", {})), done.explain() if done.rc else "")
+
+
 def bench_compare(worker_counts, repeat, timing=None, sides=(COLLECTION, STOCK_MODULES)):
     """Samples (rows with workers and side) of this collection's moto-only phases and of the stock composition's,
     interleaved: for each worker count, `repeat` rounds, each side on a fresh account (moto reset) per round.
@@ -398,13 +407,7 @@ def bench_compare(worker_counts, repeat, timing=None, sides=(COLLECTION, STOCK_M
                     else:
                         phases, given = STOCK_PHASES, {"extra_vars": stock_vars(spec)}
 
-                    def run(name, extra_vars, tags, _given=given):
-                        options = dict(_given)
-                        options["extra_vars"] = dict(options.get("extra_vars", {}), **extra_vars)
-                        done = playbook(name, tags=tags, **options)
-                        return Outcome(done.rc, changed_tasks(done.report.get("stats", {})), done.explain() if done.rc else "")
-
-                    for row in measure_phases(server, phases, run):
+                    for row in measure_phases(server, phases, functools.partial(run_side_phase, playbook, given)):
                         row.update(workers=workers, side=side)
                         samples.append(row)
     return samples

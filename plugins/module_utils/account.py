@@ -75,8 +75,8 @@ def check_account(module: Any, ctx: Context, spec: Dict[str, Any], kubernetes_up
     # Named zones need the region only to be checked; a count needs it for the names, unless the cluster has them.
     if isinstance(wanted_zones, list):
         spec = with_zones(spec, wanted_zones)
-    elif zones_in_use and len(zones_in_use) == wanted_zones and all(isinstance(d["availability_zones"], (list, int, type(None)))
-                                                                      for d in spec["machine_deployments"]):
+    elif zones_in_use and len(zones_in_use) == wanted_zones and all(
+            isinstance(d["availability_zones"], (list, int, type(None))) for d in spec["machine_deployments"]):
         spec = with_zones(spec, sorted(zones_in_use))
     else:
         spec = runner.resolve_zones(module, spec, ctx.ec2)

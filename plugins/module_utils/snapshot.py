@@ -98,7 +98,8 @@ def _values(resource: Resource, name: str) -> Optional[List[str]]:
 
 def _matches(resource: Resource, flt: Dict[str, Any]) -> bool:
     values = _values(resource, flt["Name"])
-    assert values is not None
+    if values is None:  # _evaluable() lets through only the filters _values knows
+        raise AssertionError("filter %s is not answered from the snapshot" % flt["Name"])
     return any(fnmatch.fnmatchcase(value, pattern) for value in values for pattern in flt["Values"])
 
 
@@ -283,4 +284,3 @@ class SnapshotClient:
 def snapshot_client(service: str, client: Any) -> SnapshotClient:
     """``client`` of ``service`` (boto3's name) behind a fresh Snapshot."""
     return SnapshotClient(client, Snapshot(by_noun=service == "ec2"))
-

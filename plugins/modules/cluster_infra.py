@@ -242,7 +242,8 @@ def main() -> None:
     except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         runner.fail_aws(module, error)
     cluster_status = result.pop("status")
-    out = dict(result, status=cluster_status.view, changed=run.changed, plan=run.as_list())
+    out = dict(result)
+    out.update(status=cluster_status.view, changed=run.changed, plan=run.as_list())
     if module._diff:
         out["diff"] = {"prepared": "kubecluster.aws.cluster_infra %s in %s\n%s" % (spec["name"], spec["region"], run.render())}
     why = infra.not_ready(cluster_status) if params["wait"] and not module.check_mode else None

@@ -195,6 +195,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolv
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import SpecError
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import with_replicas
 
+
 def load_spec(module: Any) -> Dict[str, Any]:
     """The resolved spec with the replicas option applied, or the module failed before any AWS call."""
     try:

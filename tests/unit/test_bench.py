@@ -212,7 +212,6 @@ def test_stock_problems_name_a_stock_rerun_that_changes(bench):
     assert bench.stock_problems(rows) == ["the stock modules' no-op rerun with 20 workers made 3 write calls and 1 changed tasks"]
 
 
-
 # -- --estimate-real: the waits in series and the estimate ------------------------------------------------------------
 def test_series_waits_of_a_create_are_one_wait_per_kind_nat_then_machines_then_nlb(bench):
     calls = {"ec2:CreateVpc": 1, "ec2:CreateNatGateway": 3, "ec2:RunInstances": 4, "elbv2:CreateLoadBalancer": 1, "ec2:DescribeNatGateways": 9}
@@ -241,7 +240,7 @@ def test_series_waits_nothing_for_a_rerun_or_a_classic_elb_and_follow_given_dura
 def test_series_waits_use_moto_timing_s_durations(bench):
     from helpers.moto_timing import DEFAULT_DURATIONS  # pylint: disable=import-outside-toplevel
 
-    assert {transition for _, transition in bench.SERIES if transition} <= set(DEFAULT_DURATIONS)
+    assert {transition for _action, transition in bench.SERIES if transition} <= set(DEFAULT_DURATIONS)
     assert bench.series_waits({"ec2:CreateNatGateway": 1})[0] == DEFAULT_DURATIONS["nat_gateway_available"]
 
 
@@ -282,6 +281,7 @@ def test_estimate_table_without_the_stock_side_and_below_factor_1_shows_no_estim
 
     assert "stock modules" not in lines[0] and "seconds at factor 0.05" in lines[0]
     assert lines[2] == "| 2 | create | 101 (44/57) | 16.5 | - | 40.0 |"
+
 
 def test_stock_vars_lays_out_capa_s_subnets_and_spreads_the_machines_over_the_zones():
     stock_vars = load_file("stock_vars", os.path.join(os.path.dirname(BENCH), "stock", "stock_vars.py")).stock_vars
