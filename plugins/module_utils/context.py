@@ -11,7 +11,7 @@ makes no other), and how long the plan's waits may take. A module builds it from
 AnsibleAWSModule (runner.context); tests build it from plain boto3 clients.
 """
 
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
@@ -68,11 +68,12 @@ class Context:
         """The same clients, waiting or not (a delete survey plans terminations it does not wait for)."""
         return Context(self.client, self.region, wait, self.wait_timeout)
 
-    def forget_reads(self) -> None:
-        """The next reads reach AWS again (a wait's polls), when the clients have a read snapshot."""
+    def forget_reads(self, operations: Optional[Sequence[str]] = None) -> None:
+        """The next reads (of ``operations`` only, boto3 method names, when given) reach AWS again (a wait's
+        polls), when the clients have a read snapshot."""
         for client in self._clients.values():
             if isinstance(client, SnapshotClient):
-                client.forget()
+                client.forget(operations)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:

@@ -109,13 +109,14 @@ def reconcile(module: Any, ctx: Context, spec: Spec, run: Run, surge: Dict[str, 
     balancer = returned(lb_plan)["load_balancer"]
 
     desired = status_desired.desired_state(spec)
-    fresh = [False]
+    last: List[status.ClusterStatus] = []
 
     def read() -> List[status.ClusterStatus]:
-        if fresh[0]:
-            ctx.forget_reads()  # a wait reads AWS again each time
-        fresh[0] = True
-        return status.survey(ctx.ec2, ctx.elbv2, ctx.elb, spec["region"], spec["name"], desired, addresses=False)
+        # Each poll reads AWS again: only the NAT gateways, machines and load balancer once nothing else is awaited.
+        if last:
+            ctx.forget_reads(status.SETTLING_READS if last[0].settling else None)
+        last[:] = status.survey(ctx.ec2, ctx.elbv2, ctx.elb, spec["region"], spec["name"], desired, addresses=False)
+        return list(last)
 
     statuses = status.wait_until_ready(read, ctx.wait_timeout, wait_delay) if wait and not check_mode else read()
     return dict(cluster=spec, network=network_view, machines=machine_views, surplus=surplus, load_balancer=balancer,

@@ -26,7 +26,7 @@ again; waiters always read AWS.
 
 import copy
 import fnmatch
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 Resource = Dict[str, Any]
 
@@ -255,9 +255,12 @@ class SnapshotClient:
         self._client = client
         self._snapshot = snapshot
 
-    def forget(self) -> None:
-        """Every later read reaches AWS (once) again."""
-        self._snapshot.answers.clear()
+    def forget(self, operations: Optional[Sequence[str]] = None) -> None:
+        """Every later read (or of ``operations`` only, boto3 method names) reaches AWS (once) again."""
+        if operations is None:
+            self._snapshot.answers.clear()
+        for operation in operations or ():
+            self._snapshot.answers.pop(operation, None)
 
     def get_paginator(self, operation: str) -> Any:
         real = self._client.get_paginator(operation)

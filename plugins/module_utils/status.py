@@ -53,10 +53,15 @@ LB_TYPES: Dict[Any, str] = {"network": aws_elb.NLB, "application": "alb", "gatew
 
 
 class ClusterStatus(NamedTuple):
-    """What the module returns for one cluster, and what it still waits for."""
+    """What the module returns for one cluster, and what it still waits for.
+
+    ``settling``: all it waits for is NAT gateways, machines and its API load balancer passing
+    through AWS's states on their own (the rest is there and ready), so that a wait need read
+    again only those (SETTLING_READS)."""
 
     view: View
     waiting_for: List[str]
+    settling: bool = False
 
 
 class Desired(NamedTuple):
@@ -138,8 +143,8 @@ def failure_messages(facts: Facts) -> List[str]:
     return failures
 
 
-def infrastructure_waiting_for(facts: Facts) -> List[str]:
-    """What keeps the cluster from Provisioned: its network and API load balancer, as CAPA's AWSCluster."""
+def network_waiting_for(facts: Facts) -> List[str]:
+    """What of the cluster's network (but its NAT gateways) is missing or not ready."""
     waiting = []
     if not facts["vpc_state"]:
         waiting.append("VPC")
@@ -152,6 +157,12 @@ def infrastructure_waiting_for(facts: Facts) -> List[str]:
         waiting.append("security groups %s" % ", ".join(missing_groups))
     if facts["managed_vpc"] and not facts["internet_gateway_attached"]:
         waiting.append("internet gateway" if facts["internet_gateway_attached"] is None else "internet gateway attachment")
+    return waiting
+
+
+def infrastructure_waiting_for(facts: Facts) -> List[str]:
+    """What keeps the cluster from Provisioned: its network and API load balancer, as CAPA's AWSCluster."""
+    waiting = network_waiting_for(facts)
     for nat in facts["nat_gateways"]:
         if nat["state"] != "available":
             waiting.append("NAT gateway %s (%s)" % (nat["id"], nat["state"]))
@@ -164,6 +175,18 @@ def infrastructure_waiting_for(facts: Facts) -> List[str]:
         # An NLB answers with its DNS name at once but forwards nothing while provisioning (minutes on AWS).
         waiting.append("API load balancer %s (%s)" % (balancer["name"], balancer["state"]))
     return waiting
+
+
+# The reads that show NAT gateways, machines and load balancers change state: all a settling cluster's wait reads again.
+SETTLING_READS = ("describe_nat_gateways", "describe_instances", "describe_load_balancers")
+
+
+def settling(facts: Facts) -> bool:
+    """Whether the cluster waits only for what AWS moves on by itself: NAT gateways pending, machines pending and
+    the API load balancer provisioning. Anything missing (a VPC, subnets, groups, the balancer) is not settling."""
+    balancer = facts["load_balancer"]
+    return (not network_waiting_for(facts) and bool(balancer and balancer["dns_name"])
+            and all(nat["state"] in ("pending", "available") for nat in facts["nat_gateways"]))
 
 
 def waiting_for(facts: Facts) -> List[str]:
@@ -525,7 +548,7 @@ def cluster_status(name: str, region: str, owned: Dict[str, List[Resource]], bal
     view = _cluster_view(name, region, owned, balancers, network, desired)
     facts = _phase_facts(view, owned, _first(balancers))
     view["phase"], view["failure_message"] = cluster_phase(facts)
-    return ClusterStatus(view, waiting_for(facts))
+    return ClusterStatus(view, waiting_for(facts), settling(facts))
 
 
 def survey(ec2: Any, elbv2: Any, elb: Any, region: str, name: Optional[str] = None,

@@ -74,6 +74,22 @@ def test_a_write_makes_what_it_changes_read_again_and_no_more(ec2, aws_calls):
     assert aws_calls.operations() == ["CreateSubnet", "DescribeSubnets"]
 
 
+def test_forgetting_some_operations_reads_only_those_again(ec2, aws_calls):
+    vpc_with_subnets(ec2)
+    context = ctx()
+    aws_ec2.describe_subnets(context.ec2, Filters=naming.owned_filters(CLUSTER))
+    aws_ec2.describe_vpcs(context.ec2, Filters=naming.owned_filters(CLUSTER))
+    aws_calls.clear()
+
+    context.forget_reads(["describe_vpcs"])
+    aws_ec2.describe_subnets(context.ec2, Filters=naming.owned_filters(CLUSTER))
+    aws_ec2.describe_vpcs(context.ec2, Filters=naming.owned_filters(CLUSTER))
+    context.forget_reads()
+    aws_ec2.describe_subnets(context.ec2, Filters=naming.owned_filters(CLUSTER))
+
+    assert aws_calls.operations() == ["DescribeVpcs", "DescribeSubnets"]
+
+
 def test_instances_are_narrowed_within_their_reservations(ec2, aws_calls):
     ec2.run_instances(ImageId=AMI, MinCount=2, MaxCount=2, TagSpecifications=[
         {"ResourceType": "instance", "Tags": owned(**{naming.MACHINE_SET_TAG: "md-0"})}])

@@ -122,6 +122,22 @@ def test_waiting_for_names_every_long_operation_still_running_with_its_id_and_st
     assert status.cluster_phase(given) == ("Provisioning", None)
 
 
+@pytest.mark.parametrize("given, settling", [
+    (facts(), True),
+    (facts(nat_gateways=[nat("pending")], machines=[machine(state="pending")],
+           load_balancer={"name": "c-apiserver", "dns_name": "x.elb.example", "state": "provisioning"}), True),
+    (facts(vpc_state="pending"), False),
+    (facts(subnets=[]), False),
+    (facts(internet_gateway_attached=False), False),
+    (facts(load_balancer=None), False),
+    (facts(load_balancer={"name": "c-apiserver", "dns_name": None, "state": "provisioning"}), False),
+    (facts(nat_gateways=[nat("failed", "Gateway.NotAttached")]), False),
+])
+def test_a_cluster_settles_when_it_waits_only_for_what_aws_moves_on(given, settling):
+    # What the one wait then reads again each poll: NAT gateways, machines, the load balancer (SETTLING_READS).
+    assert status.settling(given) is settling
+
+
 def test_waiting_for_a_pending_cluster_lists_what_the_network_lacks():
     assert status.waiting_for(dict(NOTHING, managed_vpc=True)) == [
         "VPC", "subnets", "security groups controlplane, node", "internet gateway", "API load balancer c-apiserver"]

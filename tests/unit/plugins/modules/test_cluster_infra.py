@@ -1,11 +1,14 @@
 """kubecluster.aws.cluster_infra against moto in process: the whole AWS side in one module, each type read once."""
 
+import collections
+import time
 from unittest import mock
 
 import boto3
 import pytest
 
 from helpers import moto_fixes
+from helpers import moto_timing
 from helpers.aws import AMI, CLUSTER, KUBERNETES_VERSION, REGION
 from helpers.aws import KEY_NAME as KEY
 from helpers.module_runner import run_module
@@ -68,6 +71,42 @@ def test_create_then_a_rerun_reads_each_type_once_and_writes_nothing(account, aw
     assert again["network"] == created["network"]
     assert again["elastic_ips"] == {"quota": None, "in_use": None, "owned": 3}
     assert len(again["status"]["elastic_ips"]) == 3
+
+
+class Clock:
+    """A clock that only a sleep moves: AWS's transitions (moto_timing) pass as fast as the module's waits poll."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_the_one_wait_reads_again_only_what_aws_moves_on(account, aws_calls, monkeypatch):
+    # NAT gateways pending 90 s, machines 40 s, the NLB provisioning 150 s (apiserver_lb's wait for the control
+    # plane to run, every 5 s, takes the first 40): a dozen polls at wait_delay 7. Once the network is there, each
+    # poll reads the NAT gateways, the machines and the load balancer, nothing else.
+    clock = Clock()
+    monkeypatch.setattr(time, "sleep", clock.sleep)
+    with moto_timing.applied(1.0, clock=clock):
+        created, failed = infra(wait_delay=7, wait_timeout=600)
+
+    assert not failed, created.get("msg")
+    assert created["status"]["phase"] == "Provisioned" and created["status"]["load_balancer"]["state"] == "active"
+    polls = clock.sleeps.count(7) + 1
+    assert polls >= 10, clock.sleeps
+    reads = collections.Counter(operation for _service, operation in aws_calls)
+    for polled in ("DescribeNatGateways", "DescribeInstances", "DescribeLoadBalancers"):
+        assert reads[polled] >= polls, (polled, reads)
+    for settled in ("DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeSecurityGroups", "DescribeInternetGateways"):
+        assert reads[settled] <= 4, (settled, reads)
+    assert reads["DescribeTags"] <= 3, reads
 
 
 def test_check_mode_returns_the_whole_plan_and_changes_nothing(account, aws_calls):
