@@ -92,10 +92,18 @@ def _plan_nat_deletes(ctx: Context, plan: Plan, cluster: str, nats: List[Resourc
     is waited for and False is returned: what can only go after them (their Elastic IPs, the
     subnets) is left to a later run.
     """
+    _plan_nat_delete_calls(ctx, plan, nats, label)
+    return _plan_nat_deleted_wait(ctx, plan, cluster, nats)
+
+
+def _plan_nat_delete_calls(ctx: Context, plan: Plan, nats: List[Resource], label: Callable[[Resource], Tuple[str, str]]) -> None:
     for nat in nats:
         if nat["State"] not in NAT_GONE_STATES:
             name, detail = label(nat)
             plan.delete("nat-gateway", name, functools.partial(aws_ec2.delete_nat_gateway, ctx.ec2, nat["NatGatewayId"]), detail)
+
+
+def _plan_nat_deleted_wait(ctx: Context, plan: Plan, cluster: str, nats: List[Resource]) -> bool:
     if not ctx.wait:
         return False
     plan.wait("nat-gateway", naming.nat_name(cluster), _wait_deleted(ctx, [n["NatGatewayId"] for n in nats]), "until %d deleted" % len(nats))
@@ -283,13 +291,21 @@ class NatGateways:
 
 # --- absent ----------------------------------------------------------------------------------
 
-def plan_delete_nat_gateways(ctx: Context, plan: Plan, cluster: str, nats: List[Resource]) -> bool:
-    """Add the deletes of the NAT gateways not gone yet and one wait for them; False when, without
-    ``ctx.wait``, what comes after them has to be left to a later run."""
+def _teardown_label(nat: Resource) -> Tuple[str, str]:
+    return lookup.name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"]
+
+
+def plan_start_nat_gateway_deletes(ctx: Context, plan: Plan, nats: List[Resource]) -> None:
+    """Add only the deletes of the NAT gateways not gone yet (AWS takes a minute or more per gateway), so that
+    they go while the machines terminate; plan_wait_nat_gateways_deleted waits for them later."""
+    _plan_nat_delete_calls(ctx, plan, [n for n in nats if n["State"] != "deleted"], _teardown_label)
+
+
+def plan_wait_nat_gateways_deleted(ctx: Context, plan: Plan, cluster: str, nats: List[Resource]) -> bool:
+    """The one wait for the NAT gateways whose deletes were started (plan_start_nat_gateway_deletes); False when,
+    without ``ctx.wait``, what comes after them has to be left to a later run."""
     going = [n for n in nats if n["State"] != "deleted"]
-    if not going:
-        return True
-    return _plan_nat_deletes(ctx, plan, cluster, going, lambda nat: (lookup.name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"]))
+    return not going or _plan_nat_deleted_wait(ctx, plan, cluster, going)
 
 
 def plan_release_eips(ctx: Context, plan: Plan, addresses: List[Resource], nat_gateways: List[Resource]) -> None:

@@ -292,6 +292,10 @@ class NetworkTeardown:
     def plan(self, spec: Spec) -> Plan:
         """The deletes in CAPA's order; without ``ctx.wait`` it stops after starting the NAT gateway deletes."""
         plan = Plan()
+        deletes_nat_gateways = self.managed or not self.vpc
+        if deletes_nat_gateways:
+            # Nothing else depends on them: they are deleted (minutes on AWS) while the machines terminate.
+            gateways.plan_start_nat_gateway_deletes(self.ctx, plan, self.nat_gateways)
         if self.terminating and self.ctx.wait:
             # TerminateInstances returns at once (the delete playbook does not wait per machine set); the
             # groups, subnets and VPC can only go once the machines' interfaces are gone with them.
@@ -304,10 +308,10 @@ class NetworkTeardown:
                       "until AWS deleted these interfaces of deleted load balancers")
         if self.vpc_id:
             securitygroups.plan_absent(self.ctx, spec, plan, self.vpc_id, self.groups)
-        if not self.managed and self.vpc:
+        if not deletes_nat_gateways:
             return plan
         routetables.plan_delete(self.ctx, plan, self.route_tables)
-        if not gateways.plan_delete_nat_gateways(self.ctx, plan, self.cluster, self.nat_gateways):
+        if not gateways.plan_wait_nat_gateways_deleted(self.ctx, plan, self.cluster, self.nat_gateways):
             return plan  # the Elastic IPs, gateway, subnets and VPC can only go after them: a later run finishes
         gateways.plan_release_eips(self.ctx, plan, self.addresses, self.nat_gateways)
         gateways.plan_delete_internet_gateways(self.ctx, plan, self.internet_gateways)

@@ -26,9 +26,11 @@ description:
   - Reads every resource type once, plans, then applies the plan; a second run with the
     same spec changes nothing and makes no write call. Only resources carrying the
     cluster's ownership tag are ever changed or deleted.
-  - With O(state=absent) deletes in CAPA's order - security groups (their rules first),
-    route tables, NAT gateways, Elastic IPs, internet gateway, subnets, VPC - and refuses
-    while the cluster's instances or load balancers are still in the VPC.
+  - With O(state=absent) starts the NAT gateway deletes first (minutes on AWS; nothing depends
+    on them), so that they go while machines still shutting down terminate, then deletes in
+    CAPA's order - security groups (their rules first), route tables, the NAT gateways waited
+    for, Elastic IPs, internet gateway, subnets, VPC - and refuses while the cluster's instances
+    or load balancers are still in the VPC.
 author:
   - kubecluster.aws developers (@kubecluster)
 options:
@@ -51,8 +53,8 @@ options:
         security groups and subnets their network interfaces still use. Without it such machines stop the delete.
         So do, the same way, the network interfaces AWS has not yet removed of load balancers deleted already.
       - With V(false) and O(state=absent) the run stops once the NAT gateway deletes are
-        started, because their Elastic IPs, the subnets and the VPC can only go after them;
-        run again to finish.
+        started and the security groups and route tables deleted, because their Elastic IPs,
+        the subnets and the VPC can only go after them; run again to finish.
     type: bool
     default: true
   wait_timeout:

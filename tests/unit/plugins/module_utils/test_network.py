@@ -279,8 +279,8 @@ def test_absent_without_wait_stops_after_the_nat_gateway_deletes_and_a_rerun_fin
     spec = make_spec()
     network.plan_present(context(ec2), spec).apply()
     first = network.plan_absent(context(ec2, wait=False), spec)
-    assert first.actions[-1].kind == "nat-gateway" and first.actions[-1].verb == "delete"
-    assert not [a for a in first.actions if a.kind in ("elastic-ip", "subnet", "vpc")]
+    assert [(a.verb, a.kind) for a in first.actions[:3]] == [("delete", "nat-gateway")] * 3
+    assert not [a for a in first.actions if a.kind in ("elastic-ip", "subnet", "vpc") or a.verb == "wait"]
     first.apply()
     second = network.plan_absent(context(ec2, wait=False), spec)
     assert [a.kind for a in second.actions] == ["elastic-ip"] * 3 + ["internet-gateway"] + ["subnet"] * 6 + ["vpc"]
@@ -375,14 +375,16 @@ def test_absent_waits_for_machines_still_shutting_down_before_the_first_delete(e
     waited = []
 
     def wait_for_instances(_ec2, waiter_name, ids, timeout):
-        # The first delete must come after the wait: AWS refuses to delete groups and subnets an interface still uses.
+        # The groups and subnets go after the wait: AWS refuses to delete what an interface still uses. The NAT
+        # gateways need no machine gone: they are deleted (minutes on AWS) while the machines terminate.
         assert [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"]
+        assert {n["State"] for n in ec2.describe_nat_gateways()["NatGateways"]} <= {"deleting", "deleted"}
         waited.append((waiter_name, list(ids), timeout))
         ec2.terminate_instances(InstanceIds=ids)
 
     monkeypatch.setattr(aws_ec2, "wait_for_instances", wait_for_instances)
     plan = network.plan_absent(context(ec2, wait_timeout=900), spec)
-    assert (plan.actions[0].verb, plan.actions[0].kind) == ("wait", "ec2 instances terminated")
+    assert [(a.verb, a.kind) for a in plan.actions[:4]] == [("delete", "nat-gateway")] * 3 + [("wait", "ec2 instances terminated")]
     plan.apply()
     assert waited == [("instance_terminated", [instance_id], 900)]
     assert inventory(ec2) == dict((key, 0) for key in FULL)
@@ -412,7 +414,8 @@ def test_absent_waits_for_the_interfaces_of_deleted_load_balancers_before_the_gr
 
     monkeypatch.setattr(aws_ec2, "wait_for_network_interfaces_deleted", wait_for_network_interfaces_deleted)
     plan = network.plan_absent(context(ec2, wait_timeout=900), spec)
-    assert (plan.actions[0].verb, plan.actions[0].kind, plan.actions[0].name) == ("wait", "network-interface", interface_id)
+    assert (plan.actions[3].verb, plan.actions[3].kind, plan.actions[3].name) == ("wait", "network-interface", interface_id)
+    assert plan.actions[4].kind == "security-group"
     plan.apply()
     assert waited == [([interface_id], 900)]
     assert inventory(ec2) == dict((key, 0) for key in FULL)

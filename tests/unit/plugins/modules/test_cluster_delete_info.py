@@ -77,7 +77,7 @@ def test_the_whole_delete_is_planned_in_order_without_writing(ec2, net, aws_call
     for action in result["plan"]:
         if not kinds or kinds[-1] != action["resource"]:
             kinds.append(action["resource"])
-    assert kinds[:2] == ["ec2 instances", "security-group"]
+    assert kinds[:3] == ["ec2 instances", "nat-gateway", "security-group"]
     assert kinds[-2:] == ["subnet", "vpc"]
     assert worker in result["plan"][0]["detail"]
     assert "- vpc capi-example-vpc" in result["diff"]["prepared"]

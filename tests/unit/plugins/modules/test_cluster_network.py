@@ -376,7 +376,7 @@ def test_byo_subnet_that_does_not_exist_fails_naming_it(ec2, byo):
 
 # --- absent --------------------------------------------------------------------------------
 
-def test_absent_deletes_everything_in_capas_order_and_releases_every_eip(ec2, aws_calls):
+def test_absent_deletes_everything_nat_gateways_first_then_in_capas_order_and_releases_every_eip(ec2, aws_calls):
     apply()
     checked, failed = run(state="absent", check=True, diff=True)
     assert not failed and checked["changed"] is True
@@ -385,7 +385,10 @@ def test_absent_deletes_everything_in_capas_order_and_releases_every_eip(ec2, aw
     for action in checked["plan"]:
         if not kinds or kinds[-1] != action["resource"]:
             kinds.append(action["resource"])
-    assert kinds == ["security-group", "route-table", "nat-gateway", "elastic-ip", "internet-gateway", "subnet", "vpc"]
+    # The NAT gateways' deletes start first (minutes on AWS, nothing waits on them); then CAPA's order, in which their
+    # wait comes before their Elastic IPs are released.
+    assert kinds == ["nat-gateway", "security-group", "route-table", "nat-gateway", "elastic-ip", "internet-gateway", "subnet", "vpc"]
+    assert [a["action"] for a in checked["plan"] if a["resource"] == "nat-gateway"] == ["delete"] * 3 + ["wait"]
     security_group_verbs = [a["action"] for a in checked["plan"] if a["resource"] == "security-group"]
     assert security_group_verbs == ["update"] * 5 + ["delete"] * 5
 
