@@ -340,3 +340,58 @@ class Lease:
         if force or self.expired(current) or self.dead(current):
             return {"action": "would_take_over", "previous": current}
         return dict(current, action="held", previous=None)
+
+
+# --- what a module returns of the lease ------------------------------------------------------
+
+VISIBLE = ("holder", "since", "expires")
+
+
+def visible(record: Optional[Record]) -> Dict[str, Any]:
+    """What a module returns of a lease record: who and when, not the host's pid details."""
+    return {key: (record or {}).get(key) for key in VISIBLE if (record or {}).get(key) is not None}
+
+
+def previous_text(record: Optional[Record]) -> Optional[str]:
+    if not record:
+        return None
+    return "%s since %s" % (record.get("holder", "an unknown run"), record.get("since", "?"))
+
+
+def take(module: Any, lease: Lease, token: Optional[str], holder: Optional[str], ttl: int,
+         force: bool) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Take or renew the lease for a module (cluster_lease, cluster_infra): its return values and diff.
+
+    In check mode only reads it and says what a real run would do; a lease another run holds is then a
+    warning, not a failure. Raises LeaseHeld when another run holds it."""
+    if module.check_mode:
+        seen = lease.preview(token, force)
+        out = dict(visible(seen), outcome=seen["action"], token=token if seen["action"] == "would_renew" else None,
+                   changed=seen["action"] != "held")
+        if seen["action"] == "held":
+            module.warn(str(LeaseHeld(lease.cluster, lease.region, seen)))
+        if seen.get("previous"):
+            out["previous_holder"] = previous_text(seen["previous"])
+        return out, {"before": visible(seen.get("previous") or seen), "after": {"holder": holder}}
+    got = lease.acquire(token, holder, ttl, force)
+    out = dict(visible(got), outcome=got["action"], token=got["token"], changed=True)
+    if got.get("previous"):
+        out["previous_holder"] = previous_text(got["previous"])
+        module.warn("took over the lease of cluster %s in %s from %s" % (lease.cluster, lease.region, out["previous_holder"]))
+    return out, {"before": visible(got.get("previous")), "after": visible(got)}
+
+
+def give_back(module: Any, lease: Lease, token: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Release the lease ``token`` holds, for a module: its return values and diff (in check mode, only read)."""
+    if module.check_mode:
+        raw, current = lease.read()
+        mine = raw is not None and current.get("token") == token
+        action = "would_release" if mine else ("gone" if raw is None else "not_ours")
+        return dict(visible(current), outcome=action, token=None, changed=mine), {"before": visible(current), "after": {}}
+    done = lease.release(token)
+    if done["action"] == "not_ours":
+        module.warn("the lease of cluster %s in %s is held by %s since %s, not by this run: it was broken or taken over "
+                    "while this run went on; left as it is" % (lease.cluster, lease.region, done.get("holder"), done.get("since")))
+    released = done["action"] == "released"
+    return (dict(visible(done), outcome=done["action"], token=None, changed=released),
+            {"before": visible(done) if released else {}, "after": {}})

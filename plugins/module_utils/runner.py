@@ -142,16 +142,20 @@ def resolve_zones(module: Module, spec: Spec, ec2: Any) -> Spec:
         module.fail_json_aws_error(error)
 
 
-def fail_aws(module: Module, error: Exception) -> NoReturn:
-    """Fail with an AWS error's message and response, as amazon.aws modules do."""
+def fail_aws(module: Module, error: Exception, **returned: Any) -> NoReturn:
+    """Fail with an AWS error's message and response, as amazon.aws modules do (amazon.aws's fail_json_aws_error,
+    with ``returned``: more return values)."""
     if isinstance(error, AnsibleAWSError):
-        module.fail_json_aws_error(error)
-    module.fail_json_aws(error)
+        if error.exception:
+            module.fail_json_aws(error.exception, msg=error.message, **returned)
+        module.fail_json(msg=error.message, **returned)
+    module.fail_json_aws(error, **returned)
 
 
-def fail(module: Module, error: KubeclusterError) -> NoReturn:
-    """Fail the module with a service's error: its message, and its problems one by one when it has several."""
-    extra = {"errors": error.problems} if error.problems else {}
+def fail(module: Module, error: KubeclusterError, **returned: Any) -> NoReturn:
+    """Fail the module with a service's error: its message, and its problems one by one when it has several;
+    ``returned``: more return values."""
+    extra = dict(returned, errors=error.problems) if error.problems else returned
     module.fail_json(msg=str(error), **extra)
 
 

@@ -25,6 +25,8 @@ description:
     after O(wait_timeout) naming what is not ready.
   - Machines over a set's replicas are not terminated but returned in RV(surplus), in Cluster API's deletion
     order, for the playbook to drain and remove after the node plays.
+  - With O(lease) it first takes the cluster's run lease, as M(kubecluster.aws.cluster_lease) does, so that a
+    playbook needs no module run of its own for it, and with O(lease.release) gives it back when it ends.
   - A spec that does not validate fails before any AWS call; a step that cannot be done as asked fails before
     its first write. Check mode returns the whole plan without changing anything; C(--diff) shows it.
 author:
@@ -55,6 +57,34 @@ options:
     description: Seconds between two reads while waiting.
     type: int
     default: 5
+  lease:
+    description:
+      - Take the cluster's run lease (M(kubecluster.aws.cluster_lease)) once the spec is validated, before any other
+        AWS call; another run holding it fails the module naming that run, with nothing read or changed. RV(lease)
+        holds its token, for the playbook to renew and release it. Without this option no lease is taken (a
+        playbook that holds one already, or a user's own).
+      - In check mode the lease is only read, and a lease another run holds is a warning.
+    type: dict
+    suboptions:
+      holder:
+        description: Who holds the lease, as M(kubecluster.aws.cluster_lease)'s O(kubecluster.aws.cluster_lease#module:holder).
+        type: str
+        default: unknown
+      ttl:
+        description: Seconds from now until the lease expires.
+        type: int
+        default: 1800
+      force:
+        description: Break a lease another run holds that has not expired (only when that run is known to be dead).
+        type: bool
+        default: false
+      release:
+        description:
+          - Give the lease back when the module ends, whether it succeeded or failed, for a run that does nothing
+            else under it (C(create_cluster.yml --tags infra)). Without it a failure still returns RV(lease), so
+            that the playbook can give it back.
+        type: bool
+        default: false
 attributes:
   check_mode:
     support: full
@@ -85,6 +115,13 @@ EXAMPLES = r"""
     cluster: "{{ cluster }}"
   check_mode: true
   diff: true
+
+- name: Reconcile under the cluster's run lease, given back at the end
+  kubecluster.aws.cluster_infra:
+    cluster: "{{ cluster }}"
+    lease:
+      holder: "{{ lookup('env', 'USER') }} my_playbook.yml"
+      release: true
 
 - name: Scale md-0 to 4 workers without waiting
   kubecluster.aws.cluster_infra:
@@ -144,6 +181,48 @@ upgrade:
   returned: always
   type: dict
   sample: {from: [v1.31.4], to: v1.31.4, minor: false, needed: false}
+lease:
+  description:
+    - The run lease O(lease) took, as M(kubecluster.aws.cluster_lease) returns it - RV(lease.token) (null after
+      O(lease.release) and in check mode), RV(lease.outcome) and who holds it since when. Returned on failure too,
+      and when another run holds it (RV(lease.outcome) V(held), its holder and times).
+  returned: when O(lease) is given and the spec validates
+  type: dict
+  contains:
+    name:
+      description: The SSM parameter of the lease.
+      type: str
+      sample: /kubecluster.aws/clusters/capi-example/lease
+    token:
+      description: The token of the lease this run holds; pass it to M(kubecluster.aws.cluster_lease) to renew and release it.
+      type: str
+      sample: 0f8c6c3e-2b7a-4f53-9a57-5f0e2f2f9d71
+    outcome:
+      description:
+        - How it was taken - V(acquired) or V(taken_over) (from RV(lease.previous_holder)); in check mode
+          V(would_acquire), V(would_take_over) or V(held) (another run holds it).
+      type: str
+      sample: acquired
+    released:
+      description: Whether it was given back (O(lease.release)).
+      type: bool
+      sample: false
+    previous_holder:
+      description: The holder of the lease this run took over or broke, and since when.
+      type: str
+      sample: AWX job 17 since 2025-01-31T07:10:00Z
+    holder:
+      description: Who holds the lease.
+      type: str
+      sample: root@ctl01 create_cluster.yml
+    since:
+      description: When the holder took it, UTC ISO 8601.
+      type: str
+      sample: "2025-01-31T08:00:00Z"
+    expires:
+      description: When it expires unless renewed, UTC ISO 8601.
+      type: str
+      sample: "2025-01-31T08:30:00Z"
 launches:
   description: The machine sets that were short of machines when the run started.
   returned: always
@@ -175,7 +254,7 @@ plan:
 """
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 try:
     import botocore
@@ -185,6 +264,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import infra
+from ansible_collections.kubecluster.aws.plugins.module_utils import lease as lease_utils
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
@@ -202,6 +282,8 @@ def load(module: Any) -> Dict[str, Any]:
     for option in ("wait_timeout", "wait_delay"):
         if params[option] < 1:
             errors.append("%s: must be at least 1 second, not %d" % (option, params[option]))
+    if params["lease"] and not lease_utils.MIN_TTL <= params["lease"]["ttl"] <= lease_utils.MAX_TTL:
+        errors.append("lease.ttl: must be from %d to %d seconds, not %d" % (lease_utils.MIN_TTL, lease_utils.MAX_TTL, params["lease"]["ttl"]))
     try:
         spec = resolve(with_replicas(params["cluster"], params["replicas"]), os.environ)
         names = infra.set_names(spec)
@@ -217,6 +299,51 @@ def load(module: Any) -> Dict[str, Any]:
     return spec
 
 
+class RunLease:
+    """The run lease of O(lease): taken before the reconcile, given back at the end with O(lease.release) (on a
+    failure too), returned (RV(lease)) in every result after it was taken."""
+
+    def __init__(self, module: Any, ctx: Context, spec: Dict[str, Any]) -> None:
+        self.module = module
+        self.wanted = module.params["lease"]
+        self.lease = lease_utils.Lease(ctx.ssm, spec["name"], spec["region"]) if self.wanted else None
+        self.view: Dict[str, Any] = {}
+
+    def take(self) -> None:
+        if self.lease is None:
+            return
+        wanted = self.wanted
+        try:
+            out, _diff = lease_utils.take(self.module, self.lease, None, wanted["holder"], wanted["ttl"], wanted["force"])
+        except lease_utils.LeaseHeld as held:
+            self.module.fail_json(msg=str(held), lease=dict(lease_utils.visible(held.lease), name=self.lease.name, outcome="held",
+                                                            token=None))
+        except KubeclusterError as error:
+            runner.fail(self.module, error)
+        except AnsibleAWSError as error:
+            runner.fail_aws(self.module, error)
+        out.pop("changed")  # bookkeeping: taking and giving back the lease is no change to the cluster
+        self.view = dict(out, name=self.lease.name, released=False)
+
+    def returned(self, done: bool) -> Dict[str, Any]:
+        """RV(lease), given back first when the run is over (``done``) and O(lease.release) asks for it."""
+        if self.lease is None:
+            return {}
+        if done and self.wanted["release"] and self.view.get("token"):
+            out, _diff = lease_utils.give_back(self.module, self.lease, self.view["token"])
+            self.view.update(token=None, released=out["outcome"] == "released")
+        return {"lease": self.view}
+
+    def fail(self, fail: Callable[..., Any], error: Exception) -> None:
+        """Fail as ``fail`` (runner.fail or runner.fail_aws) does, with RV(lease) (given back if asked)."""
+        try:
+            extra = self.returned(done=True)
+        except (KubeclusterError, AnsibleAWSError) as release_error:
+            self.module.warn("the lease of cluster %s could not be given back: %s" % (self.lease.cluster if self.lease else "?", release_error))
+            extra = {"lease": self.view}
+        fail(self.module, error, **extra)
+
+
 def main() -> None:
     argument_spec = dict(
         replicas=dict(type="dict"),
@@ -224,11 +351,19 @@ def main() -> None:
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=900),
         wait_delay=dict(type="int", default=5),
+        lease=dict(type="dict", options=dict(
+            holder=dict(type="str", default="unknown"),
+            ttl=dict(type="int", default=lease_utils.DEFAULT_TTL),
+            force=dict(type="bool", default=False),
+            release=dict(type="bool", default=False),
+        )),
     )
     module = runner.cluster_module(argument_spec)
     params = module.params
     spec = load(module)
     ctx = Context.from_module(module, spec["region"], wait=False, wait_timeout=params["wait_timeout"], snapshot=True)
+    run_lease = RunLease(module, ctx, spec)
+    run_lease.take()
 
     def apply(plan: Plan, done: List[Dict[str, str]]) -> None:
         if not module.check_mode:
@@ -238,11 +373,12 @@ def main() -> None:
     try:
         result = infra.reconcile(module, ctx, spec, run, params["surge"], module.check_mode, params["wait"], params["wait_delay"])
     except KubeclusterError as error:
-        runner.fail(module, error)
+        run_lease.fail(runner.fail, error)
     except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        runner.fail_aws(module, error)
+        run_lease.fail(runner.fail_aws, error)
     cluster_status = result.pop("status")
     out = dict(result)
+    out.update(run_lease.returned(done=True))
     out.update(status=cluster_status.view, changed=run.changed, plan=run.as_list())
     if module._diff:
         out["diff"] = {"prepared": "kubecluster.aws.cluster_infra %s in %s\n%s" % (spec["name"], spec["region"], run.render())}

@@ -169,7 +169,7 @@ previous_holder:
   sample: AWX job 17 since 2025-01-31T07:10:00Z
 """
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
@@ -177,20 +177,6 @@ from ansible_collections.kubecluster.aws.plugins.module_utils import lease as le
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
-
-VISIBLE = ("holder", "since", "expires")
-
-
-def visible(record: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    """What the module returns of a lease record: who and when, not the host's pid details."""
-    return {key: (record or {}).get(key) for key in VISIBLE if (record or {}).get(key) is not None}
-
-
-def previous_text(record: Optional[Dict[str, Any]]) -> Optional[str]:
-    if not record:
-        return None
-    return "%s since %s" % (record.get("holder", "an unknown run"), record.get("since", "?"))
-
 
 def check_options(module: Any) -> None:
     params = module.params
@@ -203,37 +189,11 @@ def check_options(module: Any) -> None:
 
 def present(module: Any, lease: lease_utils.Lease) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     params = module.params
-    if module.check_mode:
-        seen = lease.preview(params["token"], params["force"])
-        out = dict(visible(seen), outcome=seen["action"], token=params["token"] if seen["action"] == "would_renew" else None,
-                   changed=seen["action"] != "held")
-        if seen["action"] == "held":
-            module.warn(str(lease_utils.LeaseHeld(lease.cluster, lease.region, seen)))
-        if seen.get("previous"):
-            out["previous_holder"] = previous_text(seen["previous"])
-        return out, {"before": visible(seen.get("previous") or seen), "after": {"holder": params["holder"]}}
-    got = lease.acquire(params["token"], params["holder"], params["ttl"], params["force"])
-    out = dict(visible(got), outcome=got["action"], token=got["token"], changed=True)
-    if got.get("previous"):
-        out["previous_holder"] = previous_text(got["previous"])
-        module.warn("took over the lease of cluster %s in %s from %s" % (lease.cluster, lease.region, out["previous_holder"]))
-    return out, {"before": visible(got.get("previous")), "after": visible(got)}
+    return lease_utils.take(module, lease, params["token"], params["holder"], params["ttl"], params["force"])
 
 
 def absent(module: Any, lease: lease_utils.Lease) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    token = module.params["token"]
-    if module.check_mode:
-        raw, current = lease.read()
-        mine = raw is not None and current.get("token") == token
-        action = "would_release" if mine else ("gone" if raw is None else "not_ours")
-        return dict(visible(current), outcome=action, token=None, changed=mine), {"before": visible(current), "after": {}}
-    done = lease.release(token)
-    if done["action"] == "not_ours":
-        module.warn("the lease of cluster %s in %s is held by %s since %s, not by this run: it was broken or taken over "
-                    "while this run went on; left as it is" % (lease.cluster, lease.region, done.get("holder"), done.get("since")))
-    released = done["action"] == "released"
-    return (dict(visible(done), outcome=done["action"], token=None, changed=released),
-            {"before": visible(done) if released else {}, "after": {}})
+    return lease_utils.give_back(module, lease, module.params["token"])
 
 
 def main() -> None:
@@ -257,7 +217,7 @@ def main() -> None:
             out, diff = present(module, lease)
     except lease_utils.LeaseHeld as held:
         # Held is an answer, not a fault: the holder and its times are return values a playbook reads.
-        module.fail_json(msg=str(held), outcome="held", lease=lease.name, **visible(held.lease))
+        module.fail_json(msg=str(held), outcome="held", lease=lease.name, **lease_utils.visible(held.lease))
     except KubeclusterError as error:
         runner.fail(module, error)
     except AnsibleAWSError as error:

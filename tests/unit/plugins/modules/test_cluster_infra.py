@@ -1,6 +1,7 @@
 """kubecluster.aws.cluster_infra against moto in process: the whole AWS side in one module, each type read once."""
 
 import collections
+import json
 import time
 from unittest import mock
 
@@ -9,7 +10,7 @@ import pytest
 
 from helpers import moto_fixes
 from helpers import moto_timing
-from helpers.aws import AMI, CLUSTER, KUBERNETES_VERSION, REGION
+from helpers.aws import AMI, CLUSTER, KUBERNETES_VERSION, LEASE, REGION
 from helpers.aws import KEY_NAME as KEY
 from helpers.module_runner import run_module
 
@@ -140,6 +141,7 @@ def test_scaling_up_launches_only_the_new_machines_and_a_scale_down_reports_the_
     ({"surge": {"md-9": 1}}, "surge.md-9: not a machine set of the spec"),
     ({"replicas": {"bastion": 2}}, "replicas.bastion"),
     ({"wait_delay": 0}, "wait_delay: must be at least 1 second"),
+    ({"lease": {"ttl": 5}}, "lease.ttl: must be from 60 to"),
 ])
 def test_bad_input_fails_before_any_aws_call(aws_env, options, message):
     with mock.patch("botocore.client.BaseClient._make_api_call") as api:
@@ -173,3 +175,68 @@ def test_a_misspelt_new_zone_is_refused_before_any_write_though_nothing_launches
 
     assert failed and "ap-northeast-2z" in result["msg"], result.get("msg")
     assert aws_calls.writes() == []
+
+
+# --- the run lease ----------------------------------------------------------------------------
+
+def lease_value(ssm):
+    found = ssm.get_parameters(Names=[LEASE])["Parameters"]
+    return json.loads(found[0]["Value"]) if found else None
+
+
+def test_the_run_lease_is_taken_first_held_during_the_run_and_given_back_when_asked(account, ssm, aws_calls):
+    held = infra(lease={"holder": "alice create_cluster.yml"})
+    result, failed = held
+    assert not failed, result.get("msg")
+    assert aws_calls[0] == ("ssm", "PutParameter")  # before any EC2 or load balancing call
+    lease = result["lease"]
+    assert lease["outcome"] == "acquired" and lease["holder"] == "alice create_cluster.yml" and lease["token"]
+    assert lease["released"] is False and lease_value(ssm)["token"] == lease["token"]
+    ssm.delete_parameter(Name=LEASE)
+    aws_calls.clear()
+
+    again, failed = infra(lease={"holder": "alice create_cluster.yml", "release": True})
+
+    assert not failed, again.get("msg")
+    assert again["changed"] is False, "taking and giving back the lease is no change to the cluster"
+    assert again["lease"]["released"] is True and again["lease"]["token"] is None
+    assert lease_value(ssm) is None
+    assert aws_calls.writes() == [("ssm", "PutParameter"), ("ssm", "DeleteParameter")]
+
+
+def test_a_lease_another_run_holds_fails_before_any_other_aws_call(account, ssm, aws_calls):
+    theirs = {"token": "0f8c6c3e-2b7a-4f53-9a57-5f0e2f2f9d71", "holder": "AWX job 17", "host": "awx", "pid": 4242,
+              "since": "2099-01-01T00:00:00Z", "expires": "2099-01-01T00:30:00Z"}
+    ssm.put_parameter(Name=LEASE, Type="String", Value=json.dumps(theirs))
+    aws_calls.clear()
+
+    result, failed = infra(lease={"holder": "bob", "release": True})
+
+    assert failed and "is being changed by AWX job 17" in result["msg"]
+    assert result["lease"]["outcome"] == "held" and result["lease"]["holder"] == "AWX job 17"
+    assert {service for service, _operation in aws_calls} == {"ssm"}
+    assert aws_calls.writes() == [("ssm", "PutParameter")]  # create-if-absent, refused: the parameter exists
+    assert lease_value(ssm)["token"] == theirs["token"]
+
+
+def test_a_failed_run_returns_its_lease_or_gives_it_back(ec2, ssm, aws_calls):
+    # No key pair: the account check fails after the lease was taken.
+    iam = boto3.client("iam", region_name=REGION)
+    for profile in PROFILES:
+        iam.create_instance_profile(InstanceProfileName=profile)
+
+    kept, failed = infra(lease={"holder": "alice"})
+    assert failed and "ssh_key_name" in kept["msg"]
+    assert kept["lease"]["token"] == lease_value(ssm)["token"], "the playbook's rescue gives it back with this token"
+    ssm.delete_parameter(Name=LEASE)
+
+    given_back, failed = infra(lease={"holder": "alice", "release": True})
+    assert failed and "ssh_key_name" in given_back["msg"]
+    assert given_back["lease"]["released"] is True and lease_value(ssm) is None
+
+
+def test_check_mode_only_reads_the_lease(account, ssm, aws_calls):
+    preview, failed = infra(check_mode=True, lease={"holder": "alice", "release": True})
+    assert not failed, preview.get("msg")
+    assert preview["lease"]["outcome"] == "would_acquire" and preview["lease"]["token"] is None
+    assert aws_calls.writes() == [] and lease_value(ssm) is None
