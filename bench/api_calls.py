@@ -365,10 +365,12 @@ def job_minutes(job, factor=1.0):
     """A rough duration of a job (both sides) on the 2-core development machine, for the order of the jobs and the
     printed estimate only. Moto only: about 3.5 min with 2 workers, 16 with 100 (the stock composition most of it);
     state transitions: the same plus the waits, about 18 min at factor 1.0 (the stock composition waits for each NAT
-    gateway and machine task in turn: ~17 min a create/rerun/delete cycle with 2 workers, the collection ~5)."""
+    gateway and machine task in turn: ~17 min a create/rerun/delete cycle with 2 workers, the collection ~5); at a small
+    factor still about 2.5 min more than moto only, as the stock modules' waiters poll at fixed intervals (ec2_instance
+    every 15 s)."""
     minutes = 3.2 + 0.13 * job.workers
     if job.mode == TIMING:
-        minutes += 18.0 * factor
+        minutes += max(18.0 * factor, 2.5)
     return minutes
 
 
@@ -474,16 +476,17 @@ def full_table(rows, factor):
 
 
 def _span(counts):
-    counts = sorted(set(counts))
-    if not counts:
-        return "0"
-    return "%d" % counts[0] if len(counts) == 1 else "%d to %d" % (counts[0], counts[-1])
+    """How many runs: "1 run", "3 runs", "2 to 3 runs"."""
+    counts = sorted(set(counts)) or [0]
+    if len(counts) == 1:
+        return "%d run%s" % (counts[0], "" if counts[0] == 1 else "s")
+    return "%d to %d runs" % (counts[0], counts[-1])
 
 
 def full_notes(rows, factor, jobs):
     """The lines under full_table(): how many runs the medians are of, how many jobs ran at once, what each column is."""
     return [
-        "Medians of %s runs of each side on moto server finishing everything at once (\"moto\": calls and seconds) and of %s runs "
+        "Medians of %s of each side on moto server finishing everything at once (\"moto\": calls and seconds) and of %s "
         "in the state-transition mode of tests/helpers/moto_timing at factor %s (AWS's estimated durations %s times %s), "
         "interleaved (the side that goes first alternates by repeat); calls = reads + writes (the lease's SSM calls apart); "
         "kubecluster.aws: create_cluster.yml --tags infra and delete_cluster.yml; stock modules: bench/stock/create.yml and delete.yml."
