@@ -23,6 +23,14 @@ Two modes share the measuring (recorder, clock, PLAY RECAP, checks) and the tabl
   for a smaller factor: see estimate_real()); and "waits in series", the transition durations (factor 1.0) the phase
   would wait for if its long operations were each waited for one after the other (series_waits()).
 
+- --full: all of the above for moto only, in one run: worker counts 2 20 100 (--workers), both sides, --repeat 3; each
+  repeat of each worker count is two jobs, the moto-only phases of both sides and the same in the state-transition mode
+  (factor 1.0, or --estimate-real FACTOR), both sides interleaved within a job (who goes first alternating by repeat).
+  --jobs N runs N jobs at once, each with its own moto server and temp workdir, at most one moto-only job at a time.
+  One table of medians: per (workers, phase) and side, the moto-only calls and seconds, the estimated real-AWS seconds
+  and the waits in series. --json keeps every sample; --from-json FILE... prints the table of the merged samples of
+  several runs without running anything.
+
 The target: a no-op rerun makes only reads (the run lease's SSM GetParameter/PutParameter/DeleteParameter
 are bookkeeping, counted apart as "lease reads/writes"), one describe per resource type (at most 16 for the
 example, moto only, and in at most 3 module invocations), no kubeadm call that changes something, and its
@@ -32,15 +40,20 @@ reads do not grow with the number of workers.
     make bench-hosts      # or: .venv/bin/python bench/api_calls.py --local-hosts [--workers 2 5]
     make bench BENCH_ARGS=--compare-stock    # or: .venv/bin/python bench/api_calls.py --compare-stock [--workers 2 20] [--repeat 3]
     .venv/bin/python bench/api_calls.py --estimate-real [FACTOR] [--compare-stock] [--workers 2] [--repeat 1]
+    make bench-full       # or: .venv/bin/python bench/api_calls.py --full [--estimate-real FACTOR] [--workers 2 20 100] [--repeat 3]
+                          #         [--jobs 4] [--json FILE]
+    .venv/bin/python bench/api_calls.py --from-json FILE [FILE ...]
 """
 
 import argparse
 import collections
+import concurrent.futures
 import functools
 import json
 import os
 import statistics
 import pathlib
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,7 +65,7 @@ for _path in (os.path.join(REPO, "tests"), os.path.join(REPO, "tests", "localaws
         sys.path.insert(0, _path)
 
 from conftest import link_collection  # noqa: E402  pylint: disable=wrong-import-position
-from helpers.e2e import Account, example_spec, playbook_runner  # noqa: E402  pylint: disable=wrong-import-position
+from helpers.e2e import Account, PlaybookRun, example_spec, playbook_command, playbook_runner  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.moto_server import MotoServer  # noqa: E402  pylint: disable=wrong-import-position
 from helpers.test_hosts import parse_recap  # noqa: E402  pylint: disable=wrong-import-position
 from stock_vars import stock_vars  # noqa: E402  pylint: disable=wrong-import-position
@@ -77,7 +90,9 @@ STOCK_PHASES = (
     ("delete", os.path.join(STOCK, "delete.yml"), {}, None),
 )
 COLLECTION, STOCK_MODULES = "kubecluster.aws", "stock modules"
-MEDIAN_FIELDS = ("reads", "writes", "lease_writes", "seconds", "changed")
+MEDIAN_FIELDS = ("reads", "writes", "lease_writes", "seconds", "changed", "invocations")
+# a playbook's timeout (the stock create of 100 workers at factor 1.0 takes more than the e2e helpers' 15 minutes)
+PLAYBOOK_TIMEOUT = 3600
 # --estimate-real: the long operations a phase can start, in the order today's path before issue 9 waited for them one
 # after the other (create: the NAT gateways, one wait for all, created before the machines; then the machines' boot;
 # then the NLB's provisioning. delete: the machines terminated, the NLB, the NAT gateways deleted, then the Elastic
@@ -219,7 +234,7 @@ def interleaved(repeat, sides=(COLLECTION, STOCK_MODULES)):
 
 def medians(samples):
     """One row per (workers, side, phase), in first-seen order, with the median of each measured field over the
-    samples (rows of measure_phases with `workers` and `side`) and `runs`, their number."""
+    samples (rows of measure_phases with `workers` and `side`) that all have it, and `runs`, their number."""
     groups = collections.OrderedDict()
     for sample in samples:
         groups.setdefault((sample["workers"], sample["side"], sample["phase"]), []).append(sample)
@@ -227,7 +242,8 @@ def medians(samples):
     for (workers, side, phase), group in groups.items():
         row = {"workers": workers, "side": side, "phase": phase, "runs": len(group), "calls": group[-1].get("calls", {})}
         for field in MEDIAN_FIELDS:
-            row[field] = statistics.median(sample[field] for sample in group)
+            if all(field in sample for sample in group):  # invocations: not in the samples of older --json files
+                row[field] = statistics.median(sample[field] for sample in group)
         rows.append(row)
     return rows
 
@@ -334,6 +350,183 @@ def _factor(factor):
     return ("%g" % factor) if float(factor) != 1.0 else "1.0"
 
 
+# -- --full: the jobs, their order, and the one table of both modes and both sides (pure) --------------------------------
+MOTO_ONLY, TIMING = "moto only", "state transitions"
+MODES = (TIMING, MOTO_ONLY)
+FULL_WORKERS = (2, 20, 100)
+# A job: one mode, one repeat index, one worker count; both sides run in it, interleaved.
+Job = collections.namedtuple("Job", "mode repeat workers")
+# At most this many moto-only jobs at once: they are CPU-bound (module starts, moto answering at once) and their seconds
+# are what the table compares; the state-transition jobs mostly sleep in waits and fill the other slots of --jobs.
+MOTO_ONLY_AT_ONCE = 1
+
+
+def job_minutes(job, factor=1.0):
+    """A rough duration of a job (both sides) on the 2-core development machine, for the order of the jobs and the
+    printed estimate only. Moto only: about 3.5 min with 2 workers, 16 with 100 (the stock composition most of it);
+    state transitions: the same plus the waits, about 18 min at factor 1.0 (the stock composition waits for each NAT
+    gateway and machine task in turn: ~17 min a create/rerun/delete cycle with 2 workers, the collection ~5); at a small
+    factor still about 2.5 min more than moto only, as the stock modules' waiters poll at fixed intervals (ec2_instance
+    every 15 s)."""
+    minutes = 3.2 + 0.13 * job.workers
+    if job.mode == TIMING:
+        minutes += max(18.0 * factor, 2.5)
+    return minutes
+
+
+def full_jobs(worker_counts, repeat, factor=1.0, modes=MODES):
+    """Every job of a --full run, the longest first (the state-transition ones with the most workers), then by
+    repeat index: the order in which next_job() starts them."""
+    jobs = [Job(mode, index, workers) for index in range(repeat) for mode in modes for workers in worker_counts]
+    return sorted(jobs, key=lambda job: (-job_minutes(job, factor), job.repeat))
+
+
+def job_order(job):
+    """The sides of a job in the order they run: interleaved()'s round for the job's repeat index (who goes first
+    alternates from one repeat to the next)."""
+    return interleaved(job.repeat + 1)[job.repeat]
+
+
+def next_job(pending, running):
+    """The job to start next while `running` run, None when none may: a moto-only job while fewer than
+    MOTO_ONLY_AT_ONCE moto-only jobs run (they go one after the other, so theirs is the longest chain: start it at
+    once), else the first (longest) pending state-transition job."""
+    busy = sum(1 for job in running if job.mode == MOTO_ONLY)
+    allowed = [job for job in pending if job.mode != MOTO_ONLY or busy < MOTO_ONLY_AT_ONCE]
+    moto_only = [job for job in allowed if job.mode == MOTO_ONLY]
+    return (moto_only or allowed or [None])[0]
+
+
+def plan_minutes(jobs, parallel, factor=1.0):
+    """The rough wall minutes of running `jobs` (in order) in `parallel` slots the way run_jobs() does, from
+    job_minutes(): when each starts, the end of the run."""
+    pending, running, now = list(jobs), [], 0.0  # running: [(end, job)]
+    while pending or running:
+        while len(running) < parallel:
+            job = next_job(pending, [job for _end, job in running])
+            if job is None:
+                break
+            pending.remove(job)
+            running.append((now + job_minutes(job, factor), job))
+        running.sort()
+        now, _job = running.pop(0)
+    return now
+
+
+def describe_job(job):
+    return "job %s, repeat %d, %d workers" % (job.mode, job.repeat + 1, job.workers)
+
+
+def full_rows(samples, factor):
+    """One row per (workers, side, phase), by workers then side then phase: the medians of the moto-only samples
+    (calls, seconds, invocations, `runs`) and of the state-transition ones (`timed_seconds`, `timed_runs`, `estimate`
+    at factor 1.0 else None), and `series`, the waits in series of the phase's calls."""
+    by_mode = {mode: {(row["workers"], row["side"], row["phase"]): row for row in medians([s for s in samples if s.get("mode") == mode])}
+               for mode in MODES}
+    phase_order = [phase for phase, _playbook, _vars, _tags in PHASES]
+    keys = sorted(set(by_mode[MOTO_ONLY]) | set(by_mode[TIMING]),
+                  key=lambda key: (key[0], (COLLECTION, STOCK_MODULES).index(key[1]), phase_order.index(key[2])))
+    rows = []
+    for key in keys:
+        moto, timed = by_mode[MOTO_ONLY].get(key), by_mode[TIMING].get(key)
+        row = {"workers": key[0], "side": key[1], "phase": key[2], "runs": 0, "timed_runs": 0, "timed_seconds": None, "estimate": None}
+        if moto:
+            row.update(moto)
+        if timed:
+            row.update(timed_runs=timed["runs"], timed_seconds=timed["seconds"], estimate=estimate_real(timed["seconds"], factor))
+        row["series"] = series_waits((timed or moto).get("calls", {}))[0]
+        rows.append(row)
+    return rows
+
+
+def full_table(rows, factor):
+    """full_rows() as one Markdown table: a line per (workers, phase); per side, the moto-only calls (reads/writes) and
+    seconds, the seconds in the state-transition mode at `factor` (a column only when it is not 1.0), the estimated
+    real-AWS seconds (at 1.0; "-" otherwise) and the waits in series. "-" where a side or mode has no sample."""
+    by_key = {(row["workers"], row["side"], row["phase"]): row for row in rows}
+    head, rule = ["workers", "phase"], ["---:", "---"]
+    for side in (COLLECTION, STOCK_MODULES):
+        head += ["%s calls (reads/writes)" % side, "%s moto seconds" % side]
+        if float(factor) != 1.0:
+            head.append("%s seconds at factor %s" % (side, _factor(factor)))
+        head += ["%s estimated real-AWS seconds" % side, "%s waits in series (s)" % side]
+    rule += ["---:"] * (len(head) - 2)
+    lines = ["| %s |" % " | ".join(head), "|%s|" % "|".join(rule)]
+    seen = []
+    for row in rows:
+        if (row["workers"], row["phase"]) not in seen:
+            seen.append((row["workers"], row["phase"]))
+    for workers, phase in seen:
+        cells = [str(workers), phase]
+        for side in (COLLECTION, STOCK_MODULES):
+            row = by_key.get((workers, side, phase))
+            if row is None:
+                cells += ["-"] * (5 if float(factor) != 1.0 else 4)
+                continue
+            if row["runs"]:
+                cells += ["%s (%s/%s)" % (_number(row["reads"] + row["writes"]), _number(row["reads"]), _number(row["writes"])),
+                          _number(row["seconds"], 1)]
+            else:
+                cells += ["-", "-"]
+            if float(factor) != 1.0:
+                cells.append("-" if row["timed_seconds"] is None else _number(row["timed_seconds"], 1))
+            cells += ["-" if row["estimate"] is None else _number(row["estimate"], 1), _number(row["series"], 1)]
+        lines.append("| %s |" % " | ".join(cells))
+    return "\n".join(lines)
+
+
+def _span(counts):
+    """How many runs: "1 run", "3 runs", "2 to 3 runs"."""
+    counts = sorted(set(counts)) or [0]
+    if len(counts) == 1:
+        return "%d run%s" % (counts[0], "" if counts[0] == 1 else "s")
+    return "%d to %d runs" % (counts[0], counts[-1])
+
+
+def full_notes(rows, factor, jobs):
+    """The lines under full_table(): how many runs the medians are of, how many jobs ran at once, what each column is."""
+    return [
+        "Medians of %s of each side on moto server finishing everything at once (\"moto\": calls and seconds) and of %s "
+        "in the state-transition mode of tests/helpers/moto_timing at factor %s (AWS's estimated durations %s times %s), "
+        "interleaved (the side that goes first alternates by repeat); calls = reads + writes (the lease's SSM calls apart); "
+        "kubecluster.aws: create_cluster.yml --tags infra and delete_cluster.yml; stock modules: bench/stock/create.yml and delete.yml."
+        % (_span(row["runs"] for row in rows), _span(row["timed_runs"] for row in rows), _factor(factor),
+           ", ".join("%s %g s" % item for item in sorted(default_durations().items())), _factor(factor)),
+        "Jobs (a mode, a repeat and a worker count, both sides in it, each on a moto server of its own): %s ran at once, at most %d "
+        "of them moto-only: the seconds were measured with that many jobs sharing this machine (%s cores)."
+        % (jobs, MOTO_ONLY_AT_ONCE, os.cpu_count()),
+        ("estimated real-AWS seconds: the seconds measured at factor 1.0, where every transition lasts its estimated AWS duration; "
+         if float(factor) == 1.0 else
+         "estimated real-AWS seconds: made at factor 1.0 only (a phase's waits overlap work that does not scale and the waiters poll "
+         "at fixed intervals); the seconds at factor %s are shown instead; " % _factor(factor))
+        + "not a real AWS run.",
+        "waits in series: the transition durations (factor 1.0) the phase would wait for one after the other, as before issue 9 "
+        "(create: NAT gateways, then machines, then the NLB; delete: machines terminated, then NAT gateways deleted).",
+    ]
+
+
+def merge_runs(documents):
+    """The samples and the factor of several --json documents ({"samples", "factor"?, "mode"?, "jobs"?}): --full's
+    (every sample with its mode), --estimate-real's (state transitions at its factor) and --compare-stock's (moto
+    only). Returns (samples, factor, [jobs of each --full run]); the documents with state-transition samples must share
+    one factor."""
+    samples, factors, jobs = [], set(), []
+    for document in documents:
+        if not isinstance(document, dict) or "samples" not in document:
+            raise ValueError("not a --json document of --full, --compare-stock or --estimate-real (no samples)")
+        default_mode = TIMING if document.get("factor") is not None else MOTO_ONLY
+        for sample in document["samples"]:
+            sample = dict(sample, mode=sample.get("mode", default_mode))
+            if sample["mode"] == TIMING:
+                factors.add(float(document["factor"]))
+            samples.append(sample)
+        if document.get("jobs"):
+            jobs.append(document["jobs"])
+    if len(factors) > 1:
+        raise ValueError("the runs' state transitions were at different factors: %s" % ", ".join(sorted("%g" % f for f in factors)))
+    return samples, (factors.pop() if factors else 1.0), jobs
+
+
 # -- measuring, shared by both modes ------------------------------------------------------------------------------------
 def measure_phases(recorder, phases, run, observe=None):
     """Run each phase (name, playbook, extra_vars, tags) with run(playbook, extra_vars, tags) -> Outcome while the
@@ -384,7 +577,36 @@ def run_side_phase(playbook, given, name, extra_vars, tags):
     options = dict(given)
     options["extra_vars"] = dict(options.get("extra_vars", {}), **extra_vars)
     done = playbook(name, tags=tags, **options)
-    return Outcome(done.rc, changed_tasks(done.report.get("stats", {})), done.explain() if done.rc else "")
+    return Outcome(done.rc, changed_tasks(done.report.get("stats", {})), done.explain() if done.rc else "", module_invocations(done.report))
+
+
+def long_playbook_runner(server, workdir, timeout=PLAYBOOK_TIMEOUT):
+    """playbook_runner()'s run(playbook, spec=None, **options) with a longer timeout: the stock composition's create of
+    100 workers in the state-transition mode at factor 1.0 waits for each NAT gateway and machine task in turn."""
+
+    def run(playbook, spec=None, **options):
+        args, env = playbook_command(server, workdir, playbook, spec, **options)
+        return PlaybookRun(subprocess.run(args, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=timeout, check=False))
+
+    return run
+
+
+def measure_sides(server, playbook, workers, order):
+    """Samples (rows with workers and side) of the moto-only phases of each side in `order`, each side on a fresh
+    account (moto reset)."""
+    samples = []
+    for side in order:
+        server.reset()
+        image_id = Account(server).prepare()
+        spec = example_spec(image_id, machine_deployments=[{"name": "md-0", "replicas": workers, "instance_type": "t3.large"}])
+        if side == COLLECTION:
+            phases, given = PHASES, {"spec": spec}
+        else:
+            phases, given = STOCK_PHASES, {"extra_vars": stock_vars(spec)}
+        for row in measure_phases(server, phases, functools.partial(run_side_phase, playbook, given)):
+            row.update(workers=workers, side=side)
+            samples.append(row)
+    return samples
 
 
 def bench_compare(worker_counts, repeat, timing=None, sides=(COLLECTION, STOCK_MODULES)):
@@ -395,22 +617,60 @@ def bench_compare(worker_counts, repeat, timing=None, sides=(COLLECTION, STOCK_M
     link_collection()
     samples = []
     with MotoServer(timing=timing) as server, tempfile.TemporaryDirectory() as workdir:
-        playbook = playbook_runner(server, pathlib.Path(workdir))
+        playbook = long_playbook_runner(server, pathlib.Path(workdir))
         for workers in worker_counts:
             for order in interleaved(repeat, sides):
-                for side in order:
-                    server.reset()
-                    image_id = Account(server).prepare()
-                    spec = example_spec(image_id, machine_deployments=[{"name": "md-0", "replicas": workers, "instance_type": "t3.large"}])
-                    if side == COLLECTION:
-                        phases, given = PHASES, {"spec": spec}
-                    else:
-                        phases, given = STOCK_PHASES, {"extra_vars": stock_vars(spec)}
-
-                    for row in measure_phases(server, phases, functools.partial(run_side_phase, playbook, given)):
-                        row.update(workers=workers, side=side)
-                        samples.append(row)
+                samples += measure_sides(server, playbook, workers, order)
     return samples
+
+
+def run_job(job, factor):
+    """One --full job: both sides' phases, interleaved (the side that goes first alternating with the repeat index),
+    on a moto server of its own (its own free port, recorder and temp workdir), in the state-transition mode at
+    `factor` for a timing job, finishing everything at once for a moto-only one. Its samples carry mode and repeat."""
+    with MotoServer(timing=factor if job.mode == TIMING else 0.0) as server, tempfile.TemporaryDirectory(prefix="bench-job-") as workdir:
+        samples = measure_sides(server, long_playbook_runner(server, pathlib.Path(workdir)), job.workers, job_order(job))
+    for sample in samples:
+        sample.update(mode=job.mode, repeat=job.repeat)
+    return samples
+
+
+def _exit_on_sigterm():
+    """In a job's process: SIGTERM exits through the context managers, so that its moto server stops too."""
+    signal.signal(signal.SIGTERM, lambda *_args: sys.exit(143))
+
+
+def _process_pool(parallel):
+    return concurrent.futures.ProcessPoolExecutor(max_workers=parallel, initializer=_exit_on_sigterm)
+
+
+def run_jobs(jobs, factor, parallel, done=None, work=run_job, pool_of=_process_pool):
+    """Run the jobs (full_jobs()' order) with work(job, factor) -> samples (run_job) in a pool_of(parallel) (processes),
+    starting each as next_job() allows; done(job, samples, error, seconds) is told of each as it ends. Returns
+    (samples, [(job, error), ...]); a failed job does not stop the others."""
+    samples, failures = [], []
+    pending, running = list(jobs), {}
+    with pool_of(parallel) as pool:
+        while pending or running:
+            while len(running) < parallel:
+                job = next_job(pending, [job for job, _started in running.values()])
+                if job is None:
+                    break
+                pending.remove(job)
+                print("started %s" % describe_job(job), file=sys.stderr, flush=True)
+                running[pool.submit(work, job, factor)] = (job, time.monotonic())
+            finished, _running = concurrent.futures.wait(list(running), return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                job, started = running.pop(future)
+                try:
+                    found, error = future.result(), None
+                except BaseException as exc:  # pylint: disable=broad-exception-caught  # SystemExit of a failed playbook too
+                    found, error = [], str(exc) or repr(exc)
+                    failures.append((job, error))
+                samples += found
+                if done:
+                    done(job, found, error, time.monotonic() - started)
+    return samples, failures
 
 
 # -- the whole flow on the local AWS's hosts ----------------------------------------------------------------------------
@@ -504,8 +764,29 @@ def main():
     parser.add_argument("--estimate-real", type=float, nargs="?", const=1.0, metavar="FACTOR",
                         help="moto only, in moto_timing's state-transition mode at FACTOR (default 1.0): the seconds of each phase, the "
                              "estimated real-AWS seconds (at 1.0) and the waits in series; with --compare-stock the stock composition too")
-    parser.add_argument("--json", help="also write every row, with per-action call counts, to this file")
+    parser.add_argument("--full", action="store_true",
+                        help="the whole table: both sides (this collection and bench/stock), moto only and in the state-transition mode "
+                             "(at --estimate-real's FACTOR, default 1.0), interleaved, medians of --repeat (default 3), workers 2 20 100 "
+                             "by default, in --jobs parallel jobs")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="with --full: run N jobs (a mode, a repeat and a worker count each, on a moto server of its own) at once "
+                             "(default 1)")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE",
+                        help="run nothing: merge the samples of these --json files (of --full, --compare-stock, --estimate-real runs) "
+                             "and print --full's table of their medians")
+    parser.add_argument("--json", help="also write every row, with per-action call counts, to this file (--full: every sample, "
+                                       "rewritten as each job ends)")
     args = parser.parse_args()
+    if args.from_json:
+        return from_json_main(args.from_json)
+    if args.jobs < 1:
+        parser.error("--jobs: at least 1")
+    if args.full:
+        if args.local_hosts:
+            parser.error("--full measures on moto only; it does not combine with --local-hosts")
+        if args.estimate_real is not None and args.estimate_real <= 0:
+            parser.error("--estimate-real: the factor of AWS's durations must be more than 0")
+        return full_main(args)
     if args.estimate_real is not None:
         if args.local_hosts:
             parser.error("--estimate-real measures on moto only; it does not combine with --local-hosts")
@@ -585,6 +866,66 @@ def estimate_main(args):
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"factor": factor, "samples": samples, "medians": rows}, handle, indent=2)
     found = problems([row for row in rows if row["side"] == COLLECTION]) + stock_problems(rows)
+    if found:
+        raise SystemExit("\n".join(found))
+
+
+def write_json(path, document):
+    """Write the document to path through a temp file, so that a run stopped while writing keeps the last whole one."""
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def full_main(args):
+    factor = 1.0 if args.estimate_real is None else args.estimate_real
+    worker_counts = args.workers or list(FULL_WORKERS)
+    repeat = max(1, 3 if args.repeat is None else args.repeat)
+    jobs = full_jobs(worker_counts, repeat, factor)
+    print("%d jobs (%s workers, %d repeats, moto only and state transitions at factor %s), %d at once: about %.0f minutes "
+          "(a rough estimate for this 2-core machine)" % (
+              len(jobs), " ".join(map(str, worker_counts)), repeat, _factor(factor), args.jobs, plan_minutes(jobs, args.jobs, factor)),
+          file=sys.stderr, flush=True)
+    link_collection()
+    document = {"mode": "full", "factor": factor, "jobs": args.jobs, "workers": worker_counts, "repeat": repeat, "samples": [], "failures": []}
+
+    def done(job, samples, error, seconds):
+        print("%s %s in %.0f s%s" % ("FAILED" if error else "finished", describe_job(job), seconds, (": " + error) if error else ""),
+              file=sys.stderr, flush=True)
+        document["samples"] += samples
+        if error:
+            document["failures"].append({"job": job._asdict(), "error": error})
+        if args.json:
+            write_json(args.json, document)
+
+    samples, failures = run_jobs(jobs, factor, args.jobs, done)
+    rows = full_rows(samples, factor)
+    if args.json:
+        write_json(args.json, dict(document, medians=rows))
+    report_full(rows, factor, args.jobs, ["%s failed: %s" % (describe_job(job), error.strip().splitlines()[0] if error.strip() else "")
+                                          for job, error in failures])
+
+
+def from_json_main(paths):
+    documents = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            documents.append(json.load(handle))
+    try:
+        samples, factor, jobs = merge_runs(documents)
+    except ValueError as exc:
+        raise SystemExit("--from-json: %s" % exc) from exc
+    report_full(full_rows(samples, factor), factor, " or ".join(str(count) for count in sorted(set(jobs))) or "1")
+
+
+def report_full(rows, factor, jobs, failed=()):
+    """Print --full's table and notes; fail with the checks of the moto-only rows (problems() with the floors, for this
+    collection; stock_problems()) and the jobs that failed."""
+    print(full_table(rows, factor))
+    print()
+    print("\n".join(full_notes(rows, factor, jobs)))
+    measured = [row for row in rows if row["runs"]]
+    found = list(failed) + problems([row for row in measured if row["side"] == COLLECTION], floors=True) + stock_problems(measured)
     if found:
         raise SystemExit("\n".join(found))
 

@@ -1,7 +1,10 @@
 """The pure parts of bench/api_calls.py that both of its modes share (what a phase did, the checks, the table),
 and the PLAY RECAP reader of tests/helpers/test_hosts.py that it, the node tests and the localaws test use."""
 
+import concurrent.futures
 import os
+import threading
+import time
 
 import pytest
 
@@ -295,3 +298,197 @@ def test_stock_vars_lays_out_capa_s_subnets_and_spreads_the_machines_over_the_zo
     assert found["image"]["name"] == "capa-ami-ubuntu-24.04-?1.31.4-*"
     assert [(m["name"], m["zone_index"], m["count"]) for m in found["machines"]] == [
         ("control-plane", 0, 1), ("md-0", 0, 2), ("md-0", 1, 2), ("md-0", 2, 1)]
+
+
+# -- --full: the jobs and their order, the merge of both modes, the table, --from-json -------------------------------
+def test_full_jobs_are_every_mode_repeat_and_worker_count_the_longest_first(bench):
+    jobs = bench.full_jobs([2, 20, 100], 3)
+
+    assert len(jobs) == len(set(jobs)) == 2 * 3 * 3
+    assert jobs[:3] == [bench.Job(bench.TIMING, index, 100) for index in range(3)]
+    assert [job.workers for job in jobs if job.mode == bench.MOTO_ONLY] == [100] * 3 + [20] * 3 + [2] * 3
+    minutes = [bench.job_minutes(job) for job in jobs]
+    assert minutes == sorted(minutes, reverse=True)
+    assert bench.job_minutes(bench.Job(bench.TIMING, 0, 2), 0.05) < bench.job_minutes(bench.Job(bench.TIMING, 0, 2), 1.0)
+
+
+def test_job_order_alternates_the_side_that_goes_first_by_repeat_as_interleaved(bench):
+    orders = [bench.job_order(bench.Job(bench.MOTO_ONLY, index, 2)) for index in range(4)]
+
+    assert orders == bench.interleaved(4)
+    assert orders[0] == [bench.COLLECTION, bench.STOCK_MODULES] and orders[1] == [bench.STOCK_MODULES, bench.COLLECTION]
+
+
+def test_next_job_starts_the_moto_only_chain_then_the_longest_state_transition_jobs(bench):
+    timed = [bench.Job(bench.TIMING, 0, 100), bench.Job(bench.TIMING, 0, 2)]
+    moto = [bench.Job(bench.MOTO_ONLY, 0, 100), bench.Job(bench.MOTO_ONLY, 1, 100)]
+    pending = timed + moto
+
+    assert bench.next_job(pending, []) == moto[0]
+    assert bench.next_job(pending, [moto[0]]) == timed[0]  # one moto-only job at a time
+    assert bench.next_job(moto[1:], [moto[0]]) is None
+    assert bench.next_job(moto[1:], [timed[0]]) == moto[1]
+    assert bench.next_job([], []) is None
+
+
+def test_plan_minutes_runs_the_jobs_in_parallel_slots(bench):
+    jobs = bench.full_jobs([2], 1)
+    moto, timed = (bench.job_minutes(bench.Job(mode, 0, 2)) for mode in (bench.MOTO_ONLY, bench.TIMING))
+
+    assert bench.plan_minutes(jobs, 1) == pytest.approx(moto + timed)
+    assert bench.plan_minutes(jobs, 2) == pytest.approx(max(moto, timed))
+    everything = bench.full_jobs([2, 20, 100], 3)
+    longest = max(bench.job_minutes(job) for job in everything)
+    serial = sum(bench.job_minutes(job) for job in everything)
+    assert bench.plan_minutes(everything, 1) == pytest.approx(serial)
+    assert longest <= bench.plan_minutes(everything, 4) < serial / 3
+    # the moto-only jobs go one at a time: more slots than jobs cannot beat their sum
+    moto_only = sum(bench.job_minutes(job) for job in everything if job.mode == bench.MOTO_ONLY)
+    assert bench.plan_minutes(everything, 18) == pytest.approx(max(moto_only, longest))
+
+
+def full_sample(mode, workers, side, phase, reads, writes, seconds, calls=None, invocations=3, repeat=0):
+    return dict(sample(workers, side, phase, reads, writes, seconds), mode=mode, repeat=repeat, calls=calls or {}, invocations=invocations,
+                lease_reads=1)
+
+
+CREATE_CALLS = {"ec2:CreateNatGateway": 3, "ec2:RunInstances": 4, "elbv2:CreateLoadBalancer": 1}
+
+
+def full_samples(bench):
+    """Two repeats of each side's create and rerun, 2 workers, both modes (the timing mode's reads are the waits' polls)."""
+    found = []
+    for repeat, (ours, stock) in enumerate([(10.0, 100.0), (14.0, 90.0), (12.0, 95.0)]):
+        for mode, scale in ((bench.MOTO_ONLY, 1), (bench.TIMING, 10)):
+            found += [full_sample(mode, 2, bench.COLLECTION, "create", 33 * scale, 57, ours * scale, CREATE_CALLS, repeat=repeat),
+                      full_sample(mode, 2, bench.COLLECTION, "rerun (no-op)", 16, 0, 5.0, repeat=repeat),
+                      full_sample(mode, 2, bench.STOCK_MODULES, "create", 285 * scale, 64, stock * scale, CREATE_CALLS, invocations=40, repeat=repeat)]
+    return found
+
+
+def test_full_rows_take_the_calls_from_moto_only_and_the_estimate_from_the_state_transitions(bench):
+    rows = bench.full_rows(list(reversed(full_samples(bench))), 1.0)
+
+    assert [(row["workers"], row["side"], row["phase"]) for row in rows] == [
+        (2, bench.COLLECTION, "create"), (2, bench.COLLECTION, "rerun (no-op)"), (2, bench.STOCK_MODULES, "create")]
+    create = rows[0]
+    assert (create["reads"], create["writes"], create["seconds"], create["runs"]) == (33, 57, 12.0, 3)
+    assert (create["timed_seconds"], create["estimate"], create["timed_runs"], create["series"]) == (120.0, 120.0, 3, 280.0)
+    assert rows[2]["estimate"] == 950.0 and rows[2]["invocations"] == 40
+    assert bench.full_rows(full_samples(bench), 0.05)[0]["estimate"] is None
+
+
+def test_full_table_one_line_per_workers_and_phase_both_sides_and_modes(bench):
+    lines = bench.full_table(bench.full_rows(full_samples(bench), 1.0), 1.0).splitlines()
+
+    assert lines[0] == ("| workers | phase | kubecluster.aws calls (reads/writes) | kubecluster.aws moto seconds "
+                        "| kubecluster.aws estimated real-AWS seconds | kubecluster.aws waits in series (s) "
+                        "| stock modules calls (reads/writes) | stock modules moto seconds "
+                        "| stock modules estimated real-AWS seconds | stock modules waits in series (s) |")
+    assert lines[1].count("|") == lines[0].count("|")
+    assert lines[2:] == ["| 2 | create | 90 (33/57) | 12.0 | 120.0 | 280.0 | 349 (285/64) | 95.0 | 950.0 | 280.0 |",
+                         "| 2 | rerun (no-op) | 16 (16/0) | 5.0 | 5.0 | 0.0 | - | - | - | - |"]
+
+
+def test_full_table_below_factor_1_shows_the_seconds_at_the_factor_and_no_estimate(bench):
+    samples = [s for s in full_samples(bench) if s["phase"] == "create" and not (s["mode"] == bench.MOTO_ONLY and s["side"] == bench.STOCK_MODULES)]
+
+    lines = bench.full_table(bench.full_rows(samples, 0.05), 0.05).splitlines()
+
+    assert "| kubecluster.aws moto seconds | kubecluster.aws seconds at factor 0.05 | kubecluster.aws estimated real-AWS seconds |" in lines[0]
+    assert lines[1].count("|") == lines[0].count("|") == lines[2].count("|")
+    assert lines[2] == "| 2 | create | 90 (33/57) | 12.0 | 120.0 | - | 280.0 | - | - | 950.0 | - | 280.0 |"
+
+
+def test_full_notes_say_how_many_runs_and_jobs_at_once(bench):
+    samples = full_samples(bench)
+    del samples[12]  # the collection's moto-only create of the third repeat
+
+    rows = bench.full_rows(samples, 1.0)
+
+    notes = "\n".join(bench.full_notes(rows, 1.0, 4))
+
+    assert "Medians of 2 to 3 runs of each side on moto server" in notes and "and of 3 runs in the state-transition mode" in notes
+    assert "4 ran at once, at most 1 of them moto-only" in notes and "not a real AWS run" in notes
+
+
+def test_merge_runs_takes_full_estimate_real_and_compare_stock_documents(bench):
+    full = {"mode": "full", "factor": 0.05, "jobs": 2, "samples": full_samples(bench)[:6]}
+    estimate = {"factor": 0.05, "samples": [sample(2, bench.COLLECTION, "create", 300, 57, 20.0)], "medians": []}
+    compare = {"samples": [sample(2, bench.COLLECTION, "create", 33, 57, 9.0)], "medians": []}
+
+    samples, factor, jobs = bench.merge_runs([full, estimate, compare])
+
+    assert factor == 0.05 and jobs == [2]
+    assert [s["mode"] for s in samples] == [bench.MOTO_ONLY] * 3 + [bench.TIMING] * 3 + [bench.TIMING, bench.MOTO_ONLY]
+    with pytest.raises(ValueError, match="different factors: 0.05, 1"):
+        bench.merge_runs([full, {"factor": 1.0, "samples": [dict(sample(2, "a", "create", 1, 1, 1.0), mode=bench.TIMING)]}])
+    with pytest.raises(ValueError, match="no samples"):
+        bench.merge_runs([[{"workers": 2}]])  # the default mode's --json: rows, not samples
+
+
+def test_from_json_merges_runs_and_prints_the_table_of_the_medians(bench, tmp_path, monkeypatch, capsys):
+    samples = full_samples(bench)
+    paths = []
+    for index, part in enumerate((samples[:6], samples[6:])):  # two runs started by hand, say
+        paths.append(str(tmp_path / ("run%d.json" % index)))
+        bench.write_json(paths[-1], {"mode": "full", "factor": 1.0, "jobs": 2 + index, "samples": part, "failures": []})
+    monkeypatch.setattr("sys.argv", ["api_calls.py", "--from-json"] + paths)
+
+    bench.main()
+
+    out = capsys.readouterr().out
+    assert out.startswith(bench.full_table(bench.full_rows(samples, 1.0), 1.0) + "\n\n")
+    assert "Medians of 3 runs" in out and "2 or 3 ran at once" in out
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_from_json_fails_on_the_moto_only_checks(bench, tmp_path, monkeypatch, capsys):
+    samples = full_samples(bench) + [full_sample(bench.MOTO_ONLY, 2, bench.STOCK_MODULES, "rerun (no-op)", 246, 2, 40.0)]
+    samples[1]["reads"] = samples[1 + 6]["reads"] = 17  # two of the collection's three moto-only reruns over the floor
+    path = str(tmp_path / "run.json")
+    bench.write_json(path, {"mode": "full", "factor": 1.0, "samples": samples})
+    monkeypatch.setattr("sys.argv", ["api_calls.py", "--from-json", path])
+
+    with pytest.raises(SystemExit) as failed:
+        bench.main()
+
+    assert str(failed.value).splitlines() == ["the no-op rerun with 2 workers made 17 reads (besides the lease's), over the floor of 16",
+                                              "the stock modules' no-op rerun with 2 workers made 2 write calls and 0 changed tasks"]
+    assert "| 2 | rerun (no-op) | 17 (17/0) |" in capsys.readouterr().out
+
+
+def test_report_full_fails_with_the_failed_jobs(bench, capsys):
+    with pytest.raises(SystemExit, match="job state transitions, repeat 1, 100 workers failed: boom"):
+        bench.report_full(bench.full_rows(full_samples(bench), 1.0), 1.0, 2, ["job state transitions, repeat 1, 100 workers failed: boom"])
+    capsys.readouterr()
+
+
+def test_run_jobs_runs_them_all_at_most_n_at_once_and_keeps_going_past_a_failure(bench):
+    lock, state = threading.Lock(), {"now": 0, "most": 0, "moto_only": 0, "most_moto_only": 0}
+
+    def work(job, factor):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            state["moto_only"] += job.mode == bench.MOTO_ONLY
+            state["most_moto_only"] = max(state["most_moto_only"], state["moto_only"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+            state["moto_only"] -= job.mode == bench.MOTO_ONLY
+        if job == bench.Job(bench.TIMING, 1, 20):
+            raise SystemExit("create_cluster (create) failed")
+        return [{"job": job, "factor": factor}]
+
+    jobs = bench.full_jobs([2, 20], 2)
+    told = []
+
+    samples, failures = bench.run_jobs(jobs, 0.5, 3, lambda job, found, error, seconds: told.append((job, error)), work=work,
+                                       pool_of=lambda n: concurrent.futures.ThreadPoolExecutor(max_workers=n))
+
+    assert sorted(s["job"] for s in samples) == sorted(job for job in jobs if job != bench.Job(bench.TIMING, 1, 20))
+    assert {s["factor"] for s in samples} == {0.5}
+    assert failures == [(bench.Job(bench.TIMING, 1, 20), "create_cluster (create) failed")]
+    assert sorted(job for job, _error in told) == sorted(jobs)
+    assert state["most"] == 3 and state["most_moto_only"] == 1
