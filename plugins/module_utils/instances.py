@@ -762,9 +762,10 @@ class MachineSet:
                     raise MachineSetError(self.missing_subnet_message(subnets, zone, public_ip))
                 subnet = {"id": UNKNOWN, "availability_zone": zone}
             attempt = self.first_attempt(batch_slots, 0)
-            members = [{"name": self.slot_machine_name(slot, attempt), "slot": slot, "attempt": attempt, "zone": zone,
-                        "subnet": subnet, "public_ip": public_ip, "image": image} for slot in batch_slots]
-            by_slot.update((member["slot"], member) for member in members)
+            members: List[Dict[str, Any]] = [{"name": self.slot_machine_name(slot, attempt), "slot": slot, "attempt": attempt,
+                                              "zone": zone, "subnet": subnet, "public_ip": public_ip, "image": image}
+                                             for slot in batch_slots]
+            by_slot.update(zip(batch_slots, members))
             self.batches.append({"zone": zone, "slots": batch_slots, "attempt": attempt, "members": members, "subnet": subnet,
                                  "public_ip": public_ip, "image": image, "groups": groups, "user_data": user_data})
         # Returned and shown in slot order, as before batches.
