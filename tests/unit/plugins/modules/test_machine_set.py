@@ -462,6 +462,20 @@ def test_a_batch_token_spent_on_machines_since_gone_moves_the_batch_to_the_next_
     assert slot_tags(ec2, "md-0") == ["0", "1", "2", "3"]
 
 
+def test_a_batch_token_spent_with_other_settings_moves_the_batch_to_the_next_attempt(ec2, network, monkeypatch, run_requests):
+    first = apply(md0(4), "md-0")
+    gone = [m["instance_id"] for m in first["machines"] if m["availability_zone"] == ZONES[0]]
+    ec2.terminate_instances(InstanceIds=gone)
+    hide_terminated(monkeypatch)
+
+    result = apply(md0(4, instance_type="t3.xlarge"), "md-0")  # EC2: IdempotentParameterMismatch for attempt 0
+
+    assert result["launched"] == [slot_name(0, 1), slot_name(3, 1)]
+    assert [r["ClientToken"] for r in run_requests[3:]] == [instances.client_token(CLUSTER, "md-0", ZONES[0], [0, 3], k) for k in (0, 1)]
+    assert sorted(m["instance_type"] for m in result["machines"] if m["name"] in result["launched"]) == ["t3.xlarge"] * 2
+    assert len(instances_of(ec2, "md-0")) == 4
+
+
 def test_a_run_stopped_before_naming_its_batch_is_completed_by_the_next_without_a_new_launch(ec2, network, calls):
     spec = cluster_spec(**{"machine_deployments.0.availability_zones": [ZONES[0]], "machine_deployments.0.replicas": 2})
     with mock.patch.object(instances.MachineSet, "name_batch", lambda *args: None):  # the run dies right after RunInstances
