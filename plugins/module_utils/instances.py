@@ -24,14 +24,27 @@ id); outdated machines are reported, never replaced implicitly: a rolling replac
 
 Launches are deterministic. Every machine holds a slot (tag ``kubecluster.aws/slot``, 0 ..
 replicas-1; machines from before slots existed get the lowest free slots in name order, in
-memory only). A missing slot ``s`` is launched at attempt ``k`` with the name suffix and the
-ClientToken of sha256(``<cluster>/<set>/<s>/<k>``), so two runs racing to fill the same slot
-send the same RunInstances and EC2 hands both the same instance. ``k`` starts at the first
-attempt whose name no machine the run read has, and moves on while EC2 answers with a machine
-the run already knew, one not pending or running, or one launched well before the run's read
-that the read did not list (the token of a machine since terminated), or with
-IdempotentParameterMismatch (the token was used with other settings); racing runs walk the
-same sequence, so they still meet on one instance.
+memory only). The missing slots are spread over the set's zones, and the slots of one zone are
+launched together: one RunInstances per zone (a batch; more when the batch tag would exceed
+EC2's 256 characters), MinCount = MaxCount = the batch's size, so EC2 launches all of them or
+none. A batch of slots ``s1,s2,...`` in zone ``z`` is launched at attempt ``k`` with the
+ClientToken sha256(``<cluster>/<set>/<z>/<s1,s2,...>/<k>``), and its machines are named with the
+suffix of sha256(``<cluster>/<set>/<s>/<k>``) for their slots, so two runs racing to fill the
+same slots send the same RunInstances, EC2 hands both the same instances, and both name them
+alike. ``k`` starts at the first attempt whose names no machine the run read has, and moves on
+while EC2 answers with a machine the run already knew, one not pending or running, or one
+launched well before the run's read that the read did not list (the token of machines since
+terminated), or with IdempotentParameterMismatch (the token was used with other settings);
+racing runs walk the same sequence, so they still meet on the same instances.
+
+A batch of one machine carries all its tags at launch. A larger batch carries the tags its
+machines share (ownership, role, set, spec hash, version, additional tags) on instances, volumes
+and network interfaces, plus the batch tag (``kubecluster.aws/launch-batch``: the slots in
+launch-index order and the attempt); right after the launch, one CreateTags per instance sets
+its Name and slot tags (instances only: the volumes and interfaces keep the batch's tags). A run
+interrupted between the two leaves machines with the batch tag but no Name or slot: the next run
+tells their slots from the batch tag and their launch index (so nothing is launched twice) and
+tags them ("ec2 instance name").
 """
 
 import datetime
@@ -169,19 +182,59 @@ def is_up_to_date(instance: Instance, set_name: str, set_spec: Spec, current_has
     return image_id is not None and tag == legacy_spec_hash(set_name, set_spec, image_id)
 
 
-def client_token(cluster_name: str, set_name: str, slot: int, attempt: int) -> str:
-    """RunInstances' idempotency token for the machine of ``slot`` at ``attempt``: a retry, or another
-    run racing to fill the same slot, gets the instance the first call made (at most 64 characters)."""
-    digest: str = naming.machine_digest(cluster_name, set_name, slot, attempt)
-    return digest[:64]
+def client_token(cluster_name: str, set_name: str, zone: str, slots: Sequence[int], attempt: int) -> str:
+    """RunInstances' idempotency token for the batch of ``slots`` in ``zone`` at ``attempt``: a retry, or
+    another run racing to fill the same slots, gets the instances the first call made (64 characters,
+    EC2's limit)."""
+    text = "%s/%s/%s/%s/%d" % (cluster_name, set_name, zone, ",".join(str(slot) for slot in slots), attempt)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:64]
+
+
+# EC2's limit on a tag value.
+TAG_VALUE_LENGTH = 256
+
+
+def launch_batch_tag(slots: Sequence[int], attempt: int) -> str:
+    """The value of the batch tag: the slots in launch-index order, then the attempt (``3,0,6/1``)."""
+    return "%s/%d" % (",".join(str(slot) for slot in slots), attempt)
+
+
+def launch_batch_of(instance: Instance) -> Optional[Tuple[int, int]]:
+    """(slot, attempt) of a machine launched in a batch, from its batch tag and its launch index; None
+    when it has no batch tag, or one that does not say (a tag edited by hand)."""
+    value = tags_of(instance).get(naming.LAUNCH_BATCH_TAG)
+    index = instance.get("AmiLaunchIndex")
+    if value is None or "/" not in value or not isinstance(index, int):
+        return None
+    slots_text, attempt_text = value.rsplit("/", 1)
+    slots = slots_text.split(",")
+    if not attempt_text.isdigit() or not 0 <= index < len(slots) or not slots[index].isdigit():
+        return None
+    return int(slots[index]), int(attempt_text)
 
 
 def slot_of(instance: Instance) -> Optional[int]:
-    """The slot tag of an instance as a number, or None when it has none (launched before slots) or a bad one."""
+    """The slot tag of an instance as a number; else the slot its launch batch gave it (a run stopped
+    before it tagged it); else None (launched before slots, or a bad tag)."""
     value = tags_of(instance).get(naming.SLOT_TAG)
-    if value is None or not value.isdigit():
-        return None
-    return int(value)
+    if value is not None:
+        return int(value) if value.isdigit() else None
+    batch = launch_batch_of(instance)
+    return batch[0] if batch else None
+
+
+def launch_batches(planned: Sequence[Tuple[int, str]], limit: int = TAG_VALUE_LENGTH) -> List[Tuple[str, List[int]]]:
+    """The missing (slot, zone) pairs grouped into launches: per zone, in the order zones first appear,
+    slots in the given order; a zone's slots split where the batch tag would exceed ``limit``."""
+    batches: List[Tuple[str, List[int]]] = []
+    open_batches: Dict[str, List[int]] = {}
+    for slot, zone in planned:
+        slots = open_batches.get(zone)
+        if slots is None or len(launch_batch_tag(slots + [slot], MAX_LAUNCH_ATTEMPTS)) > limit:
+            slots = open_batches[zone] = []
+            batches.append((zone, slots))
+        slots.append(slot)
+    return batches
 
 
 def assign_slots(instances: Iterable[Instance]) -> Dict[str, int]:
@@ -461,6 +514,7 @@ class MachineSet:
         self.marked: List[Instance] = []
         self.to_terminate: List[Instance] = []
         self.to_launch: List[Dict[str, Any]] = []
+        self.batches: List[Dict[str, Any]] = []
         self.new_instances: Dict[str, Instance] = {}
         self.known_names: Set[Optional[str]] = set()
         self.known_ids: Set[str] = set()
@@ -538,6 +592,7 @@ class MachineSet:
                      terminate_surplus: bool = False, mark_updated: Sequence[str] = ()) -> Plan:
         self.read_at = utc_now()
         live, gone = read_set_instances(self.ec2, self.cluster, self.set_name)
+        unnamed = self.recover_batch_names(live + gone)
         removed = self.match_removals(live, gone, remove_machines)
         marked = self.match_names("mark_updated", live, gone, mark_updated)
         survivors = [i for i in live if i not in removed]
@@ -545,6 +600,7 @@ class MachineSet:
         # From the spec alone: no AWS call unless a machine is launched.
         self.current_hash = spec_hash(self.set_name, self.set_spec)
         self.plan_mark_updated([i for i in marked if i not in removed])
+        self.plan_names([(i, tags) for i, tags in unnamed if i in live and i not in removed])
         self.surplus = self.surplus_of(survivors, len(survivors) - desired)
         # The bastion is no Kubernetes node: nothing to drain first, so its surplus always goes.
         if terminate_surplus or self.set_name == naming.SET_BASTION:
@@ -560,6 +616,40 @@ class MachineSet:
             self.plan_launch(desired - len(survivors), image, user_data, live + gone)
         self.plan_waits()
         return self.plan
+
+    def batch_names(self, slot: int, attempt: int) -> Dict[str, str]:
+        """The tags a machine of a launch batch gets right after the launch."""
+        return {"Name": self.slot_machine_name(slot, attempt), naming.SLOT_TAG: str(slot)}
+
+    def recover_batch_names(self, instances: Sequence[Instance]) -> List[Tuple[Instance, Dict[str, str]]]:
+        """The machines a launch batch made that a stopped run did not tag, with the tags they lack.
+
+        Their slot and name follow from the batch tag and the launch index; they are set here in
+        memory (so the machines count as the slots and names they are) and tagged by plan_names.
+        """
+        unnamed: List[Tuple[Instance, Dict[str, str]]] = []
+        for instance in instances:
+            batch = launch_batch_of(instance)
+            if batch is None:
+                continue
+            have = tags_of(instance)
+            lacking = {key: value for key, value in self.batch_names(*batch).items() if key not in have}
+            if not lacking:
+                continue
+            instance["Tags"] = list(instance.get("Tags") or []) + [{"Key": key, "Value": value} for key, value in sorted(lacking.items())]
+            unnamed.append((instance, lacking))
+        return unnamed
+
+    def plan_names(self, unnamed: Sequence[Tuple[Instance, Dict[str, str]]]) -> None:
+        """One CreateTags per machine a stopped run launched but did not name."""
+        for instance, lacking in unnamed:
+            detail = "launch batch %s: %s" % (tags_of(instance).get(naming.LAUNCH_BATCH_TAG),
+                                              ", ".join("%s=%s" % (key, value) for key, value in sorted(lacking.items())))
+            self.plan.update("ec2 instance name", name_of(instance), self.tag_instance(instance["InstanceId"], lacking), detail)
+
+    def tag_instance(self, instance_id: str, tags: Dict[str, str]) -> Callable[[], Any]:
+        # Right after RunInstances EC2 may not know the id yet: retried while it answers NotFound.
+        return lambda: aws_ec2.eventually(aws_ec2.create_instance_tags, self.ec2, [instance_id], tags)
 
     def surplus_of(self, survivors: Sequence[Instance], count: int) -> List[Instance]:
         """The survivors that go to reach the replicas, in deletion order."""
@@ -664,26 +754,32 @@ class MachineSet:
         self.known_names = {tags_of(i).get("Name") for i in known_instances}
         self.known_ids = {i["InstanceId"] for i in known_instances}
         slots = missing_slots(assign_slots(self.survivors).values(), self.set_spec["replicas"])[:count]
-        for slot, zone in zip(slots, spread(zones, counts, count)):
+        by_slot: Dict[int, Dict[str, Any]] = {}
+        for zone, batch_slots in launch_batches(list(zip(slots, spread(zones, counts, count)))):
             subnet, public_ip = subnet_for(subnets, zone, self.set_spec["public"])
             if subnet is None:
                 if not self.allow_missing_network:
                     raise MachineSetError(self.missing_subnet_message(subnets, zone, public_ip))
                 subnet = {"id": UNKNOWN, "availability_zone": zone}
-            attempt = self.first_attempt(slot, 0)
-            name = self.slot_machine_name(slot, attempt)
-            self.to_launch.append({"name": name, "slot": slot, "attempt": attempt, "zone": zone, "subnet": subnet,
-                                   "public_ip": public_ip, "image": image, "groups": groups, "user_data": user_data})
+            attempt = self.first_attempt(batch_slots, 0)
+            members: List[Dict[str, Any]] = [{"name": self.slot_machine_name(slot, attempt), "slot": slot, "attempt": attempt,
+                                              "zone": zone, "subnet": subnet, "public_ip": public_ip, "image": image}
+                                             for slot in batch_slots]
+            by_slot.update(zip(batch_slots, members))
+            self.batches.append({"zone": zone, "slots": batch_slots, "attempt": attempt, "members": members, "subnet": subnet,
+                                 "public_ip": public_ip, "image": image, "groups": groups, "user_data": user_data})
+        # Returned and shown in slot order, as before batches.
+        self.to_launch = [by_slot[slot] for slot in slots]
         self.plan.create("ec2 instances", ", ".join(p["name"] for p in self.to_launch), self.launch, self.launch_detail(image))
 
     def slot_machine_name(self, slot: int, attempt: int) -> str:
         name: str = naming.machine_name(self.cluster, self.set_name, naming.machine_suffix(self.cluster, self.set_name, slot, attempt))
         return name
 
-    def first_attempt(self, slot: int, start: int) -> int:
-        """The first attempt from ``start`` whose machine name no machine this run read has."""
+    def first_attempt(self, slots: Sequence[int], start: int) -> int:
+        """The first attempt from ``start`` at which no machine this run read has the name of one of ``slots``."""
         attempt = start
-        while attempt < MAX_LAUNCH_ATTEMPTS and self.slot_machine_name(slot, attempt) in self.known_names:
+        while attempt < MAX_LAUNCH_ATTEMPTS and any(self.slot_machine_name(slot, attempt) in self.known_names for slot in slots):
             attempt += 1
         return attempt
 
@@ -732,23 +828,32 @@ class MachineSet:
             ebs["KmsKeyId"] = volume["kms_key_id"]
         return {"DeviceName": image.root_device_name, "Ebs": ebs}
 
-    def run_request(self, slot: int, attempt: int, image: Image, subnet: Dict[str, Any], public_ip: bool, groups: List[str],
-                    user_data: Optional[str]) -> Dict[str, Any]:
-        """The RunInstances parameters of the machine of ``slot`` at ``attempt``; the same for every run
-        with the same spec, or EC2 would answer IdempotentParameterMismatch to the token."""
-        name = self.slot_machine_name(slot, attempt)
+    def batch_tags(self, slots: Sequence[int], attempt: int) -> Dict[str, str]:
+        """The tags of a launch: a single machine's own (Name and slot included); for several, those they
+        share and the batch tag (each one's Name and slot are set right after the launch)."""
+        if len(slots) == 1:
+            return self.instance_tags(self.slot_machine_name(slots[0], attempt), slots[0])
+        tags = self.instance_tags("", slots[0])
+        del tags["Name"], tags[naming.SLOT_TAG]
+        tags[naming.LAUNCH_BATCH_TAG] = launch_batch_tag(slots, attempt)
+        return tags
+
+    def run_request(self, zone: str, slots: Sequence[int], attempt: int, image: Image, subnet: Dict[str, Any], public_ip: bool,
+                    groups: List[str], user_data: Optional[str]) -> Dict[str, Any]:
+        """The RunInstances parameters of the machines of ``slots`` in ``zone`` at ``attempt``, all or none;
+        the same for every run with the same spec, or EC2 would answer IdempotentParameterMismatch to the token."""
         request: Dict[str, Any] = {
             "ImageId": image.id,
             "InstanceType": self.set_spec["instance_type"],
-            "MinCount": 1,
-            "MaxCount": 1,
-            "ClientToken": client_token(self.cluster, self.set_name, slot, attempt),
+            "MinCount": len(slots),
+            "MaxCount": len(slots),
+            "ClientToken": client_token(self.cluster, self.set_name, zone, slots, attempt),
             # One interface carrying subnet, groups and the public-IP choice, as CAPA launches.
             "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": subnet["id"], "Groups": groups,
                                    "AssociatePublicIpAddress": public_ip, "DeleteOnTermination": True}],
             "MetadataOptions": metadata_options(self.set_spec),
             "BlockDeviceMappings": [self.root_volume_mapping(image)],
-            "TagSpecifications": boto3_tag_specifications(self.instance_tags(name, slot),
+            "TagSpecifications": boto3_tag_specifications(self.batch_tags(slots, attempt),
                                                           ["instance", "volume", "network-interface"]),
         }
         if self.set_spec["iam_instance_profile"]:
@@ -771,36 +876,50 @@ class MachineSet:
     # applying
 
     def launch(self) -> None:
-        for planned in self.to_launch:
-            instance = self.launch_slot(planned)
-            self.plan.refs[planned["name"]] = instance["InstanceId"]
-            self.new_instances[planned["name"]] = instance
+        for batch in self.batches:
+            launched = self.launch_batch(batch)
+            for planned, instance in zip(batch["members"], launched):
+                self.plan.refs[planned["name"]] = instance["InstanceId"]
+                self.new_instances[planned["name"]] = instance
 
-    def launch_slot(self, planned: Dict[str, Any]) -> Instance:
-        """Launch the machine of a missing slot, one RunInstances per attempt, and record its final name.
+    def launch_batch(self, batch: Dict[str, Any]) -> List[Instance]:
+        """Launch the machines of a batch of missing slots, one RunInstances per attempt, name them (when
+        several) and record their final names; returns the instances in the batch's slot order.
 
         EC2 answering with an instance this run read (live or gone), or with one that is not pending
-        or running, means the attempt's token was spent on an earlier machine of the slot; an
+        or running, means the attempt's token was spent on earlier machines of the slots; an
         IdempotentParameterMismatch, that it was spent with other settings. Both move to the next
-        attempt, as a racing run does, so the two still end on the same instance.
+        attempt, as a racing run does, so the two still end on the same instances.
         """
-        slot, attempt = planned["slot"], planned["attempt"]
+        slots, attempt = batch["slots"], batch["attempt"]
         while attempt < MAX_LAUNCH_ATTEMPTS:
-            request = self.run_request(slot, attempt, planned["image"], planned["subnet"], planned["public_ip"],
-                                       planned["groups"], planned["user_data"])
+            request = self.run_request(batch["zone"], slots, attempt, batch["image"], batch["subnet"], batch["public_ip"],
+                                       batch["groups"], batch["user_data"])
             try:
-                instance: Instance = aws_ec2.run_instances(self.ec2, **request)["Instances"][0]
+                answer: List[Instance] = aws_ec2.run_instances(self.ec2, **request)["Instances"]
             except is_ansible_aws_error_code("IdempotentParameterMismatch"):
-                attempt = self.first_attempt(slot, attempt + 1)
+                attempt = self.first_attempt(slots, attempt + 1)
                 continue
-            if self.spent_token(instance):
-                attempt = self.first_attempt(slot, attempt + 1)
+            launched = sorted(answer, key=lambda instance: int(instance.get("AmiLaunchIndex") or 0))
+            if len(launched) != len(slots) or any(self.spent_token(instance) for instance in launched):
+                attempt = self.first_attempt(slots, attempt + 1)
                 continue
-            planned.update(name=self.slot_machine_name(slot, attempt), attempt=attempt)
-            return instance
-        raise MachineSetError("machine set %s of cluster %s: slot %d could not be launched in %d attempts: each launch token "
-                              "already belongs to a machine of that slot; terminate or untag stray machines of the set"
-                              % (self.set_name, self.cluster, slot, MAX_LAUNCH_ATTEMPTS))
+            for planned in batch["members"]:
+                planned.update(name=self.slot_machine_name(planned["slot"], attempt), attempt=attempt)
+            if len(slots) > 1:
+                self.name_batch(launched, slots, attempt)
+            return launched
+        raise MachineSetError("machine set %s of cluster %s: slot(s) %s could not be launched in %d attempts: each launch token "
+                              "already belongs to machines of those slots; terminate or untag stray machines of the set"
+                              % (self.set_name, self.cluster, ", ".join(str(slot) for slot in slots), MAX_LAUNCH_ATTEMPTS))
+
+    def name_batch(self, launched: Sequence[Instance], slots: Sequence[int], attempt: int) -> None:
+        """One CreateTags per machine of a batch: its Name and slot, in launch-index order."""
+        for instance, slot in zip(launched, slots):
+            names = self.batch_names(slot, attempt)
+            self.tag_instance(instance["InstanceId"], names)()
+            instance["Tags"] = [tag for tag in instance.get("Tags") or [] if tag["Key"] not in names] + [
+                {"Key": key, "Value": value} for key, value in sorted(names.items())]
 
     def spent_token(self, instance: Instance) -> bool:
         """Whether RunInstances handed back a machine an earlier launch with this token made, not a new

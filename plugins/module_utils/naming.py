@@ -27,6 +27,12 @@ MACHINE_SET_TAG = "kubecluster.aws/machine-set"
 # A machine's place in its set (0 .. replicas-1). Name suffix and launch ClientToken derive from
 # it, so two runs launching the same missing machine send the same request and get one instance.
 SLOT_TAG = "kubecluster.aws/slot"
+# The machines launched together by one RunInstances (several slots of a set in one zone):
+# ``<slot>,<slot>,.../<attempt>``, the slots in launch-index order. Such a launch cannot carry
+# each machine's Name and slot tags (TagSpecifications are the same for the whole batch), so they
+# are set right after it; should that not happen, the batch tag and the instance's launch index
+# still tell its slot and name.
+LAUNCH_BATCH_TAG = "kubecluster.aws/launch-batch"
 # The Kubernetes version a machine was launched for (the bastion, which runs no Kubernetes, has
 # none). create_cluster.yml reads it to refuse a version change on a running cluster, and day 2
 # (an upgrade) to tell which machines still run the old version.

@@ -40,13 +40,22 @@ description:
   - Each machine holds a slot of its set, 0 to replicas-1, in the tag C(kubecluster.aws/slot); missing slots are
     launched lowest first. Machines launched before slots existed keep running and are counted in the lowest free
     slots, in name order, without being retagged.
-  - Launches are deterministic, so a retry or a second run racing this one cannot add machines. The machine of slot
-    C(s) is named C(<cluster>-<set>-<suffix>), where the suffix (5 base36 characters) and the RunInstances
-    C(ClientToken) come from sha256(C(<cluster>/<set>/<s>/<k>)) for attempt C(k). Attempt 0 is tried first;
-    the next attempt is used when a machine the run read already has that name, or EC2 answers the token with a
-    machine of an earlier launch (known to the run, no longer pending or running, or launched well before the
-    run's read) or with C(IdempotentParameterMismatch). A replaced machine so gets a new name and a new instance,
-    and two runs filling the same slot get the same one.
+  - Launches are deterministic, so a retry or a second run racing this one cannot add machines. The missing
+    machines of one zone are launched together, with one RunInstances per zone (MinCount = MaxCount, so EC2
+    launches all of them or none; a very large batch is split so that its batch tag fits in 256 characters).
+    The machine of slot C(s) launched at attempt C(k) is named C(<cluster>-<set>-<suffix>), where the suffix
+    (5 base36 characters) comes from sha256(C(<cluster>/<set>/<s>/<k>)); the batch's C(ClientToken) is
+    sha256(C(<cluster>/<set>/<zone>/<slots>/<k>)). Attempt 0 is tried first; the next attempt is used when a
+    machine the run read already has one of the batch's names, or EC2 answers the token with a machine of an
+    earlier launch (known to the run, no longer pending or running, or launched well before the run's read) or
+    with C(IdempotentParameterMismatch). A replaced machine so gets a new name and a new instance, and two runs
+    filling the same slots get the same ones.
+  - A single machine carries all its tags from launch. Several machines launched together carry the tags they
+    share (on instances, root volumes and network interfaces) and C(kubecluster.aws/launch-batch) (their slots in
+    launch-index order, then the attempt); right after the launch one CreateTags per instance sets its C(Name)
+    and slot tags, on the instance only (its volume and network interface keep the shared tags). Should a run
+    stop in between, the next run tells these machines' slots and names from the batch tag and their launch
+    index, launches nothing for them and tags them (plan action C(ec2 instance name)).
   - Instance metadata options that drift from the spec are fixed in place.
   - The subnets and security groups come from M(kubecluster.aws.cluster_network); only instances tagged as
     owned by the cluster and of this set are ever modified or terminated. In check mode a missing network is
@@ -124,8 +133,8 @@ attributes:
     support: full
 notes:
   - One DescribeInstances per run; DescribeImages, DescribeSubnets and DescribeSecurityGroups (and DescribeInstanceTypes
-    for the image lookup) only when launching. Every launch passes a ClientToken derived from cluster, set, slot and
-    attempt, one RunInstances per machine.
+    for the image lookup) only when launching. One RunInstances per zone the set launches in, with a ClientToken
+    derived from cluster, set, zone, slots and attempt; then one CreateTags per machine when a zone gets several.
   - Use M(kubecluster.aws.cluster_lease) (the create and delete playbooks do) so that only one run changes a cluster
     at a time; the deterministic tokens are the second line of defence.
 extends_documentation_fragment:

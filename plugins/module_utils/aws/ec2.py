@@ -91,6 +91,7 @@ NOT_YET_VISIBLE = (
     "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidRouteTableID.NotFound",
     "InvalidInternetGatewayID.NotFound", "InvalidGatewayID.NotFound", "InvalidNatGatewayID.NotFound",
     "InvalidAllocationID.NotFound", "InvalidElasticIpID.NotFound", "InvalidGroup.NotFound",
+    "InvalidInstanceID.NotFound",
 )
 EVENTUAL_DELAYS = (1, 2, 4, 8, 15, 15, 15)  # seconds; about a minute in all
 

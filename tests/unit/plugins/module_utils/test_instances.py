@@ -198,13 +198,53 @@ def test_a_legacy_hash_with_a_given_ami_is_checked_against_the_specs_ami():
     assert not instances.is_up_to_date(hashed(legacy), "md-0", changed, instances.spec_hash("md-0", changed))
 
 
-def test_client_token_is_stable_per_slot_and_attempt_and_fits_ec2():
-    token = instances.client_token("capi-example", "md-0", 0, 0)
+def test_client_token_is_stable_per_batch_and_attempt_and_fits_ec2():
+    def token(cluster="capi-example", set_name="md-0", zone=ZONES[0], slots=(0, 3), attempt=0):
+        return instances.client_token(cluster, set_name, zone, list(slots), attempt)
 
-    assert token == instances.client_token("capi-example", "md-0", 0, 0)
-    assert len({token, instances.client_token("capi-example", "md-0", 1, 0), instances.client_token("capi-example", "md-0", 0, 1),
-                instances.client_token("capi-example", "md-1", 0, 0), instances.client_token("other", "md-0", 0, 0)}) == 5
-    assert len(token) <= 64
+    assert token() == token()
+    others = {token(slots=(0,)), token(slots=(3, 0)), token(slots=(0, 3, 6)), token(zone=ZONES[1]), token(attempt=1),
+              token(set_name="md-1"), token(cluster="other")}
+    assert len(others | {token()}) == 8
+    assert len(token()) == 64  # EC2 takes up to 64 ASCII characters
+
+
+def test_launches_are_batched_per_zone_in_the_order_zones_first_appear():
+    planned = list(zip(range(5), instances.spread(ZONES, {}, 5)))
+
+    assert instances.launch_batches(planned) == [(ZONES[0], [0, 3]), (ZONES[1], [1, 4]), (ZONES[2], [2])]
+    assert instances.launch_batches([(4, ZONES[1]), (0, ZONES[0]), (7, ZONES[1])]) == [(ZONES[1], [4, 7]), (ZONES[0], [0])]
+    assert instances.launch_batches([]) == []
+
+
+def test_a_batch_is_split_where_its_tag_would_exceed_ec2s_256_characters():
+    batches = instances.launch_batches([(slot, ZONES[0]) for slot in range(1000)])
+
+    assert [slot for _zone, slots in batches for slot in slots] == list(range(1000))
+    assert all(zone == ZONES[0] for zone, _slots in batches) and len(batches) > 1
+    for _zone, slots in batches:
+        assert len(instances.launch_batch_tag(slots, instances.MAX_LAUNCH_ATTEMPTS)) <= 256
+    # Full batches: the next slot would not have fitted.
+    assert len(instances.launch_batch_tag(batches[0][1] + [batches[1][1][0]], instances.MAX_LAUNCH_ATTEMPTS)) > 256
+
+
+def batch_member(instance_id, batch, index, **extra):
+    tags = [{"Key": naming.LAUNCH_BATCH_TAG, "Value": batch}] + [{"Key": k, "Value": v} for k, v in extra.items()]
+    return {"InstanceId": instance_id, "AmiLaunchIndex": index, "Tags": tags}
+
+
+def test_an_untagged_machine_of_a_launch_batch_gets_its_slot_from_the_batch_tag_and_launch_index():
+    assert instances.launch_batch_tag([0, 3, 6], 1) == "0,3,6/1"
+    assert instances.launch_batch_of(batch_member("i-1", "0,3,6/1", 2)) == (6, 1)
+    assert instances.slot_of(batch_member("i-1", "0,3,6/1", 1)) == 3
+    # The slot tag, once set, is what counts.
+    assert instances.slot_of(batch_member("i-1", "0,3,6/1", 1, **{naming.SLOT_TAG: "3"})) == 3
+    for bad in (batch_member("i-1", "0,3,6/1", 3), batch_member("i-1", "0,3,6", 0), batch_member("i-1", "0,x/0", 1),
+                batch_member("i-1", "0,3/z", 0), {"InstanceId": "i-1", "Tags": [{"Key": naming.LAUNCH_BATCH_TAG, "Value": "0,3/0"}]}):
+        assert instances.launch_batch_of(bad) is None and instances.slot_of(bad) is None
+    # Such machines hold their slots; machines with neither tag still get the lowest free ones.
+    machines = [batch_member("i-1", "0,3/0", 1), tagged("i-2", "capi-example-md-0-bbbbb"), tagged("i-3", "capi-example-md-0-aaaaa", 1)]
+    assert instances.assign_slots(machines) == {"i-1": 3, "i-3": 1, "i-2": 0}
 
 
 def test_machine_suffix_is_five_base36_characters_stable_per_slot_and_attempt():
@@ -290,7 +330,7 @@ def test_run_request_carries_kms_key_profile_key_and_user_data():
     machine_set.current_hash = "0123456789ab"
     image = instances.Image("ami-0123456789abcdef0", "/dev/xvda")
 
-    request = machine_set.run_request(0, 0, image, SUBNETS[0], False, ["sg-1"], "#!/bin/sh")
+    request = machine_set.run_request(ZONES[0], [0], 0, image, SUBNETS[0], False, ["sg-1"], "#!/bin/sh")
 
     assert request["BlockDeviceMappings"] == [{"DeviceName": "/dev/xvda", "Ebs": {
         "VolumeSize": 120, "VolumeType": "io2", "Encrypted": True, "KmsKeyId": "alias/ebs", "DeleteOnTermination": True}}]
@@ -304,14 +344,32 @@ def test_run_request_carries_kms_key_profile_key_and_user_data():
     assert instance_tags[naming.ROLE_TAG] == naming.ROLE_CONTROL_PLANE
     assert instance_tags[naming.SLOT_TAG] == "0"
     assert instance_tags["Name"] == "capi-example-control-plane-" + naming.machine_suffix("capi-example", "control-plane", 0, 0)
-    assert request["ClientToken"] == instances.client_token("capi-example", "control-plane", 0, 0)
+    assert request["ClientToken"] == instances.client_token("capi-example", "control-plane", ZONES[0], [0], 0)
+    assert (request["MinCount"], request["MaxCount"]) == (1, 1) and naming.LAUNCH_BATCH_TAG not in instance_tags
+
+
+def test_a_batch_request_launches_all_or_none_with_the_shared_tags_and_the_batch_tag():
+    machine_set = instances.MachineSet(None, resolved_spec(), "md-0")
+    machine_set.current_hash = "0123456789ab"
+
+    request = machine_set.run_request(ZONES[0], [0, 3], 1, instances.Image(BASE_AMI, "/dev/sda1"), SUBNETS[0], False, ["sg-1"], None)
+
+    assert (request["MinCount"], request["MaxCount"]) == (2, 2)
+    assert request["ClientToken"] == instances.client_token("capi-example", "md-0", ZONES[0], [0, 3], 1)
+    assert [spec["ResourceType"] for spec in request["TagSpecifications"]] == ["instance", "volume", "network-interface"]
+    for spec in request["TagSpecifications"]:
+        sent = naming.tags_to_dict(spec["Tags"])
+        assert "Name" not in sent and naming.SLOT_TAG not in sent  # each machine's own, set right after the launch
+        assert sent[naming.LAUNCH_BATCH_TAG] == "0,3/1"
+        assert sent[naming.MACHINE_SET_TAG] == "md-0" and sent[naming.SPEC_HASH_TAG] == "0123456789ab"
+        assert sent[naming.owner_tag(CLUSTER)] == "owned" and sent[naming.ROLE_TAG] == naming.ROLE_NODE
 
 
 def test_bastion_request_has_no_profile_key_or_user_data():
     machine_set = instances.MachineSet(None, resolved_spec(), "bastion")
     machine_set.current_hash = "0123456789ab"
 
-    request = machine_set.run_request(0, 0, instances.Image(BASE_AMI, "/dev/sda1"), SUBNETS[2], True, ["sg-b"], None)
+    request = machine_set.run_request(ZONES[0], [0], 0, instances.Image(BASE_AMI, "/dev/sda1"), SUBNETS[2], True, ["sg-b"], None)
 
     assert "IamInstanceProfile" not in request and "KeyName" not in request and "UserData" not in request
     assert request["InstanceType"] == "t3.micro"

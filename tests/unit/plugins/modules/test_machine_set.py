@@ -216,15 +216,17 @@ def test_launches_workers_spread_over_zones_in_private_subnets(ec2, network, cal
         sent_tags = naming.tags_to_dict(params["TagSpecifications"][0]["Tags"])
         slot = int(sent_tags[naming.SLOT_TAG])
         assert sent_tags["Name"] == naming.machine_name(CLUSTER, "md-0", naming.machine_suffix(CLUSTER, "md-0", slot, 0))
-        assert params["ClientToken"] == instances.client_token(CLUSTER, "md-0", slot, 0)
+        zone = ZONES[slot]  # one machine per zone: batches of one, with all their tags at launch
+        assert params["ClientToken"] == instances.client_token(CLUSTER, "md-0", zone, [slot], 0)
         assert (params["MinCount"], params["MaxCount"]) == (1, 1)
+        assert naming.LAUNCH_BATCH_TAG not in sent_tags
         assert set(spec["ResourceType"] for spec in params["TagSpecifications"]) == {"instance", "volume", "network-interface"}
         assert params["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
         assert params["UserData"] == "#cloud-config\n"
     assert len(set(p["ClientToken"] for p in runs)) == 2
     assert sorted(naming.tags_to_dict(p["TagSpecifications"][0]["Tags"])[naming.SLOT_TAG] for p in runs) == ["0", "1"]
     assert calls.names().count("DescribeImages") == 1
-    # Launched together, waited for once.
+    # One per zone, each a batch of one that carries its Name and slot at launch (no CreateTags); waited for once.
     assert calls.writes() == ["RunInstances", "RunInstances"]
 
     machines = result["machines"]
@@ -365,20 +367,140 @@ def slot_tags(ec2, set_name):
     return sorted(tags(i)[naming.SLOT_TAG] for i in instances_of(ec2, set_name))
 
 
-def test_a_racing_second_run_on_the_same_state_launches_nothing_new(ec2, network, calls):
-    # Both runs read before either launched: they plan the same slots, names and tokens.
+@pytest.mark.parametrize("replicas", [2, 5])
+def test_a_racing_second_run_on_the_same_state_launches_nothing_new(ec2, network, calls, replicas):
+    # Both runs read before either launched: they plan the same slots, names and tokens (5: batches of 2, 2 and 1).
     ctx = context(ec2, wait=False)
-    first = instances.plan_present(ctx, resolved(md0(2)), "md-0")
-    second = instances.plan_present(ctx, resolved(md0(2)), "md-0")
+    first = instances.plan_present(ctx, resolved(md0(replicas)), "md-0")
+    second = instances.plan_present(ctx, resolved(md0(replicas)), "md-0")
     assert first.returns["launched"]() == second.returns["launched"]()
 
     first.apply()
     second.apply()
 
     made = instances_of(ec2, "md-0")
-    assert len(made) == 2
+    assert len(made) == replicas
     assert sorted(second.refs[name] for name in second.returns["launched"]()) == sorted(i["InstanceId"] for i in made)
-    assert slot_tags(ec2, "md-0") == ["0", "1"]
+    assert [first.refs[name] for name in first.returns["launched"]()] == [second.refs[name] for name in second.returns["launched"]()]
+    assert slot_tags(ec2, "md-0") == [str(slot) for slot in range(replicas)]
+    # Both named the machines of a batch alike.
+    assert sorted(tags(i)["Name"] for i in made) == sorted(first.returns["launched"]())
+
+
+def slot_name(slot, attempt=0):
+    return naming.machine_name(CLUSTER, "md-0", naming.machine_suffix(CLUSTER, "md-0", slot, attempt))
+
+
+def test_five_workers_over_three_zones_launch_with_one_run_instances_per_zone(ec2, network, calls, run_requests):
+    result = apply(md0(5), "md-0")
+
+    # Slots 0..4 spread a, b, c, a, b: zone a gets slots 0 and 3, b 1 and 4, c 2. A batch of several machines
+    # is named right after its launch (one CreateTags per machine); the batch of one carries its Name already.
+    assert calls.writes() == ["RunInstances", "CreateTags", "CreateTags", "RunInstances", "CreateTags", "CreateTags", "RunInstances"]
+    assert [(r["MinCount"], r["MaxCount"]) for r in run_requests] == [(2, 2), (2, 2), (1, 1)]
+    assert [r["NetworkInterfaces"][0]["SubnetId"] for r in run_requests] == [network["subnets"][(naming.ROLE_PRIVATE, z)] for z in ZONES]
+    assert [r["ClientToken"] for r in run_requests] == [instances.client_token(CLUSTER, "md-0", zone, slots, 0) for zone, slots in
+                                                        ((ZONES[0], [0, 3]), (ZONES[1], [1, 4]), (ZONES[2], [2]))]
+    batch_tags = [naming.tags_to_dict(r["TagSpecifications"][0]["Tags"]) for r in run_requests]
+    assert [t.get(naming.LAUNCH_BATCH_TAG) for t in batch_tags] == ["0,3/0", "1,4/0", None]
+    assert "Name" not in batch_tags[0] and naming.SLOT_TAG not in batch_tags[0]
+    assert (batch_tags[2]["Name"], batch_tags[2][naming.SLOT_TAG]) == (slot_name(2), "2")
+
+    made = instances_of(ec2, "md-0")
+    by_slot = {int(tags(i)[naming.SLOT_TAG]): i for i in made}
+    assert sorted(by_slot) == [0, 1, 2, 3, 4]
+    for slot, instance in by_slot.items():
+        assert tags(instance)["Name"] == slot_name(slot)
+        assert instance["Placement"]["AvailabilityZone"] == ZONES[slot % 3]
+    assert [by_slot[slot]["AmiLaunchIndex"] for slot in (0, 3, 1, 4)] == [0, 1, 0, 1]
+    named = [(p["Resources"], naming.tags_to_dict(p["Tags"])) for p in calls.aws_calls.params_of("CreateTags")]
+    assert named == [([by_slot[slot]["InstanceId"]], {"Name": slot_name(slot), naming.SLOT_TAG: str(slot)}) for slot in (0, 3, 1, 4)]
+    # Only the instance is named: its volume keeps the batch's tags.
+    volume_id = by_slot[3]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    volume_tags = naming.tags_to_dict(ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["Tags"])
+    assert volume_tags[naming.LAUNCH_BATCH_TAG] == "0,3/0" and "Name" not in volume_tags
+
+    assert result["launched"] == [slot_name(slot) for slot in range(5)]
+    assert {m["name"]: m["instance_id"] for m in result["machines"]} == {slot_name(s): i["InstanceId"] for s, i in by_slot.items()}
+    assert all(m["state"] == "running" for m in result["machines"])
+
+    calls.clear()
+    again = apply(md0(5), "md-0")
+    assert again["changed"] is False and calls.writes() == []
+
+
+def test_a_retried_batch_with_the_same_token_gets_the_same_instances(ec2, network, run_requests):
+    apply(md0(5), "md-0")
+    sent = run_requests[0]
+    assert sent["MinCount"] == 2
+
+    again = ec2.run_instances(**sent)["Instances"]
+
+    zone_a = [i["InstanceId"] for i in instances_of(ec2, "md-0") if i["Placement"]["AvailabilityZone"] == ZONES[0]]
+    assert sorted(i["InstanceId"] for i in again) == sorted(zone_a) and len(zone_a) == 2
+    assert len(instances_of(ec2, "md-0")) == 5
+
+
+def test_a_batch_token_spent_on_machines_since_gone_moves_the_batch_to_the_next_attempt(ec2, network, monkeypatch, run_requests):
+    first = apply(md0(4), "md-0")  # zone a: slots 0 and 3 in one batch
+    gone = [m["instance_id"] for m in first["machines"] if m["availability_zone"] == ZONES[0]]
+    assert len(gone) == 2
+    ec2.terminate_instances(InstanceIds=gone)
+    launched_earlier(gone, 2)
+    hide_terminated(monkeypatch)
+
+    # EC2 answers the spent token with its first answer (state pending), as moto_fixes does.
+    result = apply(md0(4), "md-0")
+
+    assert result["launched"] == [slot_name(0, 1), slot_name(3, 1)]
+    assert [r["ClientToken"] for r in run_requests[3:]] == [instances.client_token(CLUSTER, "md-0", ZONES[0], [0, 3], k) for k in (0, 1)]
+    assert naming.tags_to_dict(run_requests[-1]["TagSpecifications"][0]["Tags"])[naming.LAUNCH_BATCH_TAG] == "0,3/1"
+    new = [m for m in result["machines"] if m["name"] in result["launched"]]
+    assert len(new) == 2 and not set(m["instance_id"] for m in new) & set(gone)
+    assert sorted(tags(i)["Name"] for i in instances_of(ec2, "md-0")) == sorted(
+        [slot_name(0, 1), slot_name(3, 1)] + [m["name"] for m in first["machines"] if m["instance_id"] not in gone])
+    assert slot_tags(ec2, "md-0") == ["0", "1", "2", "3"]
+
+
+def test_a_batch_token_spent_with_other_settings_moves_the_batch_to_the_next_attempt(ec2, network, monkeypatch, run_requests):
+    first = apply(md0(4), "md-0")
+    gone = [m["instance_id"] for m in first["machines"] if m["availability_zone"] == ZONES[0]]
+    ec2.terminate_instances(InstanceIds=gone)
+    hide_terminated(monkeypatch)
+
+    result = apply(md0(4, instance_type="t3.xlarge"), "md-0")  # EC2: IdempotentParameterMismatch for attempt 0
+
+    assert result["launched"] == [slot_name(0, 1), slot_name(3, 1)]
+    assert [r["ClientToken"] for r in run_requests[3:]] == [instances.client_token(CLUSTER, "md-0", ZONES[0], [0, 3], k) for k in (0, 1)]
+    assert sorted(m["instance_type"] for m in result["machines"] if m["name"] in result["launched"]) == ["t3.xlarge"] * 2
+    assert len(instances_of(ec2, "md-0")) == 4
+
+
+def test_a_run_stopped_before_naming_its_batch_is_completed_by_the_next_without_a_new_launch(ec2, network, calls):
+    spec = cluster_spec(**{"machine_deployments.0.availability_zones": [ZONES[0]], "machine_deployments.0.replicas": 2})
+    with mock.patch.object(instances.MachineSet, "name_batch", lambda *args: None):  # the run dies right after RunInstances
+        instances.plan_present(context(ec2, wait=False), resolved(spec), "md-0").apply()
+    launched = instances_of(ec2, "md-0")
+    assert len(launched) == 2 and not any("Name" in tags(i) or naming.SLOT_TAG in tags(i) for i in launched)
+    by_index = {i["AmiLaunchIndex"]: i["InstanceId"] for i in launched}
+    calls.clear()
+
+    planned, failed = machine_set(spec, "md-0", check_mode=True)
+    assert not failed and calls.writes() == []
+    assert [(a["action"], a["resource"]) for a in planned["plan"]] == [("update", "ec2 instance name")] * 2
+    assert sorted(m["name"] for m in planned["machines"]) == [slot_name(0), slot_name(1)] and planned["launched"] == []
+
+    result = apply(spec, "md-0")
+
+    assert result["changed"] is True and result["launched"] == []
+    assert calls.writes() == ["CreateTags", "CreateTags"]
+    named = sorted((p["Resources"], naming.tags_to_dict(p["Tags"])) for p in calls.aws_calls.params_of("CreateTags"))
+    assert named == sorted(([by_index[slot]], {"Name": slot_name(slot), naming.SLOT_TAG: str(slot)}) for slot in (0, 1))
+    assert {tags(i)["Name"]: i["InstanceId"] for i in instances_of(ec2, "md-0")} == {slot_name(s): by_index[s] for s in (0, 1)}
+    assert {m["name"]: m["instance_id"] for m in result["machines"]} == {slot_name(s): by_index[s] for s in (0, 1)}
+    calls.clear()
+
+    assert apply(spec, "md-0")["changed"] is False and calls.writes() == []
 
 
 def test_a_retried_launch_with_the_same_token_gets_the_same_instance(ec2, network, run_requests):
@@ -399,7 +521,7 @@ def test_a_replaced_slot_gets_a_new_instance_not_the_terminated_one(ec2, network
     (replacement,) = [m for m in result["machines"] if m["name"] == result["launched"][0]]
     assert replacement["instance_id"] != victim["instance_id"] and replacement["state"] in ("pending", "running")
     assert replacement["name"] == naming.machine_name(CLUSTER, "md-0", naming.machine_suffix(CLUSTER, "md-0", 0, 1))
-    assert run_requests[-1]["ClientToken"] == instances.client_token(CLUSTER, "md-0", 0, 1)
+    assert run_requests[-1]["ClientToken"] == instances.client_token(CLUSTER, "md-0", ZONES[0], [0], 1)
     assert slot_tags(ec2, "md-0") == ["0", "1"]
 
 
@@ -427,7 +549,7 @@ def test_a_token_spent_on_a_machine_since_gone_moves_to_the_next_attempt(ec2, ne
     (machine,) = result["machines"]
     assert machine["instance_id"] != first["machines"][0]["instance_id"] and machine["state"] in ("pending", "running")
     assert machine["name"] == naming.machine_name(CLUSTER, "md-0", naming.machine_suffix(CLUSTER, "md-0", 0, 1))
-    assert [r["ClientToken"] for r in run_requests[1:]] == [instances.client_token(CLUSTER, "md-0", 0, k) for k in (0, 1)]
+    assert [r["ClientToken"] for r in run_requests[1:]] == [instances.client_token(CLUSTER, "md-0", ZONES[0], [0], k) for k in (0, 1)]
 
 
 def test_a_token_spent_with_other_settings_moves_to_the_next_attempt(ec2, network, monkeypatch, run_requests):
