@@ -20,13 +20,13 @@ read from an earlier answer of the same operation when it can:
 Anything else reaches AWS, as without the snapshot. ``prefetch`` makes the broad reads first
 (e.g. everything the cluster owns, one call per type), so that the services' narrower reads are
 answered from them. A write (any call that is no describe/get/list) forgets the answers of the
-resource types it may change (all of them for a tag write), so that what it changed is read
-again; waiters always read AWS.
+resource types it may change (for a tag write, those of the ids it tags), so that what it changed
+is read again; waiters always read AWS.
 """
 
 import copy
 import fnmatch
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 Resource = Dict[str, Any]
 
@@ -63,6 +63,13 @@ NOUNS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("target", ("describe_target_health", "describe_target_groups")),
     ("load_balancer", ("describe_load_balancers", "describe_listeners", "describe_tags")),
 )
+# What a tag write on EC2 resources may change, by the prefix of their ids (all of them for any other id).
+TAGGED_READS: Dict[str, Tuple[str, ...]] = {
+    "i-": ("describe_instances",), "vpc-": ("describe_vpcs",), "subnet-": ("describe_subnets",),
+    "rtb-": ("describe_route_tables",), "igw-": ("describe_internet_gateways",), "nat-": ("describe_nat_gateways",),
+    "sg-": ("describe_security_groups",), "eipalloc-": ("describe_addresses",),
+}
+TAG_WRITES = ("create_tags", "delete_tags")
 READ_PREFIXES = ("describe_", "get_", "list_")
 NOT_CALLS = ("get_paginator", "get_waiter", "can_paginate")
 
@@ -128,6 +135,17 @@ def _key(value: Any) -> Any:
     return value
 
 
+def _tagged_reads(resources: Optional[List[str]]) -> Optional[Set[str]]:
+    """The reads a tag write on the EC2 ids ``resources`` may change; None when an id is of no type listed."""
+    reads: Set[str] = set()
+    for resource in resources or [None]:
+        prefix = next((known for known in TAGGED_READS if str(resource).startswith(known)), None)
+        if prefix is None:
+            return None
+        reads.update(TAGGED_READS[prefix])
+    return reads
+
+
 class _Answer:
     def __init__(self, params: Dict[str, Any], answer: Any) -> None:
         self.params = params
@@ -145,8 +163,13 @@ class Snapshot:
         self.answers: Dict[str, List[_Answer]] = {}
         self.calls: List[str] = []  # the reads that reached AWS, for tests and counts
 
-    def forget(self, operation: str) -> None:
-        """What the write ``operation`` (a boto3 method name) may change is read again."""
+    def forget(self, operation: str, params: Optional[Dict[str, Any]] = None) -> None:
+        """What the write ``operation`` (a boto3 method name) with ``params`` may change is read again."""
+        tagged = _tagged_reads((params or {}).get("Resources")) if self.by_noun and operation in TAG_WRITES else None
+        if tagged is not None:
+            for read in tagged:
+                self.answers.pop(read, None)
+            return
         for noun, reads in NOUNS if self.by_noun else ():
             if noun in operation:
                 for read in reads:
@@ -279,7 +302,7 @@ class SnapshotClient:
             try:
                 return attribute(*args, **params)
             finally:
-                self._snapshot.forget(name)
+                self._snapshot.forget(name, params)
 
         return write
 
