@@ -178,6 +178,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
 from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 
+
 def check_options(module: Any) -> None:
     params = module.params
     if not lease_utils.MIN_TTL <= params["ttl"] <= lease_utils.MAX_TTL:
