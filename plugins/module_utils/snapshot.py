@@ -137,8 +137,10 @@ def _key(value: Any) -> Any:
 
 def _tagged_reads(resources: Optional[List[str]]) -> Optional[Set[str]]:
     """The reads a tag write on the EC2 ids ``resources`` may change; None when an id is of no type listed."""
+    if not resources:
+        return None
     reads: Set[str] = set()
-    for resource in resources or [None]:
+    for resource in resources:
         prefix = next((known for known in TAGGED_READS if str(resource).startswith(known)), None)
         if prefix is None:
             return None
