@@ -262,11 +262,7 @@ def compare_table(rows):
     by_key = {(row["workers"], row["side"], row["phase"]): row for row in rows}
     lines = ["| workers | phase | %s calls (reads/writes) | %s seconds | %s calls (reads/writes) | %s seconds |"
              % (COLLECTION, COLLECTION, STOCK_MODULES, STOCK_MODULES), "|---:|---|---:|---:|---:|---:|"]
-    seen = []
-    for row in rows:
-        if (row["workers"], row["phase"]) not in seen:
-            seen.append((row["workers"], row["phase"]))
-    for workers, phase in seen:
+    for workers, phase in workers_and_phases(rows):
         cells = []
         for side in (COLLECTION, STOCK_MODULES):
             row = by_key.get((workers, side, phase))
@@ -313,6 +309,15 @@ def estimate_real(seconds, factor):
     return seconds if float(factor) == 1.0 else None
 
 
+def workers_and_phases(rows):
+    """The (workers, phase) pairs of ``rows`` in the order they first appear: a table's lines."""
+    seen = []
+    for row in rows:
+        if (row["workers"], row["phase"]) not in seen:
+            seen.append((row["workers"], row["phase"]))
+    return seen
+
+
 def estimate_rows(rows, factor):
     """medians() rows with `estimate` (estimate_real() of their seconds) and `series` (series_waits())."""
     return [dict(row, estimate=estimate_real(row["seconds"], factor), series=series_waits(row.get("calls", {}))[0]) for row in rows]
@@ -329,11 +334,7 @@ def estimate_table(rows, factor, sides=(COLLECTION, STOCK_MODULES)):
                  "%s estimated real-AWS seconds" % side, "%s waits in series (s)" % side]
         rule += ["---:"] * 4
     lines = ["| %s |" % " | ".join(head), "|%s|" % "|".join(rule)]
-    seen = []
-    for row in rows:
-        if (row["workers"], row["phase"]) not in seen:
-            seen.append((row["workers"], row["phase"]))
-    for workers, phase in seen:
+    for workers, phase in workers_and_phases(rows):
         cells = [str(workers), phase]
         for side in present:
             row = by_key.get((workers, side, phase))
@@ -453,11 +454,7 @@ def full_table(rows, factor):
         head += ["%s estimated real-AWS seconds" % side, "%s waits in series (s)" % side]
     rule += ["---:"] * (len(head) - 2)
     lines = ["| %s |" % " | ".join(head), "|%s|" % "|".join(rule)]
-    seen = []
-    for row in rows:
-        if (row["workers"], row["phase"]) not in seen:
-            seen.append((row["workers"], row["phase"]))
-    for workers, phase in seen:
+    for workers, phase in workers_and_phases(rows):
         cells = [str(workers), phase]
         for side in (COLLECTION, STOCK_MODULES):
             row = by_key.get((workers, side, phase))
