@@ -298,7 +298,7 @@ def _teardown_label(nat: Resource) -> Tuple[str, str]:
 def plan_start_nat_gateway_deletes(ctx: Context, plan: Plan, nats: List[Resource]) -> None:
     """Add only the deletes of the NAT gateways not gone yet (AWS takes a minute or more per gateway), so that
     they go while the machines terminate; plan_wait_nat_gateways_deleted waits for them later."""
-    _plan_nat_delete_calls(ctx, plan, [n for n in nats if n["State"] != "deleted"], _teardown_label)
+    _plan_nat_delete_calls(ctx, plan, nats, _teardown_label)
 
 
 def plan_wait_nat_gateways_deleted(ctx: Context, plan: Plan, cluster: str, nats: List[Resource]) -> bool:
