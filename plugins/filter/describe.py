@@ -13,6 +13,7 @@ Pure functions of their inputs: no AWS, no Kubernetes call; the playbook reads b
 """
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 
@@ -193,8 +194,19 @@ def _infrastructure_condition(cluster: Mapping[str, Any]) -> Dict[str, str]:
     return _condition(False, "waiting for %s" % ", ".join(waiting) if waiting else "the network or the API load balancer is not ready")
 
 
+def _answered(cluster: Mapping[str, Any], api_server: Optional[str]) -> str:
+    """Where the API answered: through the control-plane endpoint (the API load balancer), or said to be elsewhere."""
+    if not api_server:
+        return "the API server answered"
+    endpoint = _endpoint(cluster)
+    host = urlsplit(api_server).hostname if "://" in api_server else api_server.split(":")[0]
+    if endpoint and host == endpoint.rsplit(":", 1)[0]:
+        return "the API server answered through the control-plane endpoint %s" % endpoint
+    return "the API server answered at %s, which is not the control-plane endpoint %s" % (api_server, endpoint or "(none yet)")
+
+
 def conditions(cluster: Mapping[str, Any], control_plane: Mapping[str, Any], workers: Sequence[Mapping[str, Any]],
-               nodes_known: bool, nodes_message: Optional[str]) -> Dict[str, Dict[str, str]]:
+               nodes_known: bool, nodes_message: Optional[str], api_server: Optional[str] = None) -> Dict[str, Dict[str, str]]:
     """Cluster API's conditions of the cluster: {type: {status: True, False or Unknown, message}}.
 
     InfrastructureReady from AWS (the phase Provisioned); ControlPlaneInitialized when the API answered through the
@@ -208,7 +220,7 @@ def conditions(cluster: Mapping[str, Any], control_plane: Mapping[str, Any], wor
                 "ControlPlaneReady": gone, "WorkersReady": gone}
     unknown = nodes_message or "the cluster's API was not read"
     if nodes_known:
-        initialized = _condition(True, "the API server answered")
+        initialized = _condition(True, _answered(cluster, api_server))
     elif not cluster.get("control_plane_endpoint"):
         initialized = _condition(False, "no control-plane endpoint (the API load balancer has no DNS name)")
     elif not any(m["state"] == "running" for m in control_plane["machines"]):
@@ -240,8 +252,9 @@ def _as_bool(condition: Mapping[str, str]) -> Optional[bool]:
     return {"True": True, "False": False}.get(condition["status"])
 
 
-def describe_cluster(cluster: Any, nodes: Any = None, nodes_message: Optional[str] = None) -> Dict[str, Any]:
-    """cluster_info's view of one cluster and its API's Nodes (None: the API was not read) as describe data and text lines."""
+def describe_cluster(cluster: Any, nodes: Any = None, nodes_message: Optional[str] = None, api_server: Optional[str] = None) -> Dict[str, Any]:
+    """cluster_info's view of one cluster and its API's Nodes (None: the API was not read) as describe data and text lines;
+    ``api_server``: the kubeconfig's server the Nodes were read from."""
     _check_cluster(cluster)
     node_list = _nodes_list(nodes)
     nodes_known = node_list is not None
@@ -260,7 +273,7 @@ def describe_cluster(cluster: Any, nodes: Any = None, nodes_message: Optional[st
     control_plane = sets.pop(CONTROL_PLANE, None) or _set(cluster["name"], CONTROL_PLANE, {}, [], nodes_known)
     phase = cluster["phase"]
     workers = list(sets.values())
-    cluster_conditions = conditions(cluster, control_plane, workers, nodes_known, nodes_message)
+    cluster_conditions = conditions(cluster, control_plane, workers, nodes_known, nodes_message, api_server)
     infrastructure_ready = phase == PROVISIONED
     # Ready as Cluster API's summary: the infrastructure and the control plane (the workers have their own condition).
     ready = _all_true([_as_bool(cluster_conditions["InfrastructureReady"]), _as_bool(cluster_conditions["ControlPlaneReady"])])

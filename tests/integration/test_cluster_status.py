@@ -127,6 +127,8 @@ def test_describe_a_cluster_without_and_with_its_api(account, run_playbook, tmp_
     assert {kind: condition["status"] for kind, condition in online["conditions"].items()} == {
         "InfrastructureReady": "True", "ControlPlaneInitialized": "True", "ControlPlaneReady": "False", "WorkersReady": "False"}
     assert online["conditions"]["ControlPlaneReady"]["message"] == "0/1 control-plane machines ready"
+    assert online["conditions"]["ControlPlaneInitialized"]["message"] == (
+        "the API server answered at %s, which is not the control-plane endpoint %s" % (emulator.url, online["control_plane_endpoint"]))
     assert "ControlPlaneInitialized=True ControlPlaneReady=False WorkersReady=0/2" in online["lines"][1]
     machines = machines_of(online)
     assert machines[control_plane_machine["name"]]["node_condition"] == "NotReady"

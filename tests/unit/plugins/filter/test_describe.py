@@ -331,3 +331,14 @@ def test_outdated_machines_are_listed_by_name():
     assert ("Outdated machines (launched from settings the spec no longer has; rollout_machines.yml replaces them): "
             "capi-example-control-plane-abcde, capi-example-md-0-bbbbb") in described["lines"]
     assert describe_cluster(CLUSTER, NODES)["outdated_machines"] == []
+
+
+@pytest.mark.parametrize("api_server, message", [
+    ("https://%s:6443" % HOST, "the API server answered through the control-plane endpoint %s:6443" % HOST),
+    ("https://10.0.64.12:6443", "the API server answered at https://10.0.64.12:6443, which is not the control-plane endpoint %s:6443" % HOST),
+    (None, "the API server answered"),
+])
+def test_control_plane_initialized_says_where_the_api_answered(api_server, message):
+    described = describe_cluster(CLUSTER, NODES, None, api_server)
+
+    assert described["conditions"]["ControlPlaneInitialized"] == {"status": "True", "message": message}
