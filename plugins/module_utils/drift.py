@@ -23,7 +23,7 @@ as CAPA's AWSCluster webhook refuses such updates. Zones added are added in plac
 
 import collections
 import ipaddress
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import naming
 from .aws import ec2 as aws_ec2
@@ -169,7 +169,7 @@ def refuse_removed_zones(spec: Spec, zones_in_use: Iterable[str]) -> None:
                          % (spec["name"], ", ".join(in_use), ", ".join(wanted), ", ".join(removed), RECREATE))
 
 
-def refuse_overlapping_subnets(spec: Spec, missing: Sequence[Dict[str, Any]], existing: Dict[str, str]) -> None:
+def refuse_overlapping_subnets(spec: Spec, missing: Sequence[Mapping[str, Any]], existing: Dict[str, str]) -> None:
     """A new zone's subnets are cut from the VPC as CAPA cuts it for the new zone count, which overlaps the
     subnets cut for the old one: such zones cannot be added in place. ``missing``: the wanted subnets that do
     not exist (role, zone, cidr, name); ``existing``: {name: CIDR} of the cluster's subnets."""

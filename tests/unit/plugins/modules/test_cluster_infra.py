@@ -288,10 +288,16 @@ def test_changed_additional_tags_reach_every_owned_resource_in_batches_and_a_rer
     assert again["changed"] is False and aws_calls.writes() == []
     assert sorted(aws_calls) == FLOOR
 
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    arns = [b["LoadBalancerArn"] for b in elbv2.describe_load_balancers()["LoadBalancers"]]
+    arns += [g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]]
+    assert [_tags(d).get("team") for d in elbv2.describe_tags(ResourceArns=arns)["TagDescriptions"]] == ["platform", "platform"]
+
     untagged, failed = infra()
     assert not failed, untagged.get("msg")
-    assert aws_calls.writes().count(("ec2", "DeleteTags")) == 4
+    assert aws_calls.writes().count(("ec2", "DeleteTags")) == 4 and aws_calls.writes().count(("elbv2", "RemoveTags")) == 2
     assert not any("team" in _tags(v) for v in account.describe_volumes()["Volumes"])
+    assert [_tags(d).get("team") for d in elbv2.describe_tags(ResourceArns=arns)["TagDescriptions"]] == [None, None]
 
 
 def test_another_load_balancer_scheme_is_refused_before_any_write(account, aws_calls):
