@@ -36,8 +36,6 @@ Spec = Dict[str, Any]
 Tags = Dict[str, str]
 
 RECREATE = "delete the cluster and create it again (delete_cluster.yml, then create_cluster.yml)"
-# EC2's limit on a tag value: the record of the additional tag keys must fit in one.
-TAG_VALUE_LENGTH = 256
 
 
 class DriftError(KubeclusterError):
@@ -68,15 +66,6 @@ def tag_changes(have: Optional[Tags], additional_tags: Optional[Tags]) -> Tuple[
     if not additional and naming.MANAGED_TAGS_TAG in have:
         remove.append(naming.MANAGED_TAGS_TAG)
     return add, sorted(remove)
-
-
-def refuse_long_record(spec: Spec) -> None:
-    """The record of the additional tag keys is one tag value: at most 256 characters."""
-    value = naming.managed_tags_value(spec["additional_tags"] or {})
-    if len(value) > TAG_VALUE_LENGTH:
-        raise DriftError("cluster.additional_tags: the %d keys come to %d characters with commas, over the %d of the tag "
-                         "%s that records them; use fewer or shorter keys"
-                         % (len(spec["additional_tags"]), len(value), TAG_VALUE_LENGTH, naming.MANAGED_TAGS_TAG))
 
 
 class _Drifted:

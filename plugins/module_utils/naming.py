@@ -154,7 +154,8 @@ def double_claims(resources: Iterable[Tuple[str, str, Tags]], cluster_name: str)
 
 def resource_tags(cluster_name: str, name: str, role: Optional[str], additional_tags: Tags = None,
                   cloud_provider: bool = False) -> Dict[str, str]:
-    """The tags CAPA puts on a resource it owns: Name, ownership, role, user tags.
+    """The tags CAPA puts on a resource it owns: Name, ownership, role, user tags (with the record of
+    their keys, MANAGED_TAGS_TAG, when there are any).
 
     ``cloud_provider`` adds ``kubernetes.io/cluster/<name>=owned``, which CAPA sets on
     subnets, route tables, instances and the ``lb`` security group so the AWS cloud

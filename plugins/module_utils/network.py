@@ -142,7 +142,6 @@ def plan_present(ctx: Context, spec: Spec) -> Plan:
     DriftError (drift.py) for a change that cannot be made in place. The tags of the cluster's resources
     are brought to the spec's additional_tags, in batches (drift.TagDrift), from the reads done anyway.
     """
-    drifts.refuse_long_record(spec)
     plan = Plan()
     drift = drifts.TagDrift(spec)
     if spec["network"]["vpc_id"]:

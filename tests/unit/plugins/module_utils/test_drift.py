@@ -58,10 +58,3 @@ def test_one_create_per_set_of_tags_and_one_delete_per_set_of_keys_with_the_foll
     assert calls == [("create", ["subnet-1", "subnet-2"], {RECORD: "team", "team": "b"}),
                      ("create", ["i-1", "vol-1", "eni-1"], {"team": "b"}),
                      ("delete", ["subnet-1", "subnet-2"], ["old"])]
-
-
-def test_a_record_longer_than_a_tag_value_is_refused():
-    keys = {("k%03d" % i) * 10: "v" for i in range(10)}
-    with pytest.raises(drift.DriftError) as refused:
-        drift.refuse_long_record({"additional_tags": keys})
-    assert str(refused.value).startswith("cluster.additional_tags: the 10 keys come to 409 characters")
