@@ -18,7 +18,10 @@ network interfaces, a NAT gateway's Elastic IP): they are not read, and get the 
 Refusals. What a cluster is built on cannot change in place: the VPC's CIDR, a zone the cluster
 has subnets in, a NAT layout with NAT gateways changed to none. ``refuse_*`` raise DriftError,
 naming the field, the value the cluster has, the spec's, and what would have to be recreated,
-as CAPA's AWSCluster webhook refuses such updates. Zones added are added in place.
+as CAPA's AWSCluster webhook refuses such updates. A zone added is added when its subnets fit
+beside the existing ones; CAPA's split cuts the whole VPC for the zone count, so in a VPC it made
+they never do, and the addition is refused too (``refuse_overlapping_subnets``). From none to
+single or per_az, and between single and per_az, the NAT layout changes in place.
 """
 
 import collections
