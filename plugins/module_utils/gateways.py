@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
+from . import drift as drifts
 from . import lookup
 from . import naming
 from . import spec as specs
@@ -124,8 +125,9 @@ def _usable_igw(gateways: List[Resource], vpc_id: str) -> Optional[Resource]:
     return detached
 
 
-def plan_internet_gateway(ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Resource]) -> None:
-    """Add to ``plan`` what gives the VPC its internet gateway, attached."""
+def plan_internet_gateway(ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Resource],
+                          drift: Optional[drifts.TagDrift] = None) -> None:
+    """Add to ``plan`` what gives the VPC its internet gateway, attached (its tags checked with ``drift``)."""
     cluster = spec["name"]
     name = naming.igw_name(cluster)
     vpc_label = naming.vpc_name(cluster)
@@ -139,6 +141,8 @@ def plan_internet_gateway(ctx: Context, spec: Spec, plan: Plan, current_vpc: Opt
 
     if gateway:
         plan.refs[IGW_REF] = gateway["InternetGatewayId"]
+        if drift:
+            drift.check("internet-gateway", name, gateway["InternetGatewayId"], lookup.tags_of(gateway))
         if not attached_vpcs(gateway):
             plan.update("internet-gateway", name, attach, "attach to " + vpc_label)
         return
@@ -171,8 +175,10 @@ class NatGateways:
     """The NAT gateways of the layout and their Elastic IPs: planned before the route tables
     (which point at them), with the surplus removed after (``plan_surplus``)."""
 
-    def __init__(self, ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Resource]) -> None:
+    def __init__(self, ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Resource],
+                 drift: Optional[drifts.TagDrift] = None) -> None:
         self.ctx = ctx
+        self.drift = drift
         self.spec = spec
         self.cluster: str = spec["name"]
         self.plan = plan
@@ -199,6 +205,7 @@ class NatGateways:
             nat = by_subnet.pop(subnet_id, None) if subnet_id else None
             if nat:
                 self._remember(zone, nat)
+                self._check_tags(nat)
                 if nat["State"] == "pending":
                     waiting.append(zone)
             else:
@@ -212,6 +219,14 @@ class NatGateways:
         if waiting and self.ctx.wait:
             self.plan.wait("nat-gateway", naming.nat_name(self.cluster), self._wait_available(waiting),
                            "until %d available" % len(waiting))
+
+    def _check_tags(self, nat: Resource) -> None:
+        """The NAT gateway's tags against the spec; its Elastic IP, tagged alike at allocation and not read on a
+        rerun (its NAT gateway's answer names it), follows: it drifted when the gateway did."""
+        if self.drift:
+            allocations = [a.get("AllocationId") for a in nat.get("NatGatewayAddresses") or []]
+            self.drift.check("nat-gateway", lookup.name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"], lookup.tags_of(nat),
+                             follow=allocations)
 
     def _remember(self, zone: str, nat: Resource) -> None:
         self.plan.refs[nat_ref(zone)] = nat["NatGatewayId"]

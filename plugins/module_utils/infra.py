@@ -26,6 +26,7 @@ from . import instances
 from . import loadbalancer
 from . import naming
 from . import network
+from . import securitygroups
 from . import status
 from . import status_desired
 from .context import Context
@@ -92,6 +93,12 @@ def reconcile(module: Any, ctx: Context, spec: Spec, run: Run, surge: Dict[str, 
     found = prefetch(ctx, spec["name"])
     checked = account.check_account(module, ctx, spec, kubernetes_upgrade, found["zones_in_use"], found["nat_eips"])
     spec = checked["cluster"]
+    # What cannot change in place is refused before the first write: the network's own refusals come with its plan
+    # (the first step), the API load balancer's are checked here (its step comes after the machines'); the same reads
+    # answer its step later (snapshot).
+    api_lb = spec["network"]["api_load_balancer"]
+    loadbalancer.refuse_immutable_changes(loadbalancer.find_api_balancer(ctx, spec["name"], api_lb["type"]), api_lb,
+                                          naming.load_balancer_name(spec["name"]))
 
     network_plan = run.step(network.plan_present(ctx, spec))
     network_view = returned(network_plan)["network"]
@@ -104,6 +111,8 @@ def reconcile(module: Any, ctx: Context, spec: Spec, run: Run, surge: Dict[str, 
         values = returned(plan)
         machine_views += values["machines"]
         surplus += values.get("surplus") or []
+    # The bastion's security group, once the bastion is disabled and gone.
+    run.step(securitygroups.plan_retired(ctx, spec))
 
     lb_plan = run.step(loadbalancer.plan_present(ctx, spec, allow_missing_network=check_mode))
     balancer = returned(lb_plan)["load_balancer"]

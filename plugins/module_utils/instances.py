@@ -56,6 +56,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import is_ansible_aws_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
+from . import drift as drifts
 from . import lookup
 from . import machines
 from . import naming
@@ -610,6 +611,7 @@ class MachineSet:
             self.plan_terminate(removed, self.termination_reason(removed, []))
         self.survivors = survivors
         self.plan_metadata_fixes()
+        self.plan_tag_drift()
         if desired > len(survivors):
             # Only a launch needs the AMI (one DescribeImages).
             image = resolve_image(self.ec2, self.spec, self.set_name, self.set_spec)
@@ -727,6 +729,17 @@ class MachineSet:
         names = [name_of(i) for i in instances]
         self.plan.delete("ec2 instances", ", ".join(names), lambda: aws_ec2.terminate_instances(self.ec2, ids),
                          "%s: %s" % (reason, ", ".join(ids)))
+
+    def plan_tag_drift(self) -> None:
+        """The machines' tags against the spec's additional tags, in batches (drift.TagDrift). Their volumes and
+        network interfaces were tagged alike at launch and are not read: they get the same writes, named from
+        the instance's description, when the instance's own tags drifted."""
+        drift = drifts.TagDrift(self.spec)
+        for instance in self.survivors:
+            follow = [mapping.get("Ebs", {}).get("VolumeId") for mapping in instance.get("BlockDeviceMappings") or []]
+            follow += [interface.get("NetworkInterfaceId") for interface in instance.get("NetworkInterfaces") or []]
+            drift.check("ec2 instance", name_of(instance), instance["InstanceId"], tags_of(instance), follow)
+        drift.plan(self.ctx, self.plan)
 
     def plan_metadata_fixes(self) -> None:
         wanted = metadata_options(self.set_spec)

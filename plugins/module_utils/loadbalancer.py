@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Se
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
+from . import drift as drifts
 from . import lookup
 from . import naming
 from .aws import ec2 as aws_ec2
@@ -99,6 +100,12 @@ def _describe(values: Dict[str, str]) -> str:
 def _tag_drift(have: Tags, want: Tags) -> Tags:
     """Wanted tags missing or different on the resource; other tags (CCM's, users') stay."""
     return {key: value for key, value in want.items() if have.get(key) != value}
+
+
+def _tag_purge(have: Tags, want: Tags) -> List[str]:
+    """The additional tag keys the collection set on the resource (its record) that the spec no longer has (drift.py)."""
+    additional = {key: value for key, value in want.items() if not naming.reserved_tag_key(key)}
+    return drifts.tag_changes(have, additional)[1]
 
 
 def nlb_health_check(protocol: str) -> Dict[str, Any]:
@@ -408,6 +415,9 @@ class _NlbPlanner(_Planner):
         if missing:
             self.plan.update(kind, name, lambda: aws_elb.add_tags(self.elbv2, [arn], ansible_dict_to_boto3_tag_list(missing)),
                              "set " + ", ".join(sorted(missing)))
+        purged = _tag_purge(self.tags.get(arn, {}), want_tags)
+        if purged:
+            self.plan.update(kind, name, lambda: aws_elb.remove_tags(self.elbv2, [arn], purged), "remove " + ", ".join(purged))
 
     def plan_balancer(self) -> None:
         want = self.want
@@ -536,6 +546,10 @@ class _ClassicPlanner(_Planner):
         if missing:
             self.plan.update("load balancer tags", want["name"], lambda: aws_elb.add_classic_tags(self.elb, want["name"], missing),
                              "set " + ", ".join(sorted(missing)))
+        purged = _tag_purge(self.tags, want["tags"])
+        if purged:
+            self.plan.update("load balancer tags", want["name"], lambda: aws_elb.remove_classic_tags(self.elb, want["name"], purged),
+                             "remove " + ", ".join(purged))
 
     def _create_balancer(self) -> None:
         want = self.want

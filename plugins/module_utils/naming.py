@@ -37,6 +37,10 @@ LAUNCH_BATCH_TAG = "kubecluster.aws/launch-batch"
 # none). create_cluster.yml reads it to refuse a version change on a running cluster, and day 2
 # (an upgrade) to tell which machines still run the old version.
 KUBERNETES_VERSION_TAG = "kubecluster.aws/kubernetes-version"
+# The keys of the spec's additional_tags the collection set on a resource, comma-separated and sorted
+# (EC2 tag keys hold no comma). A later run removes from the resource only the keys listed here that the
+# spec no longer has, as amazon.aws's purge_tags does: tags someone else set are never touched.
+MANAGED_TAGS_TAG = "kubecluster.aws/managed-tags"
 
 # Values of ROLE_TAG, as CAPA sets them.
 ROLE_COMMON = "common"
@@ -150,13 +154,16 @@ def double_claims(resources: Iterable[Tuple[str, str, Tags]], cluster_name: str)
 
 def resource_tags(cluster_name: str, name: str, role: Optional[str], additional_tags: Tags = None,
                   cloud_provider: bool = False) -> Dict[str, str]:
-    """The tags CAPA puts on a resource it owns: Name, ownership, role, user tags.
+    """The tags CAPA puts on a resource it owns: Name, ownership, role, user tags (with the record of
+    their keys, MANAGED_TAGS_TAG, when there are any).
 
     ``cloud_provider`` adds ``kubernetes.io/cluster/<name>=owned``, which CAPA sets on
     subnets, route tables, instances and the ``lb`` security group so the AWS cloud
     provider can find them.
     """
     tags = dict(additional_tags or {})
+    if additional_tags:
+        tags[MANAGED_TAGS_TAG] = managed_tags_value(additional_tags)
     tags["Name"] = name
     tags[owner_tag(cluster_name)] = OWNED
     if role:
@@ -164,6 +171,16 @@ def resource_tags(cluster_name: str, name: str, role: Optional[str], additional_
     if cloud_provider:
         tags[cloud_provider_tag(cluster_name)] = OWNED
     return tags
+
+
+def managed_tags_value(additional_tags: Mapping[str, str]) -> str:
+    """The MANAGED_TAGS_TAG value recording ``additional_tags``' keys."""
+    return ",".join(sorted(additional_tags))
+
+
+def managed_tag_keys(tags: Tags) -> List[str]:
+    """The additional tag keys a resource's MANAGED_TAGS_TAG says the collection set on it."""
+    return sorted(key for key in (tags or {}).get(MANAGED_TAGS_TAG, "").split(",") if key)
 
 
 def owned_filters(cluster_name: str, **tags: str) -> List[Dict[str, Any]]:

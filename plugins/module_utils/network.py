@@ -25,6 +25,7 @@ while the cluster's instances or load balancers are still in the VPC.
 import functools
 from typing import Any, Dict, List, Optional, Tuple
 
+from . import drift as drifts
 from . import gateways
 from . import lookup
 from . import naming
@@ -89,15 +90,21 @@ def _managed_skeleton(spec: Spec, current_vpc: Optional[Resource], wanted: List[
 
 # --- state: present --------------------------------------------------------------------------
 
-def _plan_managed(ctx: Context, spec: Spec, plan: Plan) -> Dict[str, Any]:
-    """Plan the managed network in CAPA's order; return the skeleton of the ``network`` value."""
+def _plan_managed(ctx: Context, spec: Spec, plan: Plan, drift: drifts.TagDrift) -> Dict[str, Any]:
+    """Plan the managed network in CAPA's order; return the skeleton of the ``network`` value.
+
+    Raises DriftError, before any write, for what cannot change in place (VPC CIDR, zones removed,
+    NAT gateways to none)."""
     wanted = subnets.wanted_subnets(spec)
-    current_vpc = vpc.plan_present(ctx, spec, plan)
-    subnets.plan_present(ctx, spec, plan, current_vpc, wanted)
-    gateways.plan_internet_gateway(ctx, spec, plan, current_vpc)
-    nat = gateways.NatGateways(ctx, spec, plan, current_vpc)
+    current_vpc = vpc.plan_present(ctx, spec, plan, drift)
+    drifts.refuse_vpc_cidr(spec, current_vpc)
+    zones_in_use = subnets.plan_present(ctx, spec, plan, current_vpc, wanted, drift)
+    drifts.refuse_removed_zones(spec, zones_in_use)
+    gateways.plan_internet_gateway(ctx, spec, plan, current_vpc, drift)
+    nat = gateways.NatGateways(ctx, spec, plan, current_vpc, drift)
+    drifts.refuse_nat_removal(spec, nat.have, len(zones_in_use))
     nat.plan_present()
-    routetables.plan_present(ctx, spec, plan, current_vpc, wanted)
+    routetables.plan_present(ctx, spec, plan, current_vpc, wanted, drift)
     # NAT gateways the layout no longer has go once no route points at them (e.g. per_az -> single).
     nat.plan_surplus()
     return _managed_skeleton(spec, current_vpc, wanted)
@@ -131,14 +138,18 @@ def plan_present(ctx: Context, spec: Spec) -> Plan:
     ``spec`` has its availability zones resolved to names (runner.resolve_zones) unless it
     brings its own VPC. With ``ctx.wait`` one wait for every new NAT gateway to be available
     is planned. ``plan.returns["network"]`` computes the module's ``network`` value once the
-    plan ran. Raises NetworkError when a bring-your-own VPC or its subnets are not as the spec says.
+    plan ran. Raises NetworkError when a bring-your-own VPC or its subnets are not as the spec says, and
+    DriftError (drift.py) for a change that cannot be made in place. The tags of the cluster's resources
+    are brought to the spec's additional_tags, in batches (drift.TagDrift), from the reads done anyway.
     """
     plan = Plan()
+    drift = drifts.TagDrift(spec)
     if spec["network"]["vpc_id"]:
         skeleton = _byo_skeleton(ctx, spec, plan)
     else:
-        skeleton = _plan_managed(ctx, spec, plan)
-    securitygroups.plan_present(ctx, spec, plan, lambda: str(plan.refs[vpc.REF]), skeleton["vpc_cidr"])
+        skeleton = _plan_managed(ctx, spec, plan, drift)
+    securitygroups.plan_present(ctx, spec, plan, lambda: str(plan.refs[vpc.REF]), skeleton["vpc_cidr"], drift)
+    drift.plan(ctx, plan)
     skeleton["security_groups"] = {role: _Ref(securitygroups.group_ref(role)) for role in securitygroups.wanted_roles(spec)}
     plan.returns["network"] = lambda: _result(skeleton, plan)
     return plan

@@ -14,6 +14,7 @@ table's default route; take a subnet back from another table.
 
 from typing import Any, Callable, Dict, List, Optional
 
+from . import drift as drifts
 from . import gateways
 from . import lookup
 from . import naming
@@ -37,8 +38,10 @@ def ref(role: str, zone: str) -> str:
 class _RouteTables:
     """Plans the table of every wanted subnet against the VPC's tables, read once."""
 
-    def __init__(self, ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Resource]) -> None:
+    def __init__(self, ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Resource],
+                 drift: Optional[drifts.TagDrift] = None) -> None:
         self.ctx = ctx
+        self.drift = drift
         self.spec = spec
         self.cluster: str = spec["name"]
         self.plan = plan
@@ -78,6 +81,8 @@ class _RouteTables:
     def _repair(self, want: subnets.WantedSubnet, name: str, table: Resource, current: Optional[Resource]) -> None:
         table_id = table["RouteTableId"]
         self.plan.refs[ref(want["role"], want["zone"])] = table_id
+        if self.drift:
+            self.drift.check("route-table", name, table_id, lookup.tags_of(table))
         target = gateways.route_target(self.spec, want["role"], want["zone"])
         route = next((r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == ANY_IPV4), None)
         if target is None and route:
@@ -106,12 +111,14 @@ class _RouteTables:
         return lambda: aws_ec2.eventually(aws_ec2.associate_route_table, self.ctx.ec2, self.plan.refs[key], SubnetId=self.plan.refs[subnet_key])
 
 
-def plan_present(ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Resource], wanted: List[subnets.WantedSubnet]) -> None:
+def plan_present(ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Resource], wanted: List[subnets.WantedSubnet],
+                 drift: Optional[drifts.TagDrift] = None) -> None:
     """Add to ``plan`` what gives every ``wanted`` subnet its own table, default route and association.
 
-    Runs after the gateways are planned: the routes read their ids from plan.refs.
+    Runs after the gateways are planned: the routes read their ids from plan.refs. The tables'
+    tags are checked with ``drift``.
     """
-    _RouteTables(ctx, spec, plan, current_vpc).plan_present(wanted)
+    _RouteTables(ctx, spec, plan, current_vpc, drift).plan_present(wanted)
 
 
 def plan_delete(ctx: Context, plan: Plan, tables: List[Resource]) -> None:

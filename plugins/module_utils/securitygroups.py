@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Se
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
+from . import drift as drifts
 from . import lookup
 from . import naming
 from .aws import ec2 as aws_ec2
@@ -234,13 +235,14 @@ def _plan_rules(ctx: Context, spec: Spec, plan: Plan, role: str, group: Optional
         plan.update("security-group", name, authorize, "authorize " + ", ".join(_render(key, names) for key in missing))
 
 
-def plan_present(ctx: Context, spec: Spec, plan: Plan, vpc_id: Callable[[], str], vpc_cidr: str) -> Plan:
+def plan_present(ctx: Context, spec: Spec, plan: Plan, vpc_id: Callable[[], str], vpc_cidr: str,
+                 drift: Optional[drifts.TagDrift] = None) -> Plan:
     """Add to ``plan`` what makes the cluster's security groups and rules match the spec.
 
     ``vpc_id`` is a callable giving the VPC's id: plan.UNKNOWN while the VPC is still to be
     created (then no group can exist yet), the real id when the actions run. ``vpc_cidr``
     is the VPC's CIDR, the source of the internal API and NLB rules. Group ids go to
-    ``plan.refs[group_ref(role)]``.
+    ``plan.refs[group_ref(role)]``. The groups' tags are checked with ``drift``.
     """
     current_vpc = vpc_id()
     groups = _groups_by_role(ctx, spec, current_vpc) if current_vpc != UNKNOWN else {}
@@ -248,6 +250,8 @@ def plan_present(ctx: Context, spec: Spec, plan: Plan, vpc_id: Callable[[], str]
     for role in roles:
         if role in groups:
             plan.refs[group_ref(role)] = groups[role]["GroupId"]
+            if drift:
+                drift.check("security-group", groups[role]["GroupName"], groups[role]["GroupId"], lookup.tags_of(groups[role]))
         else:
             _plan_create(ctx, spec, plan, role, vpc_id)
     known_ids = {role: group["GroupId"] for role, group in groups.items() if role in roles}
@@ -262,6 +266,38 @@ def plan_present(ctx: Context, spec: Spec, plan: Plan, vpc_id: Callable[[], str]
 def group_ids(plan: Plan, spec: Spec) -> Dict[str, str]:
     """{sg role: group id} once the plan ran (plan.UNKNOWN for a group check mode did not create)."""
     return {role: cast(str, plan.refs[group_ref(role)]) for role in wanted_roles(spec)}
+
+
+def plan_retired(ctx: Context, spec: Spec) -> Plan:
+    """The plan that deletes the bastion's group once the bastion is disabled (owned, and no longer of use).
+
+    Runs after the machine sets: the bastion was terminated by then (or is to be, in check mode), and the
+    network's plan revoked the SSH rules of the other groups that named it. The group goes once the
+    bastion's machines are terminated (waited for); while any other instance still uses it, it stays.
+    Nothing is read unless the group exists.
+    """
+    plan = Plan()
+    cluster = spec["name"]
+    if spec["network"]["bastion"]["enabled"]:
+        return plan
+    groups = [g for g in lookup.owned(aws_ec2.describe_security_groups(ctx.ec2, Filters=naming.owned_filters(cluster)), cluster)
+              if lookup.tags_of(g).get(naming.ROLE_TAG) == naming.SG_BASTION]
+    for group in groups:
+        users = lookup.instances(ctx.ec2, [{"Name": "instance.group-id", "Values": [group["GroupId"]]},
+                                           {"Name": "instance-state-name", "Values": lookup.INSTANCE_LIVE_STATES}])
+        bastions = [i for i in users if naming.is_owned(lookup.tags_of(i), cluster)
+                    and lookup.tags_of(i).get(naming.MACHINE_SET_TAG) == naming.SET_BASTION]
+        if len(bastions) != len(users):
+            continue
+        group_id = group["GroupId"]
+        if bastions:
+            ids = [i["InstanceId"] for i in bastions]
+            plan.wait("ec2 instances terminated", ", ".join(lookup.name_of(i, i["InstanceId"]) for i in bastions),
+                      functools.partial(aws_ec2.wait_for_instances, ctx.ec2, "instance_terminated", ids, ctx.wait_timeout),
+                      "the bastion, before its security group goes")
+        plan.delete("security-group", group["GroupName"], functools.partial(aws_ec2.delete_security_group, ctx.ec2, group_id),
+                    "%s, cluster.network.bastion.enabled is false" % group_id)
+    return plan
 
 
 # --- absent ----------------------------------------------------------------------------------

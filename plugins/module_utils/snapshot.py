@@ -68,6 +68,7 @@ TAGGED_READS: Dict[str, Tuple[str, ...]] = {
     "i-": ("describe_instances",), "vpc-": ("describe_vpcs",), "subnet-": ("describe_subnets",),
     "rtb-": ("describe_route_tables",), "igw-": ("describe_internet_gateways",), "nat-": ("describe_nat_gateways",),
     "sg-": ("describe_security_groups",), "eipalloc-": ("describe_addresses",),
+    "vol-": ("describe_volumes",), "eni-": ("describe_network_interfaces",),
 }
 TAG_WRITES = ("create_tags", "delete_tags")
 READ_PREFIXES = ("describe_", "get_", "list_")

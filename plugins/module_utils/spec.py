@@ -63,8 +63,11 @@ UPGRADE_COMMAND = "ansible-playbook kubecluster.aws.upgrade_cluster -e @spec.yml
 # kubeadm.k8s.io/v1beta3 is read from 1.22; CAPA publishes images for the newest three minors.
 MIN_KUBERNETES_MINOR = 28
 MAX_AZS = 6  # a /16 split into AZs+1 blocks keeps subnets usable up to here
-# AWS's 50 tags per resource, less Name, ownership, role, cloud-provider, set, slot, spec-hash and kubernetes-version
-MAX_USER_TAGS = 42
+# AWS's 50 tags per resource, less Name, ownership, role, cloud-provider, set, slot, spec-hash, kubernetes-version,
+# launch-batch and the record of the additional tag keys (kubecluster.aws/managed-tags)
+MAX_USER_TAGS = 40
+# The record holds the keys, comma-separated, in one tag value.
+MAX_TAG_VALUE = 256
 
 # Safer than CAPA: IMDSv2 only, hop limit 2 so containers can still reach it.
 DEFAULT_INSTANCE_METADATA = {"http_tokens": "required", "http_put_response_hop_limit": 2}
@@ -256,7 +259,10 @@ def _tags(value: Any) -> Optional[str]:
     if not isinstance(value, dict):
         return "must be a mapping of tag keys to values"
     if len(value) > MAX_USER_TAGS:
-        return "may hold at most %d tags (AWS allows 50 per resource; the collection sets up to 8 of its own)" % MAX_USER_TAGS
+        return "may hold at most %d tags (AWS allows 50 per resource; the collection sets up to 10 of its own)" % MAX_USER_TAGS
+    if all(isinstance(key, str) for key in value) and len(",".join(value)) > MAX_TAG_VALUE:
+        return ("has keys of %d characters in all (with a comma between two), over the %d of the tag kubecluster.aws/managed-tags "
+                "that records them; use fewer or shorter keys" % (len(",".join(value)), MAX_TAG_VALUE))
     reserved = sorted(key for key in value if isinstance(key, str) and reserved_tag_key(key))
     if reserved:
         return ("%s %s set by kubecluster.aws itself: ownership, role and name tags decide which cluster a resource "

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypedDict
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
+from . import drift as drifts
 from . import lookup
 from . import naming
 from . import vpc
@@ -107,13 +108,17 @@ def _plan_create(ctx: Context, plan: Plan, want: WantedSubnet, public: bool) -> 
     plan.create("subnet", want["name"], create, detail)
 
 
-def plan_present(ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Resource], wanted: List[WantedSubnet]) -> None:
+def plan_present(ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Resource], wanted: List[WantedSubnet],
+                 drift: Optional[drifts.TagDrift] = None) -> List[str]:
     """Add to ``plan`` what makes the ``wanted`` subnets exist in the VPC (``current_vpc``, None while to be created).
 
     An existing subnet's CIDR replaces the wanted one in ``wanted``: the network reports
-    the subnets as they are.
+    the subnets as they are. The tags of the wanted ones are checked with ``drift``. Returns
+    the zones the cluster has public or private subnets in now.
     """
     have = _have(ctx, spec["name"], current_vpc["VpcId"]) if current_vpc else {}
+    drifts.refuse_overlapping_subnets(spec, [w for w in wanted if (w["role"], w["zone"]) not in have],
+                                      {lookup.name_of(s, s["SubnetId"]): s["CidrBlock"] for s in have.values()})
     for want in wanted:
         subnet = have.get((want["role"], want["zone"]))
         public = want["role"] == naming.ROLE_PUBLIC
@@ -122,8 +127,11 @@ def plan_present(ctx: Context, spec: Spec, plan: Plan, current_vpc: Optional[Res
             continue
         plan.refs[ref(want["role"], want["zone"])] = subnet["SubnetId"]
         want["cidr"] = subnet["CidrBlock"]
+        if drift:
+            drift.check("subnet", want["name"], subnet["SubnetId"], lookup.tags_of(subnet))
         if public and not subnet.get("MapPublicIpOnLaunch"):
             plan.update("subnet", want["name"], _map_public_ip(ctx, subnet["SubnetId"]), "map public IPs on launch")
+    return sorted({zone for role, zone in have if role in (naming.ROLE_PUBLIC, naming.ROLE_PRIVATE)})
 
 
 # --- absent ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
+from . import drift as drifts
 from . import lookup
 from . import naming
 from .aws import ec2 as aws_ec2
@@ -38,13 +39,17 @@ def _enable(ctx: Context, plan: Plan, key: str) -> Callable[[], Any]:
     return lambda: aws_ec2.modify_vpc_attribute(ctx.ec2, plan.refs[REF], **{key: {"Value": True}})
 
 
-def plan_present(ctx: Context, spec: Spec, plan: Plan) -> Optional[Resource]:
-    """Add to ``plan`` what makes the managed VPC match the spec; return the VPC as it is now (None when to be created)."""
+def plan_present(ctx: Context, spec: Spec, plan: Plan, drift: Optional[drifts.TagDrift] = None) -> Optional[Resource]:
+    """Add to ``plan`` what makes the managed VPC match the spec; return the VPC as it is now (None when to be created).
+
+    Its tags are checked against the spec's additional tags with ``drift`` (planned by the caller)."""
     cluster = spec["name"]
     label = naming.vpc_name(cluster)
     vpc = lookup.cluster_vpc(ctx.ec2, spec)
     if vpc:
         plan.refs[REF] = vpc["VpcId"]
+        if drift:
+            drift.check("vpc", label, vpc["VpcId"], lookup.tags_of(vpc))
         dns = _dns(ctx, vpc["VpcId"])
         for attribute, key, text in DNS_ATTRIBUTES:
             if not dns[attribute]:

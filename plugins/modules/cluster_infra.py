@@ -29,6 +29,12 @@ description:
     playbook needs no module run of its own for it, and with O(lease.release) gives it back when it ends.
   - A spec that does not validate fails before any AWS call; a step that cannot be done as asked fails before
     its first write. Check mode returns the whole plan without changing anything; C(--diff) shows it.
+  - Drift is reconciled or refused. The spec's C(additional_tags) are brought to every owned resource on every run
+    (machines' volumes and network interfaces included), in one CreateTags per set of tags; a key is removed only
+    when the tag C(kubecluster.aws/managed-tags) records that the collection set it. What cannot change in place
+    (the VPC CIDR, a zone removed or one the VPC has no room for, NAT gateways to none, the API load balancer's
+    type or scheme) fails before the first write, naming what would have to be recreated. A disabled bastion's
+    security group is deleted once the bastion is terminated.
 author:
   - kubecluster.aws developers (@kubecluster)
 options:

@@ -26,6 +26,11 @@ description:
   - Reads every resource type once, plans, then applies the plan; a second run with the
     same spec changes nothing and makes no write call. Only resources carrying the
     cluster's ownership tag are ever changed or deleted.
+  - The spec's C(additional_tags) are brought to every owned network resource on each run (a key is
+    removed only when the tag C(kubecluster.aws/managed-tags) records that the collection set it). A
+    VPC CIDR, a zone removed or one the VPC has no room for, or NAT gateways to C(none) fail before
+    any write, naming what would have to be recreated. A disabled bastion's security group is left
+    to M(kubecluster.aws.cluster_infra), which deletes it once the bastion is terminated.
   - With O(state=absent) starts the NAT gateway deletes first (minutes on AWS; nothing depends
     on them), so that they go while machines still shutting down terminate, then deletes in
     CAPA's order - security groups (their rules first), route tables, the NAT gateways waited

@@ -28,6 +28,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import descri
 from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import describe_tags
 from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import modify_listener
 from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import modify_load_balancer_attributes
+from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import remove_tags
 from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import set_security_groups
 from ansible_collections.amazon.aws.plugins.module_utils.elb_utils import set_subnets
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
@@ -40,11 +41,11 @@ from .handlers import error_handler
 from .waiters import waiter_config
 
 __all__ = [
-    "add_tags", "create_listener", "create_load_balancer", "delete_load_balancer", "describe_listeners",
+    "add_tags", "remove_tags", "create_listener", "create_load_balancer", "delete_load_balancer", "describe_listeners",
     "describe_load_balancer_attributes", "describe_load_balancers", "describe_tags", "modify_listener",
     "modify_load_balancer_attributes", "set_security_groups", "set_subnets",
     # written here
-    "API_PORT", "NLB", "CLASSIC", "ClassicELBErrorHandler", "add_classic_tags", "attach_classic_subnets",
+    "API_PORT", "NLB", "CLASSIC", "ClassicELBErrorHandler", "add_classic_tags", "remove_classic_tags", "attach_classic_subnets",
     "configure_classic_health_check", "create_classic_balancer", "create_classic_listener", "create_target_group",
     "delete_classic_balancer", "delete_classic_listener", "delete_target_group", "deregister_classic_instances",
     "deregister_targets", "describe_classic_attributes", "describe_classic_balancers", "describe_classic_tags",
@@ -133,6 +134,11 @@ def delete_classic_listener(elb: Client, name: str, port: int) -> None:
 @ClassicELBErrorHandler.common_error_handler("tag classic load balancer")
 def add_classic_tags(elb: Client, name: str, tags: Tags) -> None:
     elb.add_tags(LoadBalancerNames=[name], Tags=ansible_dict_to_boto3_tag_list(tags), aws_retry=True)
+
+
+@ClassicELBErrorHandler.common_error_handler("untag classic load balancer")
+def remove_classic_tags(elb: Client, name: str, keys: Sequence[str]) -> None:
+    elb.remove_tags(LoadBalancerNames=[name], Tags=[{"Key": key} for key in keys], aws_retry=True)
 
 
 ClassicMembership = Callable[[Client, str, Iterable[str]], None]

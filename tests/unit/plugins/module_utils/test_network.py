@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import AnsibleEC2Error
+from ansible_collections.kubecluster.aws.plugins.module_utils import drift
 from ansible_collections.kubecluster.aws.plugins.module_utils import gateways
 from ansible_collections.kubecluster.aws.plugins.module_utils import naming
 from ansible_collections.kubecluster.aws.plugins.module_utils import network
@@ -96,7 +97,7 @@ def test_wanted_subnets_carry_capa_names_and_tags():
     public, private = subnets[0], subnets[3]
     assert public["tags"] == {"Name": "capi-example-subnet-public-ap-northeast-2a", OWNER: "owned", "team": "infra",
                               naming.ROLE_TAG: "public", "kubernetes.io/cluster/capi-example": "owned",
-                              "kubernetes.io/role/elb": "1"}
+                              "kubernetes.io/role/elb": "1", naming.MANAGED_TAGS_TAG: "team"}
     assert private["tags"]["kubernetes.io/role/internal-elb"] == "1"
     assert "kubernetes.io/role/elb" not in private["tags"]
 
@@ -237,13 +238,55 @@ def test_without_wait_surplus_nat_gateways_are_still_deleted_waited_for_and_thei
     assert network.plan_present(context(ec2, wait=False), make_spec(nat_gateways="single")).actions == []
 
 
-def test_per_az_to_none_removes_private_default_routes(ec2):
-    network.plan_present(context(ec2), make_spec()).apply()
+@pytest.mark.parametrize("before", ["per_az", "single"])
+def test_nat_gateways_to_none_is_refused_before_any_write(ec2, aws_calls, before):
+    network.plan_present(context(ec2), make_spec(nat_gateways=before)).apply()
+    del aws_calls[:]
+    with pytest.raises(drift.DriftError) as refused:
+        network.plan_present(context(ec2), make_spec(nat_gateways="none"))
+    message = str(refused.value)
+    assert message.startswith("cluster.network.nat_gateways: cluster capi-example has %d NAT gateway(s) (%s), but the spec says none"
+                              % (3 if before == "per_az" else 1, before))
+    assert "keep nat_gateways: %s" % before in message and drift.RECREATE in message
+    assert aws_calls.writes() == []
+    assert inventory(ec2)["nats"] == (3 if before == "per_az" else 1)
+
+
+def test_none_to_single_adds_the_nat_gateway_in_place(ec2):
     network.plan_present(context(ec2), make_spec(nat_gateways="none")).apply()
+    network.plan_present(context(ec2), make_spec(nat_gateways="single")).apply()
+    assert inventory(ec2)["nats"] == 1
     for zone in ZONES:
-        assert default_route(ec2, "capi-example-rt-private-" + zone) is None
-        assert default_route(ec2, "capi-example-rt-public-" + zone)["GatewayId"].startswith("igw-")
-    assert inventory(ec2)["nats"] == 0 and inventory(ec2)["eips"] == 0
+        assert default_route(ec2, "capi-example-rt-private-" + zone)["NatGatewayId"].startswith("nat-")
+
+
+def test_another_vpc_cidr_is_refused_before_any_write(ec2, aws_calls):
+    network.plan_present(context(ec2), make_spec()).apply()
+    del aws_calls[:]
+    with pytest.raises(drift.DriftError) as refused:
+        network.plan_present(context(ec2), make_spec(vpc_cidr="10.1.0.0/16"))
+    assert str(refused.value).startswith("cluster.network.vpc_cidr: cluster capi-example's VPC vpc-")
+    assert "is 10.0.0.0/16, not 10.1.0.0/16" in str(refused.value) and "keep vpc_cidr: 10.0.0.0/16" in str(refused.value)
+    assert aws_calls.writes() == []
+
+
+def test_a_zone_removed_is_refused_and_so_is_a_zone_added_the_vpc_has_no_room_for(ec2, aws_calls):
+    network.plan_present(context(ec2), make_spec(zones=ZONES[:2], availability_zones=2)).apply()
+    del aws_calls[:]
+    with pytest.raises(drift.DriftError) as refused:
+        network.plan_present(context(ec2), make_spec(zones=ZONES[:1], availability_zones=1))
+    assert str(refused.value).startswith("cluster.network.availability_zones: cluster capi-example has subnets in %s, %s, but the "
+                                         "spec gives %s" % (ZONES[0], ZONES[1], ZONES[0]))
+    assert "list %s again" % ZONES[1] in str(refused.value)
+    assert aws_calls.writes() == []
+    # CAPA cuts the VPC for the zone count: a third zone's subnets overlap the two zones' ones.
+    with pytest.raises(drift.DriftError) as refused:
+        network.plan_present(context(ec2), make_spec())
+    assert str(refused.value).startswith("cluster.network.availability_zones: adding %s needs subnets the VPC has no room for: "
+                                         "capi-example-subnet-public-%s (10.0.32.0/20) overlaps capi-example-subnet-public-%s"
+                                         % (ZONES[2], ZONES[2], ZONES[1]))
+    assert aws_calls.writes() == []
+    assert inventory(ec2)["subnets"] == 4
 
 
 def test_dns_hostnames_turned_off_is_turned_on_again_and_only_it(ec2, aws_calls):
@@ -455,3 +498,62 @@ def test_absent_without_wait_refuses_while_a_machine_is_shutting_down(ec2):
     instance_id = _owned_machine_shutting_down(ec2, spec)
     with pytest.raises(network.NetworkError, match="still in use by instance %s" % instance_id):
         network.plan_absent(context(ec2, wait=False), spec)
+
+
+# --- tag drift -------------------------------------------------------------------------------
+
+def _all_owned_tags(ec2):
+    """{resource id: tags} of everything the network made: VPC, subnets, route tables, gateway, NAT gateways, EIPs, groups."""
+    found = {}
+    for items, key in ((ec2.describe_vpcs()["Vpcs"], "VpcId"), (ec2.describe_subnets()["Subnets"], "SubnetId"),
+                       (ec2.describe_route_tables()["RouteTables"], "RouteTableId"),
+                       (ec2.describe_internet_gateways()["InternetGateways"], "InternetGatewayId"),
+                       (ec2.describe_nat_gateways()["NatGateways"], "NatGatewayId"),
+                       (ec2.describe_addresses()["Addresses"], "AllocationId"),
+                       (ec2.describe_security_groups()["SecurityGroups"], "GroupId")):
+        for item in owned(items):
+            found[item[key]] = naming.tags_to_dict(item.get("Tags"))
+    return found
+
+
+def test_changed_additional_tags_reach_every_network_resource_in_one_write_each_way(ec2, aws_calls):
+    network.plan_present(context(ec2), make_spec(additional_tags={"team": "infra", "cost": "a"})).apply()
+    vpc_id = owned(ec2.describe_vpcs()["Vpcs"])[0]["VpcId"]
+    ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "keep", "Value": "me"}])  # someone else's tag: never touched
+    del aws_calls[:]
+
+    spec = make_spec(additional_tags={"team": "platform", "owner": "x"})
+    plan = network.plan_present(context(ec2), spec)
+    tag_actions = [a for a in plan.as_list() if a["resource"].endswith("tags")]
+    assert [a["detail"] for a in tag_actions] == [
+        "set kubecluster.aws/managed-tags=owner,team, owner=x, team=platform (with 3 volume(s), interface(s) or address(es) tagged with them)",
+        "remove cost (with 3 volume(s), interface(s) or address(es) tagged with them)"]
+    plan.apply()
+
+    assert aws_calls.writes() == [("ec2", "CreateTags"), ("ec2", "DeleteTags")]
+    resources = _all_owned_tags(ec2)
+    assert len(resources) == sum(FULL.values())
+    for tags in resources.values():
+        assert (tags["team"], tags["owner"], tags[naming.MANAGED_TAGS_TAG]) == ("platform", "x", "owner,team")
+        assert "cost" not in tags
+    assert resources[vpc_id]["keep"] == "me"
+    del aws_calls[:]
+    assert network.plan_present(context(ec2), spec).as_list() == []
+
+    # No additional tags left: the keys and their record go, nothing else.
+    network.plan_present(context(ec2), make_spec()).apply()
+    for tags in _all_owned_tags(ec2).values():
+        assert not {"team", "owner", naming.MANAGED_TAGS_TAG} & set(tags)
+    assert _all_owned_tags(ec2)[vpc_id]["keep"] == "me"
+
+
+def test_a_key_the_collection_did_not_set_is_never_removed(ec2):
+    network.plan_present(context(ec2), make_spec(additional_tags={"team": "infra"})).apply()
+    vpc_id = owned(ec2.describe_vpcs()["Vpcs"])[0]["VpcId"]
+    ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "cost", "Value": "hand"}])
+    network.plan_present(context(ec2), make_spec(additional_tags={"team": "infra", "cost": "spec"})).apply()
+    network.plan_present(context(ec2), make_spec(additional_tags={"team": "infra"})).apply()
+    # "cost" was the spec's once, so it is the collection's to remove: gone everywhere.
+    assert not any("cost" in tags for tags in _all_owned_tags(ec2).values())
+    ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "cost", "Value": "hand"}])
+    assert network.plan_present(context(ec2), make_spec(additional_tags={"team": "infra"})).as_list() == []

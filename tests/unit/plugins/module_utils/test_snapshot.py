@@ -76,7 +76,7 @@ def test_a_write_makes_what_it_changes_read_again_and_no_more(ec2, aws_calls):
 
 def test_a_tag_write_forgets_only_the_reads_of_the_ids_it_tags(ec2, aws_calls):
     vpc_id, subnets = vpc_with_subnets(ec2)
-    volume_id = ec2.create_volume(AvailabilityZone=REGION + "a", Size=8)["VolumeId"]
+    options_id = ec2.create_dhcp_options(DhcpConfigurations=[{"Key": "domain-name", "Values": ["example.com"]}])["DhcpOptions"]["DhcpOptionsId"]
     context = ctx()
     aws_ec2.describe_subnets(context.ec2, Filters=naming.owned_filters(CLUSTER))
     aws_ec2.describe_vpcs(context.ec2, Filters=naming.owned_filters(CLUSTER))
@@ -85,11 +85,11 @@ def test_a_tag_write_forgets_only_the_reads_of_the_ids_it_tags(ec2, aws_calls):
     context.ec2.create_tags(Resources=[subnets[0]], Tags=[{"Key": "Name", "Value": "renamed"}])
     named = aws_ec2.describe_subnets(context.ec2, Filters=naming.owned_filters(CLUSTER))
     aws_ec2.describe_vpcs(context.ec2, Filters=naming.owned_filters(CLUSTER))
-    context.ec2.create_tags(Resources=[vpc_id, volume_id], Tags=[{"Key": "Name", "Value": "x"}])
+    context.ec2.create_tags(Resources=[vpc_id, options_id], Tags=[{"Key": "Name", "Value": "x"}])
     aws_ec2.describe_subnets(context.ec2, Filters=naming.owned_filters(CLUSTER))
 
     assert "renamed" in [naming.tags_to_dict(s.get("Tags")).get("Name") for s in named]
-    # A volume's id is of no type read here: that write forgets every answer.
+    # A DHCP options set's id is of no type read here: that write forgets every answer.
     assert aws_calls.operations() == ["CreateTags", "DescribeSubnets", "CreateTags", "DescribeSubnets"]
 
 

@@ -240,3 +240,95 @@ def test_check_mode_only_reads_the_lease(account, ssm, aws_calls):
     assert not failed, preview.get("msg")
     assert preview["lease"]["outcome"] == "would_acquire" and preview["lease"]["token"] is None
     assert aws_calls.writes() == [] and lease_value(ssm) is None
+
+
+def _with(**changes):
+    spec = json.loads(json.dumps(SPEC))
+    for key, value in changes.items():
+        spec[key] = value
+    return spec
+
+
+def _tags(resource):
+    return {tag["Key"]: tag["Value"] for tag in resource.get("Tags", resource.get("TagSet")) or []}
+
+
+def test_changed_additional_tags_reach_every_owned_resource_in_batches_and_a_rerun_is_at_the_floor(account, aws_calls):
+    created, failed = infra()
+    assert not failed, created.get("msg")
+    aws_calls.clear()
+
+    tagged = _with(additional_tags={"team": "platform"})
+    preview, failed = infra(check_mode=True, diff=True, cluster=tagged)
+    assert not failed, preview.get("msg")
+    assert aws_calls.writes() == []
+    assert "~ ec2 instance tags" in preview["diff"]["prepared"] and "~ vpc tags" not in preview["diff"]["prepared"]
+    assert "set kubecluster.aws/managed-tags=team, team=platform" in preview["diff"]["prepared"]
+    aws_calls.clear()
+
+    changed, failed = infra(cluster=tagged)
+    assert not failed, changed.get("msg")
+    # One CreateTags for the whole network, one per machine set (instances, volumes and interfaces together).
+    assert aws_calls.writes().count(("ec2", "CreateTags")) == 4
+    owned = [r for reservation in account.describe_instances()["Reservations"] for r in reservation["Instances"]]
+    everything = (account.describe_vpcs()["Vpcs"] + account.describe_subnets()["Subnets"] + account.describe_route_tables()["RouteTables"]
+                  + account.describe_internet_gateways()["InternetGateways"] + account.describe_nat_gateways()["NatGateways"]
+                  + account.describe_addresses()["Addresses"] + account.describe_security_groups()["SecurityGroups"] + owned)
+    mine = [r for r in everything if "sigs.k8s.io/cluster-api-provider-aws/cluster/" + CLUSTER in _tags(r)]
+    volumes = account.describe_volumes()["Volumes"]
+    interface_ids = [n["NetworkInterfaceId"] for i in owned for n in i["NetworkInterfaces"]]
+    interfaces = account.describe_network_interfaces(NetworkInterfaceIds=interface_ids)["NetworkInterfaces"]
+    assert len(mine) == 1 + 6 + 6 + 1 + 3 + 3 + 5 + 4 and len(volumes) == 4 and len(interfaces) == 4
+    for resource in mine + volumes + interfaces:
+        assert _tags(resource).get("team") == "platform", resource
+    aws_calls.clear()
+
+    again, failed = infra(cluster=tagged)
+    assert not failed, again.get("msg")
+    assert again["changed"] is False and aws_calls.writes() == []
+    assert sorted(aws_calls) == FLOOR
+
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    arns = [b["LoadBalancerArn"] for b in elbv2.describe_load_balancers()["LoadBalancers"]]
+    arns += [g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]]
+    assert [_tags(d).get("team") for d in elbv2.describe_tags(ResourceArns=arns)["TagDescriptions"]] == ["platform", "platform"]
+
+    untagged, failed = infra()
+    assert not failed, untagged.get("msg")
+    assert aws_calls.writes().count(("ec2", "DeleteTags")) == 4 and aws_calls.writes().count(("elbv2", "RemoveTags")) == 2
+    assert not any("team" in _tags(v) for v in account.describe_volumes()["Volumes"])
+    assert [_tags(d).get("team") for d in elbv2.describe_tags(ResourceArns=arns)["TagDescriptions"]] == [None, None]
+
+
+def test_another_load_balancer_scheme_is_refused_before_any_write(account, aws_calls):
+    created, failed = infra()
+    assert not failed, created.get("msg")
+    aws_calls.clear()
+    internal = _with(network=dict(SPEC["network"], api_load_balancer={"scheme": "internal"}), additional_tags={"team": "x"})
+
+    refused, failed = infra(cluster=internal)
+
+    assert failed
+    assert refused["msg"].startswith("cluster.network.api_load_balancer.scheme: the API load balancer capi-example-apiserver is "
+                                     "internet-facing, not internal")
+    assert aws_calls.writes() == []
+
+
+def test_a_disabled_bastion_loses_its_machine_and_its_security_group(account, aws_calls):
+    created, failed = infra()
+    assert not failed, created.get("msg")
+    no_bastion = _with(network=dict(SPEC["network"], bastion={"enabled": False}))
+
+    preview, failed = infra(check_mode=True, diff=True, cluster=no_bastion)
+    assert not failed, preview.get("msg")
+    assert "- security-group capi-example-bastion" in preview["diff"]["prepared"]
+    changed, failed = infra(cluster=no_bastion)
+    assert not failed, changed.get("msg")
+    groups = [g["GroupName"] for g in account.describe_security_groups()["SecurityGroups"]]
+    assert "capi-example-bastion" not in groups and "capi-example-node" in groups
+    aws_calls.clear()
+
+    again, failed = infra(cluster=no_bastion)
+    assert not failed, again.get("msg")
+    assert again["changed"] is False and aws_calls.writes() == []
+    assert sorted(aws_calls) == FLOOR
