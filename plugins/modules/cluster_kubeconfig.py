@@ -142,8 +142,6 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.errors import Kube
 from ansible_collections.kubecluster.aws.plugins.module_utils.plan import Plan
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import default_kubeconfig_path
 
-AWS_ERRORS = (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
-
 
 def present(module: Any) -> None:
     spec = runner.load_spec(module)
@@ -216,7 +214,7 @@ def fetched(module: Any) -> None:
         backend, name, content = kubeconfig.fetch(ctx, identity["name"])
     except KubeclusterError as error:
         runner.fail(module, error)
-    except AWS_ERRORS as error:
+    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         runner.fail_aws(module, error)
     changed = not _same_file(dest, content)
     existed = os.path.exists(dest)
