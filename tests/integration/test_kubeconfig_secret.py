@@ -67,6 +67,9 @@ def test_kubeconfig_stored_rerun_fetched_moved_and_deleted(account, run_playbook
 
     # A later job, with only the name and region, like clusterctl get kubeconfig.
     dest = tmp_path / "elsewhere" / "admin.conf"
+    would = run_playbook("get_kubeconfig", spec, extra_vars={"kubeconfig_dest": str(dest)}, check=True, diff=True)
+    assert would.rc == 0 and would.changed == 1, would.explain()
+    assert not dest.parent.exists(), "check mode wrote the kubeconfig"
     fetched = run_playbook("get_kubeconfig", extra_vars={"cluster_name": NAME, "cluster_region": REGION, "kubeconfig_dest": str(dest)})
     assert fetched.rc == 0 and fetched.changed == 1, fetched.explain()
     assert FAKE not in fetched.stdout, "the kubeconfig was shown"
@@ -118,3 +121,8 @@ def test_a_parameter_of_that_name_not_the_clusters_is_left_alone(account, run_pl
     assert ssm.get_parameter(Name=PARAMETER, WithDecryption=True)["Parameter"]["Value"] == "someone else's"
     fetched = run_playbook("get_kubeconfig", spec)
     assert fetched.rc != 0 and "not tagged as cluster %s's" % NAME in fetched.explain()
+
+
+def test_get_kubeconfig_without_a_cluster_says_how_to_name_one(run_playbook):
+    unnamed = run_playbook("get_kubeconfig")
+    assert unnamed.rc != 0 and "-e cluster_name=NAME -e cluster_region=REGION" in unnamed.explain()
