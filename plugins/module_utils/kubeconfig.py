@@ -146,7 +146,14 @@ def _same_key(wanted: Optional[str], record: Dict[str, Any]) -> bool:
     if not wanted:
         return True
     have = _kms_key(record) or ""
-    return have == wanted or have.endswith("/" + wanted.split("/")[-1]) or have.endswith(":" + wanted)
+    if not have:
+        return False
+
+    def names(one: str, other: str) -> bool:
+        # An ARN ends with ":key/<id>" or ":alias/<name>": the same key as its id or alias name.
+        return one == other or one.endswith("/" + other) or one.endswith(":" + other)
+
+    return names(have, wanted) or names(wanted, have)
 
 
 def _not_owned(kind: str, name: str, cluster: str) -> str:

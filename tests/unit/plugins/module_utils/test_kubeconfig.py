@@ -71,3 +71,39 @@ def test_a_secret_of_that_name_not_the_clusters_is_refused_and_left_alone(ctx):
     plan, warnings = kubeconfig.plan_absent(ctx, CLUSTER)
     assert plan.actions == [] and "left alone" in warnings[0]
     assert secrets.get_secret_value(SecretId=kubeconfig.secret_name(CLUSTER))["SecretString"] == "theirs"
+
+
+def test_a_secret_scheduled_for_deletion_is_restored_and_updated(ctx):
+    kubeconfig.plan_present(ctx, spec("secretsmanager"), "one").apply()
+    ctx.client("secretsmanager").delete_secret(SecretId=kubeconfig.secret_name(CLUSTER), RecoveryWindowInDays=7)
+    with pytest.raises(kubeconfig.KubeconfigError, match="has no kubeconfig stored"):
+        kubeconfig.fetch(ctx, CLUSTER)
+    plan = kubeconfig.plan_present(ctx, spec("secretsmanager"), "one")
+    assert [(a.verb, a.detail.split(",")[0]) for a in plan.actions] == [("update", "restored from its scheduled deletion")]
+    plan.apply()
+    assert kubeconfig.fetch(ctx, CLUSTER)[2] == "one"
+    assert kubeconfig.plan_present(ctx, spec("secretsmanager"), "one").actions == []
+
+
+@pytest.mark.parametrize("backend", ["ssm", "secretsmanager"])
+def test_a_kms_key_asked_for_is_used_and_a_rerun_with_it_changes_nothing(ctx, backend):
+    key_id = ctx.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    plan = kubeconfig.plan_present(ctx, spec(backend), "one", key_id)
+    assert plan.actions[0].detail == "encrypted with KMS key %s" % key_id
+    plan.apply()
+    assert key_id in kubeconfig.describe(ctx, backend, CLUSTER).get("KeyId", kubeconfig.describe(ctx, backend, CLUSTER).get("KmsKeyId"))
+    assert kubeconfig.plan_present(ctx, spec(backend), "one", key_id).actions == []
+    other = ctx.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    assert [a.verb for a in kubeconfig.plan_present(ctx, spec(backend), "one", other).actions] == ["update"]
+
+
+@pytest.mark.parametrize("wanted, have, same", [
+    ("1234abcd-12ab-34cd-56ef-1234567890ab", "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", True),
+    ("arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "1234abcd-12ab-34cd-56ef-1234567890ab", True),
+    ("alias/kubeconfig", "arn:aws:kms:ap-northeast-2:123456789012:alias/kubeconfig", True),
+    ("alias/kubeconfig", "alias/aws/ssm", False),
+    ("alias/kubeconfig", None, False),
+    (None, "alias/aws/ssm", True),
+])
+def test_a_kms_key_is_the_same_as_its_id_arn_or_alias(wanted, have, same):
+    assert kubeconfig._same_key(wanted, {"KeyId": have}) is same
