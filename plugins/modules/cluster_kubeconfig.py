@@ -20,7 +20,8 @@ description:
     never overwritten, read or deleted.
   - O(state=present) writes only when the stored value (or the KMS key asked for) differs, so a rerun reports no
     change. It also removes the cluster's copy from the other service when the spec moved it. With
-    C(kubeconfig_secret=none) it does nothing.
+    C(kubeconfig_secret=none) it makes no AWS call; a copy stored before stays until the cluster is deleted (or
+    O(state=absent)).
   - O(state=absent) deletes the cluster's copies in both services (a secret at once, without a recovery window, since a
     kubeconfig is of no use once its cluster is gone, and a secret waiting out its recovery window would keep a new
     cluster of the same name from storing its own). C(delete_cluster.yml) does this as part of the delete; only
