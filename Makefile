@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv collection-link test test-lane-nodes-e2e-checks test-unit test-e2e test-nodes test-localaws sanity lint docs-check demo demo-stop bench bench-full bench-hosts clean distclean
+.PHONY: help venv collection-link test test-lane-nodes-e2e-checks test-unit test-e2e test-nodes test-localaws sanity lint docs-check build release demo demo-stop bench bench-full bench-hosts clean distclean
 
 help:
 	@echo "make demo        create the example cluster on a local AWS (moto + Docker hosts) and show its nodes"
@@ -26,6 +26,8 @@ help:
 	@echo "make bench-full  the whole benchmark table: 2, 20 and 100 workers, this collection next to bench/stock, on moto and"
 	@echo "                 in moto's state-transition mode (estimated real-AWS seconds), medians of 3 (about 1.5 to 2 hours)"
 	@echo "make bench-hosts the same for the whole flow on the local AWS's hosts, as root (BENCH_ARGS=--local-hosts)"
+	@echo "make build       build/kubecluster-aws-<version>.tar.gz with the release notes of galaxy.yml's version (CHANGELOG.rst)"
+	@echo "make release VERSION=x.y.z  release: galaxy.yml's version, changelogs/fragments/ into changelog.yaml and CHANGELOG.rst"
 	@echo "make clean       remove build output and caches (make distclean also removes .venv)"
 
 venv: $(STAMP) collection-link
@@ -96,6 +98,17 @@ lint: venv
 
 docs-check: venv
 	PYTHON=$(BIN)/python hack/docs-check.sh
+
+build: venv
+	PYTHON=$(BIN)/python hack/build-collection.sh
+
+# A release in the checkout (to commit and tag): antsibull-changelog moves the fragments into
+# changelogs/changelog.yaml and writes CHANGELOG.rst; ansible-doc (in the venv) names new plugins.
+release: venv
+	@test -n "$(VERSION)" || { echo "make release VERSION=x.y.z: say the version to release" >&2; exit 2; }
+	sed -i 's/^version: .*/version: $(VERSION)/' galaxy.yml
+	PATH="$(BIN):$$PATH" $(BIN)/antsibull-changelog release --version $(VERSION)
+	PYTHON=$(BIN)/python hack/build-collection.sh
 
 demo: venv
 	VENV_BIN=$(BIN) hack/demo.sh

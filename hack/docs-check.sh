@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Check the documentation of the collection as users get it: build the artifact into build/,
-# install that tarball (no dependencies: amazon.aws and kubernetes.core come from the venv's
+# Check the documentation of the collection as users get it: build the artifact into build/ as
+# it is released (hack/build-collection.sh), check what it holds (release notes, licence, no
+# tests that cannot run from an installed copy), install that tarball (no dependencies: amazon.aws and kubernetes.core come from the venv's
 # `ansible` package, Galaxy is never asked), then render every plugin's docs with ansible-doc
 # from the installed copy. Fails on any ansible-doc error or warning, and on any plugin file
 # that ansible-doc does not list (e.g. one left out of the build).
@@ -15,10 +16,8 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/kubecluster-docs.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 cd "$repo"
-mkdir -p build
-rm -f build/kubecluster-aws-*.tar.gz
-ansible-galaxy collection build --force --output-path build .
-tarball="$repo/$(ls build/kubecluster-aws-*.tar.gz)"
+tarball="$(PYTHON="$python" hack/build-collection.sh | tail -n 1)"
+hack/check-package.sh "$tarball"
 
 # Only the installed copy may resolve: no ansible.cfg from the checkout (its collections_path
 # leads to the checkout itself), no other collection paths.

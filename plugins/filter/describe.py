@@ -13,6 +13,7 @@ Pure functions of their inputs: no AWS, no Kubernetes call; the playbook reads b
 """
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 
@@ -27,6 +28,8 @@ NODE_NOT_READY = "NotReady"
 NODE_MISSING = "NoNode"
 PROVISIONED = "Provisioned"
 NOT_FOUND = "NotFound"
+FAILED = "Failed"
+DELETING = "Deleting"
 PROVIDER_ID_PREFIX = "aws://"
 
 Machine = Dict[str, Any]
@@ -164,8 +167,94 @@ def _nodes_list(nodes: Any) -> Optional[List[Node]]:
     return list(nodes)
 
 
-def describe_cluster(cluster: Any, nodes: Any = None, nodes_message: Optional[str] = None) -> Dict[str, Any]:
-    """cluster_info's view of one cluster and its API's Nodes (None: the API was not read) as describe data and text lines."""
+def _condition(value: Optional[bool], message: str) -> Dict[str, str]:
+    # Kubernetes writes a condition's status as the words _word gives.
+    return {"status": _word(value), "message": message}
+
+
+def _sum(values: Sequence[Optional[int]]) -> Optional[int]:
+    return None if any(value is None for value in values) else sum(value or 0 for value in values)
+
+
+def _ratio(ready: Optional[int], desired: Optional[int]) -> str:
+    return "%s/%s" % (_count(ready), _count(desired))
+
+
+def _infrastructure_condition(cluster: Mapping[str, Any]) -> Dict[str, str]:
+    phase = cluster["phase"]
+    if phase == PROVISIONED:
+        return _condition(True, "the network and the API load balancer are ready, with the control-plane endpoint")
+    if phase == NOT_FOUND:
+        return _condition(False, "the cluster owns nothing in %s" % cluster.get("region"))
+    if phase == FAILED:
+        return _condition(False, cluster.get("failure_message") or "the cluster failed")
+    if phase == DELETING:
+        return _condition(False, "the cluster is being deleted")
+    waiting = cluster.get("infrastructure_waiting_for")
+    return _condition(False, "waiting for %s" % ", ".join(waiting) if waiting else "the network or the API load balancer is not ready")
+
+
+def _answered(cluster: Mapping[str, Any], api_server: Optional[str]) -> str:
+    """Where the API answered: through the control-plane endpoint (the API load balancer), or said to be elsewhere."""
+    if not api_server:
+        return "the API server answered"
+    endpoint = _endpoint(cluster)
+    host = urlsplit(api_server).hostname if "://" in api_server else api_server.split(":")[0]
+    if endpoint and host == endpoint.rsplit(":", 1)[0]:
+        return "the API server answered through the control-plane endpoint %s" % endpoint
+    return "the API server answered at %s, which is not the control-plane endpoint %s" % (api_server, endpoint or "(none yet)")
+
+
+def conditions(cluster: Mapping[str, Any], control_plane: Mapping[str, Any], workers: Sequence[Mapping[str, Any]],
+               nodes_known: bool, nodes_message: Optional[str], api_server: Optional[str] = None) -> Dict[str, Dict[str, str]]:
+    """Cluster API's conditions of the cluster: {type: {status: True, False or Unknown, message}}.
+
+    InfrastructureReady from AWS (the phase Provisioned); ControlPlaneInitialized when the API answered through the
+    kubeconfig (kubeadm init is done), False without a control-plane endpoint or a running control-plane machine;
+    ControlPlaneReady when every control-plane machine's Node is Ready; WorkersReady likewise for the machine
+    deployments (ready/desired). Unknown when the API was not read.
+    """
+    if cluster["phase"] == NOT_FOUND:
+        gone = _condition(False, "the cluster does not exist")
+        return {"InfrastructureReady": _infrastructure_condition(cluster), "ControlPlaneInitialized": gone,
+                "ControlPlaneReady": gone, "WorkersReady": gone}
+    unknown = nodes_message or "the cluster's API was not read"
+    if nodes_known:
+        initialized = _condition(True, _answered(cluster, api_server))
+    elif not cluster.get("control_plane_endpoint"):
+        initialized = _condition(False, "no control-plane endpoint (the API load balancer has no DNS name)")
+    elif not any(m["state"] == "running" for m in control_plane["machines"]):
+        initialized = _condition(False, "no control-plane machine is running")
+    else:
+        initialized = _condition(None, unknown)
+    not_initialized = initialized["status"] == "False"
+    if not_initialized:
+        cp_ready = _condition(False, "the control plane is not initialized")
+    elif not nodes_known:
+        cp_ready = _condition(None, unknown)
+    else:
+        cp_ready = _condition(control_plane["ready_condition"],
+                              "%s control-plane machines ready" % _ratio(control_plane["ready"], control_plane["desired"]))
+    if not workers:
+        workers_ready = _condition(True, "no machine deployments")
+    elif not_initialized:
+        workers_ready = _condition(False, "the control plane is not initialized")
+    elif not nodes_known:
+        workers_ready = _condition(None, unknown)
+    else:
+        workers_ready = _condition(_all_true([g["ready_condition"] for g in workers]), "%s worker machines ready" % _ratio(
+            _sum([g["ready"] for g in workers]), _sum([g["desired"] for g in workers])))
+    return {"InfrastructureReady": _infrastructure_condition(cluster), "ControlPlaneInitialized": initialized,
+            "ControlPlaneReady": cp_ready, "WorkersReady": workers_ready}
+
+
+def _as_bool(condition: Mapping[str, str]) -> Optional[bool]:
+    return {"True": True, "False": False}.get(condition["status"])
+
+
+def describe_cluster(cluster: Any, nodes: Any = None, nodes_message: Optional[str] = None, api_server: Optional[str] = None) -> Dict[str, Any]:
+    """cluster_info's view of one cluster and its API's Nodes (None: the API was not read) as describe data and text lines;
+    ``api_server``: the kubeconfig's server the Nodes were read from."""
     _check_cluster(cluster)
     node_list = _nodes_list(nodes)
     nodes_known = node_list is not None
@@ -183,8 +272,11 @@ def describe_cluster(cluster: Any, nodes: Any = None, nodes_message: Optional[st
         view["node_condition"], view["ready"] = None, view["state"] == "running"
     control_plane = sets.pop(CONTROL_PLANE, None) or _set(cluster["name"], CONTROL_PLANE, {}, [], nodes_known)
     phase = cluster["phase"]
+    workers = list(sets.values())
+    cluster_conditions = conditions(cluster, control_plane, workers, nodes_known, nodes_message, api_server)
     infrastructure_ready = phase == PROVISIONED
-    ready = _all_true([infrastructure_ready, control_plane["ready_condition"]]) if phase != NOT_FOUND else False
+    # Ready as Cluster API's summary: the infrastructure and the control plane (the workers have their own condition).
+    ready = _all_true([_as_bool(cluster_conditions["InfrastructureReady"]), _as_bool(cluster_conditions["ControlPlaneReady"])])
     described = {
         "name": cluster["name"],
         "region": cluster.get("region"),
@@ -194,6 +286,8 @@ def describe_cluster(cluster: Any, nodes: Any = None, nodes_message: Optional[st
         "failure_message": cluster.get("failure_message"),
         "kubernetes_version": cluster.get("kubernetes_version"),
         "control_plane_endpoint": _endpoint(cluster),
+        "conditions": cluster_conditions,
+        "workers": {"ready": _sum([g["ready"] for g in workers]), "desired": _sum([g["desired"] for g in workers])},
         "nodes_known": nodes_known,
         "nodes_message": nodes_message if not nodes_known else None,
         "infrastructure": {
@@ -204,7 +298,8 @@ def describe_cluster(cluster: Any, nodes: Any = None, nodes_message: Optional[st
             "bastion": bastions[0] if bastions else None,
         },
         "control_plane": control_plane,
-        "machine_deployments": list(sets.values()),
+        "machine_deployments": workers,
+        "outdated_machines": [v["name"] for v in views if v.get("outdated")],
         "nodes_without_machine": orphans,
         "ownership_conflicts": list(cluster.get("ownership_conflicts") or []),
     }
@@ -226,6 +321,16 @@ def _replicas(group: Mapping[str, Any]) -> str:
     return "desired/ready/up-to-date %s/%s/%s" % (_count(group["desired"]), _count(group["ready"]), _count(group["up_to_date"]))
 
 
+def condition_words(described: Mapping[str, Any]) -> str:
+    """The conditions next to the phase: Provisioned says only that the infrastructure and the endpoint exist."""
+    found = described["conditions"]
+    workers = described["workers"]
+    words = ["%s=%s" % (kind, found[kind]["status"]) for kind in ("InfrastructureReady", "ControlPlaneInitialized", "ControlPlaneReady")]
+    if described["machine_deployments"]:
+        words.append("WorkersReady=%s" % _ratio(workers["ready"], workers["desired"]))
+    return " ".join(words)
+
+
 def _machine_cells(machine: Machine) -> List[str]:
     extra = []
     if machine["state"] != "running":
@@ -240,8 +345,8 @@ def _machine_cells(machine: Machine) -> List[str]:
 def _rows(described: Mapping[str, Any]) -> List[Tuple[str, str, Any]]:
     """(tree name, READY, details: a text, or a machine's cells to align) per row."""
     name = described["name"]
-    cluster_details = " ".join(part for part in (described["phase"], described["kubernetes_version"], described["control_plane_endpoint"],
-                                                 described["failure_message"]) if part)
+    cluster_details = " ".join(part for part in (described["phase"], condition_words(described), described["kubernetes_version"],
+                                                 described["control_plane_endpoint"], described["failure_message"]) if part)
     rows: List[Tuple[str, str, Any]] = [("Cluster/%s" % name, _word(described["ready"]), cluster_details)]
     infrastructure = described["infrastructure"]
     balancer = infrastructure["load_balancer"]
@@ -282,8 +387,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
 def tree_lines(described: Mapping[str, Any]) -> List[str]:
     """The text ``clusterctl describe cluster`` would print, one line each (no trailing spaces)."""
     if not described["exists"]:
-        return ["Cluster/%s: not found - nothing in region %s carries the cluster's ownership tag; it does not exist (or not yet)"
-                % (described["name"], described["region"])]
+        return ["cluster %s owns nothing in %s: it does not exist (create it with create_cluster.yml)" % (described["name"], described["region"])]
     rows = _rows(described)
     cell_rows = [details for _name, _ready, details in rows if isinstance(details, list)]
     cell_widths = [max(len(cells[column]) for cells in cell_rows) for column in range(len(cell_rows[0]))] if cell_rows else []
@@ -296,6 +400,9 @@ def tree_lines(described: Mapping[str, Any]) -> List[str]:
     lines = _table(["NAME", "READY", "DETAILS"], [(name, ready, details_text(details)) for name, ready, details in rows])
     if not described["nodes_known"]:
         lines.append("Node conditions unknown: %s" % (described["nodes_message"] or "the cluster's API was not read"))
+    if described["outdated_machines"]:
+        lines.append("Outdated machines (launched from settings the spec no longer has; rollout_machines.yml replaces them): %s"
+                     % ", ".join(described["outdated_machines"]))
     if described["nodes_without_machine"]:
         lines.append("Nodes without a machine: %s" % ", ".join(described["nodes_without_machine"]))
     lines += ["Ownership conflict: %s" % line for line in described["ownership_conflicts"]]
@@ -328,13 +435,16 @@ def describe_clusters(clusters: Any, region: Optional[str] = None) -> Dict[str, 
         "failure_message": cluster.get("failure_message"),
     } for cluster in clusters]
     if not rows:
-        return {"clusters": [], "lines": ["No cluster owns anything in region %s" % (region or "(the default region)")]}
+        return {"clusters": [], "lines": ["no clusters in %s: nothing there carries a cluster's ownership tag" % (region or "the default region")]}
     header = ["NAME", "REGION", "PHASE", "VERSION", "CONTROL PLANE", "WORKERS", "ENDPOINT"]
     table = [[row["name"], row["region"] or "-", row["phase"], row["kubernetes_version"] or "-",
               "%(running)d/%(replicas)d running" % row["control_plane"], "%(running)d/%(replicas)d running" % row["workers"],
               row["control_plane_endpoint"] or "-"] for row in rows]
     lines = _table(header, table)
     lines += ["%s: %s" % (row["name"], row["failure_message"]) for row in rows if row["failure_message"]]
+    if any(row["phase"] == PROVISIONED for row in rows):
+        lines.append("Provisioned: the infrastructure and the control-plane endpoint exist, not that the cluster works; "
+                     "one cluster's conditions (its API, its Nodes) show with -e @<spec file>")
     lines += ["%s: ownership conflict: %s" % (cluster["name"], line) for cluster in clusters for line in cluster.get("ownership_conflicts") or []]
     return {"clusters": rows, "lines": lines}
 

@@ -548,6 +548,8 @@ def cluster_status(name: str, region: str, owned: Dict[str, List[Resource]], bal
     view = _cluster_view(name, region, owned, balancers, network, desired)
     facts = _phase_facts(view, owned, _first(balancers))
     view["phase"], view["failure_message"] = cluster_phase(facts)
+    # What keeps a cluster that exists from Provisioned, for its InfrastructureReady condition (describe_cluster).
+    view["infrastructure_waiting_for"] = infrastructure_waiting_for(facts) if view["phase"] != NOT_FOUND else []
     return ClusterStatus(view, waiting_for(facts), settling(facts))
 
 

@@ -155,6 +155,13 @@ clusters:
       description: Why the phase is V(Failed); null otherwise.
       type: str
       sample: "NAT gateway nat-0a1b2c3d4e5f67890 failed: Elastic IP address is already associated"
+    infrastructure_waiting_for:
+      description:
+        - What keeps the cluster from V(Provisioned) (its InfrastructureReady condition) - missing or not ready network parts, NAT
+          gateways and the API load balancer, each with its id and state; empty when V(Provisioned) or V(NotFound).
+      type: list
+      elements: str
+      sample: ["NAT gateway nat-0a1b2c3d4e5f67890 (pending)", "API load balancer capi-example-apiserver (provisioning)"]
     control_plane_endpoint:
       description: The API load balancer's DNS name and the API port; null until the balancer has a DNS name.
       type: dict

@@ -67,11 +67,18 @@ def test_describe_a_cluster_without_and_with_its_api(account, run_playbook, tmp_
     kubeconfig = tmp_path / "kube" / ("%s.kubeconfig" % NAME)
     spec = example_spec(image_id, kubeconfig_path=str(kubeconfig))
 
-    # Nothing exists yet: not found, not Pending.
-    missing = described(run_playbook("cluster_status", spec, env=STATS))
-    assert missing["phase"] == "NotFound" and missing["exists"] is False
-    assert missing["lines"] == ["Cluster/%s: not found - nothing in region %s carries the cluster's ownership tag; "
-                                "it does not exist (or not yet)" % (NAME, REGION)]
+    # Nothing exists yet: not found, not Pending, and the run fails in one line (AWX still gets the data).
+    missing = run_playbook("cluster_status", spec, env=STATS)
+    assert missing.rc != 0, missing.explain()
+    line = "cluster %s owns nothing in %s: it does not exist (create it with create_cluster.yml)" % (NAME, REGION)
+    failures = [(task["task"]["name"], result["msg"]) for play in missing.report["plays"] for task in play["tasks"]
+                for result in task["hosts"].values() if result.get("failed")]
+    assert failures == [("Fail for a cluster that does not exist, in one line", line)]
+    assert missing.result("Show the description").get("skipped") is True
+    stat = missing.report["global_custom_stats"]["kubecluster_describe"]
+    assert stat["phase"] == "NotFound" and stat["exists"] is False and stat["lines"] == [line]
+    assert {kind: condition["status"] for kind, condition in stat["conditions"].items()} == dict.fromkeys(
+        ("InfrastructureReady", "ControlPlaneInitialized", "ControlPlaneReady", "WorkersReady"), "False")
 
     created = run_playbook("create_cluster", spec, tags=["infra"])
     assert created.rc == 0, created.explain()
@@ -79,6 +86,13 @@ def test_describe_a_cluster_without_and_with_its_api(account, run_playbook, tmp_
     # No kubeconfig: every node condition is unknown; desired and up to date come from the spec.
     offline = described(run_playbook("cluster_status", spec, env=STATS))
     assert offline["phase"] == "Provisioned" and offline["ready"] is None and offline["nodes_known"] is False
+    # Provisioned is not "works": the conditions beside the phase say what is known.
+    assert {kind: condition["status"] for kind, condition in offline["conditions"].items()} == {
+        "InfrastructureReady": "True", "ControlPlaneInitialized": "Unknown", "ControlPlaneReady": "Unknown", "WorkersReady": "Unknown"}
+    assert offline["conditions"]["ControlPlaneInitialized"]["message"] == "no kubeconfig at %s" % kubeconfig
+    assert offline["workers"] == {"ready": None, "desired": 2}
+    assert offline["lines"][1].split()[1:7] == ["Unknown", "Provisioned", "InfrastructureReady=True", "ControlPlaneInitialized=Unknown",
+                                                "ControlPlaneReady=Unknown", "WorkersReady=?/2"]
     control_plane, (md0,) = offline["control_plane"], offline["machine_deployments"]
     assert (control_plane["desired"], control_plane["ready"], control_plane["up_to_date"]) == (1, None, 1)
     assert (md0["name"], md0["desired"], md0["running"], md0["ready"], md0["up_to_date"]) == (NAME + "-md-0", 2, 2, None, 2)
@@ -110,6 +124,12 @@ def test_describe_a_cluster_without_and_with_its_api(account, run_playbook, tmp_
     stand_in_lib.write_kubeconfig(str(kubeconfig), emulator.url, emulator.store.ca_pem.encode(), "admin", emulator.admin_token)
     online = described(run_playbook("cluster_status", spec, env=STATS))
     assert online["nodes_known"] is True and online["ready"] is False
+    assert {kind: condition["status"] for kind, condition in online["conditions"].items()} == {
+        "InfrastructureReady": "True", "ControlPlaneInitialized": "True", "ControlPlaneReady": "False", "WorkersReady": "False"}
+    assert online["conditions"]["ControlPlaneReady"]["message"] == "0/1 control-plane machines ready"
+    assert online["conditions"]["ControlPlaneInitialized"]["message"] == (
+        "the API server answered at %s, which is not the control-plane endpoint %s" % (emulator.url, online["control_plane_endpoint"]))
+    assert "ControlPlaneInitialized=True ControlPlaneReady=False WorkersReady=0/2" in online["lines"][1]
     machines = machines_of(online)
     assert machines[control_plane_machine["name"]]["node_condition"] == "NotReady"
     assert machines[control_plane_machine["name"]]["node_name"] == dns_name
@@ -124,6 +144,11 @@ def test_describe_a_cluster_without_and_with_its_api(account, run_playbook, tmp_
     (md0,) = outdated["machine_deployments"]
     assert (md0["desired"], md0["replicas"], md0["up_to_date"]) == (3, 2, 0)
     assert outdated["control_plane"]["up_to_date"] == 1
+    # ... and are named in a plain run's output, not only with -v.
+    workers = sorted(m["name"] for m in md0["machines"])
+    assert outdated["outdated_machines"] == workers
+    assert ("Outdated machines (launched from settings the spec no longer has; rollout_machines.yml replaces them): %s"
+            % ", ".join(workers)) in outdated["lines"]
 
 
 def test_region_table_lists_every_cluster_with_phase_and_version(account, run_playbook):
@@ -142,7 +167,8 @@ def test_region_table_lists_every_cluster_with_phase_and_version(account, run_pl
     assert row["control_plane"] == {"running": 1, "replicas": 1} and row["workers"] == {"running": 2, "replicas": 2}
     assert table["lines"][0].split()[:4] == ["NAME", "REGION", "PHASE", "VERSION"]
     assert table["lines"][1].split()[:4] == [NAME, REGION, "Provisioned", "v1.31.4"]
+    assert table["lines"][2].startswith("Provisioned: the infrastructure and the control-plane endpoint exist, not that the cluster works")
 
     empty = run_playbook("cluster_status", extra_vars={"region": "eu-west-1"})
     assert empty.rc == 0, empty.explain()
-    assert empty.result("Show the description")["msg"] == ["No cluster owns anything in region eu-west-1"]
+    assert empty.result("Show the description")["msg"] == ["no clusters in eu-west-1: nothing there carries a cluster's ownership tag"]

@@ -90,7 +90,8 @@ def test_tree_lines_are_shaped_like_clusterctl_describe():
         "    ├─Machine/capi-example-md-0-aaaaa",
         "    └─Machine/capi-example-md-0-bbbbb",
     ]
-    assert lines[1].split() == ["Cluster/capi-example", "True", "Provisioned", "v1.31.4", HOST + ":6443"]
+    assert lines[1].split() == ["Cluster/capi-example", "True", "Provisioned", "InfrastructureReady=True", "ControlPlaneInitialized=True",
+                                "ControlPlaneReady=True", "WorkersReady=2/2", "v1.31.4", HOST + ":6443"]
     assert lines[4].split()[-2:] == ["desired/ready/up-to-date", "1/1/1"]
     assert lines[5].split() == ["│", "└─Machine/capi-example-control-plane-abcde", "True", "i-0c01", "ap-northeast-2a", "10.0.64.12",
                                 "v1.31.4", "node", "Ready"]
@@ -146,7 +147,7 @@ def test_outdated_and_unknown_counts_and_machines_not_running():
     md0 = described["machine_deployments"][0]
     assert (md0["desired"], md0["ready"], md0["up_to_date"], md0["ready_condition"]) == (3, 1, 1, False)
     assert md0["machines"][1]["ready"] is False
-    assert described["lines"][-1].split()[-2:] == ["pending", "outdated"]
+    assert described["lines"][-2].split()[-2:] == ["pending", "outdated"]
     assert "desired/ready/up-to-date ?/1/?" in described["lines"][4]
     # Without desired (no spec), the set is ready when its machines are.
     assert described["control_plane"]["ready_condition"] is True
@@ -171,9 +172,10 @@ def test_a_cluster_that_does_not_exist_says_so():
     described = describe_cluster(cluster, None)
 
     assert described["exists"] is False and described["ready"] is False and described["phase"] == "NotFound"
-    assert described["lines"] == ["Cluster/capi-example: not found - nothing in region ap-northeast-2 carries the cluster's "
-                                  "ownership tag; it does not exist (or not yet)"]
+    assert described["lines"] == ["cluster capi-example owns nothing in ap-northeast-2: it does not exist (create it with create_cluster.yml)"]
     assert "Pending" not in str(described)
+    assert {kind: condition["status"] for kind, condition in described["conditions"].items()} == {
+        "InfrastructureReady": "False", "ControlPlaneInitialized": "False", "ControlPlaneReady": "False", "WorkersReady": "False"}
 
 
 def test_failed_cluster_shows_why():
@@ -213,10 +215,13 @@ def test_region_table():
                                          HOST + ":6443"]
     assert table["lines"][2].split()[:3] == ["staging", "ap-northeast-2", "Failed"]
     assert table["lines"][3] == "staging: NAT gateway nat-1 failed: no reason"
+    # Provisioned is not read as "works": the table says what it means.
+    assert table["lines"][4].startswith("Provisioned: the infrastructure and the control-plane endpoint exist, not that the cluster works")
 
 
 def test_empty_region_table_says_so():
-    assert describe_clusters([], "ap-northeast-2") == {"clusters": [], "lines": ["No cluster owns anything in region ap-northeast-2"]}
+    assert describe_clusters([], "ap-northeast-2") == {
+        "clusters": [], "lines": ["no clusters in ap-northeast-2: nothing there carries a cluster's ownership tag"]}
 
 
 @pytest.mark.parametrize("call, message", [
@@ -239,3 +244,101 @@ def test_ownership_conflicts_are_listed_under_the_tree_and_the_table():
 
     assert describe_cluster(cluster, NODES)["lines"][-1] == "Ownership conflict: " + conflict
     assert describe_clusters([cluster])["lines"][-1] == "capi-example: ownership conflict: " + conflict
+
+
+def statuses(described):
+    return {kind: condition["status"] for kind, condition in described["conditions"].items()}
+
+
+def test_conditions_of_a_working_cluster_are_all_true_and_shown_next_to_the_phase():
+    described = describe_cluster(CLUSTER, NODES)
+
+    assert statuses(described) == {"InfrastructureReady": "True", "ControlPlaneInitialized": "True", "ControlPlaneReady": "True",
+                                   "WorkersReady": "True"}
+    assert described["conditions"]["ControlPlaneReady"]["message"] == "1/1 control-plane machines ready"
+    assert described["conditions"]["WorkersReady"]["message"] == "2/2 worker machines ready"
+    assert described["workers"] == {"ready": 2, "desired": 2}
+
+
+def test_provisioned_without_the_api_is_not_read_as_working():
+    described = describe_cluster(CLUSTER, None, "the API server https://capi-example-apiserver:6443 did not answer within 10 s")
+
+    assert described["phase"] == "Provisioned" and described["ready"] is None
+    assert statuses(described) == {"InfrastructureReady": "True", "ControlPlaneInitialized": "Unknown", "ControlPlaneReady": "Unknown",
+                                   "WorkersReady": "Unknown"}
+    assert described["conditions"]["ControlPlaneInitialized"]["message"] == (
+        "the API server https://capi-example-apiserver:6443 did not answer within 10 s")
+    assert described["workers"] == {"ready": None, "desired": 2}
+    assert described["lines"][1].split()[1:7] == ["Unknown", "Provisioned", "InfrastructureReady=True", "ControlPlaneInitialized=Unknown",
+                                                  "ControlPlaneReady=Unknown", "WorkersReady=?/2"]
+
+
+def test_an_initialized_control_plane_whose_nodes_are_not_ready():
+    nodes = [node("ip-10-0-64-12.ap-northeast-2.compute.internal", "aws:///ap-northeast-2a/i-0c01", ready="False")]
+
+    described = describe_cluster(CLUSTER, nodes)
+
+    assert statuses(described) == {"InfrastructureReady": "True", "ControlPlaneInitialized": "True", "ControlPlaneReady": "False",
+                                   "WorkersReady": "False"}
+    assert described["ready"] is False
+    assert described["conditions"]["ControlPlaneReady"]["message"] == "0/1 control-plane machines ready"
+    assert described["conditions"]["WorkersReady"]["message"] == "0/2 worker machines ready"
+    assert "WorkersReady=0/2" in described["lines"][1]
+
+
+def test_without_a_running_control_plane_or_an_endpoint_the_control_plane_is_not_initialized():
+    stopped = copy.deepcopy(CLUSTER)
+    stopped["machines"][1]["state"] = "stopped"
+    no_endpoint = dict(CLUSTER, phase="Provisioning", control_plane_endpoint=None,
+                       infrastructure_waiting_for=["DNS name of API load balancer capi-example-apiserver"])
+
+    for cluster, reason in ((stopped, "no control-plane machine is running"),
+                            (no_endpoint, "no control-plane endpoint (the API load balancer has no DNS name)")):
+        described = describe_cluster(cluster, None, "no kubeconfig at ~/.kube/capi-example.kubeconfig")
+        assert described["conditions"]["ControlPlaneInitialized"] == {"status": "False", "message": reason}
+        assert described["conditions"]["ControlPlaneReady"]["status"] == "False"
+        assert described["ready"] is False
+    assert described["conditions"]["InfrastructureReady"] == {
+        "status": "False", "message": "waiting for DNS name of API load balancer capi-example-apiserver"}
+
+
+def test_failed_and_deleting_infrastructure_is_not_ready():
+    failed = describe_cluster(dict(CLUSTER, phase="Failed", failure_message="NAT gateway nat-1 failed: no reason"), None)
+    deleting = describe_cluster(dict(CLUSTER, phase="Deleting"), None)
+
+    assert failed["conditions"]["InfrastructureReady"] == {"status": "False", "message": "NAT gateway nat-1 failed: no reason"}
+    assert deleting["conditions"]["InfrastructureReady"] == {"status": "False", "message": "the cluster is being deleted"}
+
+
+def test_a_cluster_without_machine_deployments_has_its_workers_ready():
+    cluster = dict(CLUSTER, machines=CLUSTER["machines"][:2], machine_sets={k: v for k, v in CLUSTER["machine_sets"].items() if k != "md-0"})
+
+    described = describe_cluster(cluster, NODES[:1])
+
+    assert described["conditions"]["WorkersReady"] == {"status": "True", "message": "no machine deployments"}
+    assert "WorkersReady" not in described["lines"][1]
+
+
+def test_outdated_machines_are_listed_by_name():
+    cluster = copy.deepcopy(CLUSTER)
+    cluster["machines"][1]["outdated"] = True
+    cluster["machines"][3]["outdated"] = True
+    cluster["machines"][4]["outdated"] = True  # terminated: gone, not listed
+
+    described = describe_cluster(cluster, NODES)
+
+    assert described["outdated_machines"] == ["capi-example-control-plane-abcde", "capi-example-md-0-bbbbb"]
+    assert ("Outdated machines (launched from settings the spec no longer has; rollout_machines.yml replaces them): "
+            "capi-example-control-plane-abcde, capi-example-md-0-bbbbb") in described["lines"]
+    assert describe_cluster(CLUSTER, NODES)["outdated_machines"] == []
+
+
+@pytest.mark.parametrize("api_server, message", [
+    ("https://%s:6443" % HOST, "the API server answered through the control-plane endpoint %s:6443" % HOST),
+    ("https://10.0.64.12:6443", "the API server answered at https://10.0.64.12:6443, which is not the control-plane endpoint %s:6443" % HOST),
+    (None, "the API server answered"),
+])
+def test_control_plane_initialized_says_where_the_api_answered(api_server, message):
+    described = describe_cluster(CLUSTER, NODES, None, api_server)
+
+    assert described["conditions"]["ControlPlaneInitialized"] == {"status": "True", "message": message}

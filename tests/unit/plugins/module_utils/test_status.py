@@ -331,3 +331,5 @@ def test_survey_of_a_named_cluster_ignores_what_others_own(clients):
     assert (view["name"], view["vpc_id"], view["counts"]["vpcs"]) == ("a", vpc_a, 1)
     assert view["subnets"] == [], "the untagged subnet in a's VPC is not a's"
     assert found[0].waiting_for[:2] == ["subnets", "security groups controlplane, node"]
+    assert view["infrastructure_waiting_for"] == ["subnets", "security groups controlplane, node", "internet gateway",
+                                                  "API load balancer a-apiserver"], "what keeps it from Provisioned, for its condition"
