@@ -53,6 +53,8 @@ PACKAGE_SOURCES = ("pkgs.k8s.io", "mirror", "binaries")
 # Cluster API's MachineDeployment deletion order (spec.deletion.order; deletePolicy before v1beta2).
 DELETION_ORDERS = ("random", "newest", "oldest")
 UPGRADE_STRATEGIES = ("immutable", "in_place")
+# none: the admin kubeconfig stays only on the controller; otherwise also in that AWS service, encrypted.
+KUBECONFIG_SECRETS = ("none", "secretsmanager", "ssm")
 # CAPI's MachineHealthCheck nodeStartupTimeout default; its webhook refuses less than 30 s.
 DEFAULT_NODE_STARTUP_TIMEOUT = 600
 MIN_NODE_STARTUP_TIMEOUT = 30
@@ -378,6 +380,8 @@ SCHEMA: Schema = {
         "manifests_dir": _Field(None, _string, nullable=True),
     }),
     "kubeconfig_path": _Field(None, _string, nullable=True),
+    # Where create_cluster.yml keeps a copy of the admin kubeconfig, encrypted, for later jobs (kubeconfig.py).
+    "kubeconfig_secret": _Field("none", _choice(KUBECONFIG_SECRETS)),
     # Your own known_hosts with the machines' host keys pinned (checked strictly); None: the
     # cluster's own file next to the kubeconfig, pinned on first contact (hosts.host_keys).
     "ssh_known_hosts_file": _Field(None, _string, nullable=True),

@@ -9,12 +9,14 @@ A delete goes in Cluster API's order (machines, load balancers, network) through
 modules; a problem found only by the last one (an instance of someone else in a private
 subnet, a resource tagged as two clusters') would leave the cluster half-deleted. ``survey``
 plans all three deletes up front, read-only, by ownership alone (only the cluster's name is
-needed), and collects every reason not to start.
+needed), and collects every reason not to start. The kubeconfig the cluster kept in SSM or Secrets
+Manager (kubeconfig.py) goes last.
 """
 
 from typing import Any, Dict, List
 
 from . import instances
+from . import kubeconfig
 from . import loadbalancer
 from . import lookup
 from . import naming
@@ -35,6 +37,7 @@ class Teardown:
         self.plan = Plan()
         self.machine_sets: List[str] = []
         self.blockers: List[str] = []
+        self.warnings: List[str] = []
 
     @property
     def found(self) -> bool:
@@ -80,4 +83,7 @@ def survey(ctx: Context, spec: Spec) -> Teardown:
             teardown.blockers.append("%s is tagged as the cluster's but belongs to no machine set; terminate it, then rerun"
                                      % lookup.instance_label(instance))
     teardown.plan.extend(net.plan(spec))
+    # Last, once the machines that used it are gone: the admin kubeconfig kept in SSM or Secrets Manager.
+    stored, teardown.warnings = kubeconfig.plan_absent(ctx, cluster)
+    teardown.plan.extend(stored)
     return teardown

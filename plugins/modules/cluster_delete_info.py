@@ -12,8 +12,9 @@ short_description: Find what deleting a cluster would remove, and what would sto
 description:
   - Plans, without applying it, the whole delete of a cluster in Cluster API's order - the machines of every machine
     set, the API load balancer and the load balancers the AWS cloud-controller-manager made for Services, then the
-    security groups and the network - exactly as M(kubecluster.aws.machine_set), M(kubecluster.aws.apiserver_lb) and
-    M(kubecluster.aws.cluster_network) with C(state=absent) would plan it.
+    security groups and the network, then the admin kubeconfig kept in SSM or Secrets Manager - exactly as
+    M(kubecluster.aws.machine_set), M(kubecluster.aws.apiserver_lb), M(kubecluster.aws.cluster_network) and
+    M(kubecluster.aws.cluster_kubeconfig) with C(state=absent) would plan it.
   - Everything is found by the ownership tags, so only the cluster's C(name) and C(region) are read from O(cluster),
     and a spec that no longer validates can still be deleted.
   - Lists in RV(blockers) every reason the delete would stop half-way or touch what is not the cluster's, so a
@@ -136,6 +137,8 @@ def main() -> None:
         runner.fail(module, error)
     except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         runner.fail_aws(module, error)
+    for warning in found.warnings:
+        module.warn(warning)
     if not found.found:
         module.warn("cluster %s has nothing in region %s: nothing to delete" % (spec["name"], spec["region"]))
     result = dict(changed=False, cluster=spec, found=found.found, machine_sets=found.machine_sets, blockers=found.blockers,

@@ -169,8 +169,8 @@ def test_create_rerun_delete_default_cluster(account, run_playbook, moto_server)
     (listed,) = status.result("Read what the clusters own")["clusters"]
     assert listed["phase"] == "Provisioned" and listed["name"] == NAME
 
-    refused = run_playbook("delete_cluster", spec)
-    assert refused.rc != 0 and "confirm_delete=true" in refused.explain()
+    dry_run = run_playbook("delete_cluster", spec)
+    assert dry_run.rc == 0 and "confirm_delete=true" in "\n".join(dry_run.result("Show what deleting the cluster removes")["msg"])
     assert len(account.owned(NAME)["instances"]) == 4, "an unconfirmed delete deleted something"
 
     delete(run_playbook, spec)
