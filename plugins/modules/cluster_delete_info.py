@@ -113,13 +113,6 @@ plan:
       sample: nat-0123456789abcdef0
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils import teardown
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
@@ -134,7 +127,7 @@ def main() -> None:
         found = teardown.survey(ctx, spec)
     except KubeclusterError as error:
         runner.fail(module, error)
-    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+    except runner.AWS_ERRORS as error:
         runner.fail_aws(module, error)
     if not found.found:
         module.warn("cluster %s has nothing in region %s: nothing to delete" % (spec["name"], spec["region"]))

@@ -256,11 +256,6 @@ plan:
 import os
 from typing import Any, Callable, Dict, List
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import infra
@@ -320,7 +315,7 @@ class RunLease:
                                                             token=None))
         except KubeclusterError as error:
             runner.fail(self.module, error)
-        except AnsibleAWSError as error:
+        except runner.AWS_ERRORS as error:
             runner.fail_aws(self.module, error)
         out.pop("changed")  # bookkeeping: taking and giving back the lease is no change to the cluster
         self.view = dict(out, name=self.lease.name, released=False)
@@ -374,7 +369,7 @@ def main() -> None:
         result = infra.reconcile(module, ctx, spec, run, params["surge"], module.check_mode, params["wait"], params["wait_delay"])
     except KubeclusterError as error:
         run_lease.fail(runner.fail, error)
-    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+    except runner.AWS_ERRORS as error:
         run_lease.fail(runner.fail_aws, error)
     cluster_status = result.pop("status")
     out = dict(result)

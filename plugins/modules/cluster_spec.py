@@ -180,13 +180,6 @@ elastic_ips:
 import os
 from typing import Any, Dict
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-
 from ansible_collections.kubecluster.aws.plugins.module_utils import account
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
@@ -224,7 +217,7 @@ def main() -> None:
         result = account.check_account(module, ctx, spec, module.params["kubernetes_upgrade"])
     except KubeclusterError as error:
         runner.fail(module, error)
-    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+    except runner.AWS_ERRORS as error:
         runner.fail_aws(module, error)
     module.exit_json(changed=False, **result)
 
