@@ -7,7 +7,7 @@
 bad input, make clients in the spec's region, and apply or only report the plan."""
 
 import os
-from typing import Any, Callable, Dict, List, NoReturn, Optional, Protocol, Set, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Protocol, Set, Tuple, Type
 
 try:
     import botocore
@@ -31,8 +31,8 @@ CLUSTER_OPTION: Dict[str, Any] = dict(type="dict", required=True)
 # What an AWS call raises: amazon.aws's wrapped errors, botocore's, and an answer botocore cannot parse (an HTML page
 # where AWS XML or JSON was expected: botocore's ResponseParserError is no BotoCoreError), which amazon.aws lets through.
 try:
-    AWS_ERRORS: Tuple[type, ...] = (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError,
-                                    botocore.parsers.ResponseParserError)
+    AWS_ERRORS: Tuple[Type[Exception], ...] = (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError,
+                                               botocore.parsers.ResponseParserError)
 except NameError:  # no botocore: AnsibleAWSModule fails first
     AWS_ERRORS = (AnsibleAWSError,)
 

@@ -75,7 +75,8 @@ __all__ = [
     "disassociate_route_table", "modify_instance_metadata_options", "modify_subnet_attribute", "modify_vpc_attribute",
     "release_address", "replace_route", "revoke_security_group_ingress", "run_instances", "terminate_instances",
     # written here
-    "create_instance_tags", "describe_instance_type_offerings", "describe_instance_types", "replace_route_table_association", "vpc_max_elastic_ips", "wait_for_instances",
+    "create_instance_tags", "describe_instance_type_offerings", "describe_instance_types", "replace_route_table_association",
+    "vpc_max_elastic_ips", "wait_for_instances",
     "wait_for_nat_gateways", "wait_for_network_interfaces_deleted", "eventually", "NOT_YET_VISIBLE",
 ]
 
