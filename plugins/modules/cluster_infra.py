@@ -16,9 +16,10 @@ description:
     process, as Cluster API's AWSCluster and AWSMachine reconcilers do. C(create_cluster.yml) runs it.
   - Each resource type is read once per run (a read snapshot the services share); a write makes what it
     changed read again. A cluster that already matches its spec costs about one read per resource type and no write.
-  - The account checks run only when needed - the key pair, the instance profiles and named availability zones
-    when a machine set is short of machines, named availability zones also when one is not yet a zone of the
-    cluster's subnets, the Elastic IP quota when the NAT layout needs new addresses.
+  - The account checks run only when needed - the key pair, the instance profiles, named availability zones, the
+    AMI ids (one DescribeImages for all the sets) and the instance types offered in the sets' zones (one
+    DescribeInstanceTypeOfferings) when a machine set is short of machines, named availability zones also when one
+    is not yet a zone of the cluster's subnets, the Elastic IP quota when the NAT layout needs new addresses.
   - The long operations are started together and waited for once - NAT gateways are created without waiting,
     machines launched without waiting, the network load balancer created without waiting; then, with O(wait),
     one wait until every NAT gateway is available, every machine runs and the load balancer is active, failing
