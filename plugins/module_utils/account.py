@@ -53,6 +53,28 @@ def missing_instance_profiles(ctx: Context, spec: Dict[str, Any]) -> List[str]:
     return sorted(path for path, name in profiles.items() if name in missing)
 
 
+def existing_images(ec2: Any, spec: Dict[str, Any], launching: List[str]) -> Optional[Set[str]]:
+    """Which of the AMI ids the launching sets name exist (and this account may use): one DescribeImages for them all,
+    filtered by id so that a missing one is left out rather than failing the call; None when no set names one."""
+    ids = sorted({machine_set_spec(spec, name)["ami_id"] for name in launching} - {None})
+    if not ids:
+        return None
+    return {image["ImageId"] for image in aws_ec2.describe_images(ec2, Filters=[{"Name": "image-id", "Values": ids}])}
+
+
+def type_offerings(ec2: Any, spec: Dict[str, Any], launching: List[str]) -> Optional[Dict[str, Set[str]]]:
+    """The zones of the region that offer each instance type the launching sets use: one DescribeInstanceTypeOfferings
+    for them all (its pages); None when nothing launches."""
+    types = sorted({machine_set_spec(spec, name)["instance_type"] for name in launching})
+    if not types:
+        return None
+    offered: Dict[str, Set[str]] = {instance_type: set() for instance_type in types}
+    for offering in aws_ec2.describe_instance_type_offerings(ec2, LocationType="availability-zone",
+                                                             Filters=[{"Name": "instance-type", "Values": types}]):
+        offered.setdefault(offering["InstanceType"], set()).add(offering["Location"])
+    return offered
+
+
 def launches(spec: Dict[str, Any], live: List[Dict[str, Any]]) -> List[str]:
     """The machine sets that are short of their replicas (a run launches machines for them), from the
     cluster's live machines (lookup.live_machines)."""
@@ -67,7 +89,8 @@ def check_account(module: Any, ctx: Context, spec: Dict[str, Any], kubernetes_up
     profiles and the named zones when a machine set is short of machines (a launch), the Elastic IP quota
     (and every address of the region) when the NAT layout needs more addresses than the cluster owns. The
     machines and the cluster's addresses are read first, once; a cluster that runs as its spec says needs no
-    other read (but a zone count's names). ``zones_in_use``: the zones of the cluster's subnets, which name a
+    other read (but a zone count's names). Before a launch, the launching sets' AMI ids and instance types are checked
+    too (one read each for all the sets). ``zones_in_use``: the zones of the cluster's subnets, which name a
     zone count of as many zones without reading the region; ``nat_eips``: the addresses the cluster's live NAT
     gateways hold, which spare reading its addresses when they are as many as the NAT layout needs."""
     wanted_zones = spec["network"]["availability_zones"]
@@ -101,7 +124,8 @@ def check_account(module: Any, ctx: Context, spec: Dict[str, Any], kubernetes_up
     check_against_account(spec, zones, quota if quota is not None else DEFAULT_EIP_QUOTA, in_use or 0, owned_count,
                           existing_key_pairs(ctx.ec2, spec["ssh_key_name"]) if short else None,
                           missing_instance_profiles(ctx, spec) if short else None, running,
-                          kubernetes_upgrade=kubernetes_upgrade)
+                          kubernetes_upgrade=kubernetes_upgrade, launching=short,
+                          images=existing_images(ctx.ec2, spec, short), offerings=type_offerings(ctx.ec2, spec, short))
     return dict(cluster=spec, nat_gateway_count=nat_count,
                 elastic_ips=dict(quota=quota, in_use=in_use, owned=owned_count), upgrade=upgrade_summary(spec, running),
                 launches=short)

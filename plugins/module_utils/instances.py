@@ -66,6 +66,7 @@ from .errors import KubeclusterError
 from .plan import UNKNOWN
 from .plan import Plan
 from .spec import machine_set_spec
+from .spec import missing_image_error
 
 Instance = Dict[str, Any]
 View = Dict[str, Any]
@@ -446,8 +447,7 @@ def given_image(ec2: Any, spec: Spec, set_name: str, ami_id: str) -> Image:
     except is_ansible_aws_error_code(("InvalidAMIID.NotFound", "InvalidAMIID.Malformed")):
         images = []
     if not images:
-        raise MachineSetError("%s: %s does not exist in %s or this account may not use it; set an AMI id of that region, "
-                              "or remove the field to use the CAPA image lookup" % (ami_field(spec, set_name), ami_id, spec["region"]))
+        raise MachineSetError(missing_image_error(spec, set_name, ami_id))
     return Image(images[0]["ImageId"], images[0].get("RootDeviceName"), images[0].get("Name"))
 
 

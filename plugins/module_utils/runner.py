@@ -7,10 +7,12 @@
 bad input, make clients in the spec's region, and apply or only report the plan."""
 
 import os
-from typing import Any, Callable, Dict, List, NoReturn, Optional, Protocol
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Protocol, Set, Tuple, Type
 
 try:
     import botocore
+    import botocore.parsers
+    import botocore.session
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
@@ -25,6 +27,14 @@ from .plan import Plan, PlanApplyError
 from .spec import Spec, SpecError, resolve, resolve_identity, select_zones, with_zones
 
 CLUSTER_OPTION: Dict[str, Any] = dict(type="dict", required=True)
+
+# What an AWS call raises: amazon.aws's wrapped errors, botocore's, and an answer botocore cannot parse (an HTML page
+# where AWS XML or JSON was expected: botocore's ResponseParserError is no BotoCoreError), which amazon.aws lets through.
+try:
+    AWS_ERRORS: Tuple[Type[Exception], ...] = (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError,
+                                               botocore.parsers.ResponseParserError)
+except NameError:  # no botocore: AnsibleAWSModule fails first
+    AWS_ERRORS = (AnsibleAWSError,)
 
 # amazon.aws's connection options that carry credentials. It declares access_key no_log=False
 # (an access key id names a key rather than proving it), so -vvv printed it in module_args and
@@ -139,12 +149,52 @@ def resolve_zones(module: Module, spec: Spec, ec2: Any) -> Spec:
     except SpecError as error:
         module.fail_json(msg=error.message, errors=error.errors)
     except AnsibleAWSError as error:
-        module.fail_json_aws_error(error)
+        fail_aws(module, error)
+
+
+def known_regions() -> Set[str]:
+    """The EC2 regions of every partition botocore knows (its endpoint data, no AWS call)."""
+    session = botocore.session.get_session()
+    return {region for partition in session.get_available_partitions() for region in session.get_available_regions("ec2", partition)}
+
+
+def no_answer(error: Exception) -> bool:
+    """Whether an AWS call got no AWS answer: no endpoint to connect to, an answer that is no AWS response (an HTML page,
+    garbage) or a server error without an AWS error code, which is what a region that does not exist gives."""
+    cause = error.exception if isinstance(error, AnsibleAWSError) and error.exception is not None else error
+    if isinstance(cause, (botocore.exceptions.EndpointConnectionError, botocore.parsers.ResponseParserError)):
+        return True
+    if isinstance(cause, botocore.exceptions.ClientError):
+        code = str(cause.response.get("Error", {}).get("Code", ""))
+        return not code or code.isdigit()
+    return False
+
+
+def module_region(module: Module) -> Optional[str]:
+    """The region the module's calls go to: its spec's (cluster.region, or AWS_REGION), else its region option."""
+    if isinstance(module.params.get("cluster"), dict):
+        try:
+            return str(resolve_identity(module.params["cluster"], os.environ)["region"])
+        except SpecError:
+            return None
+    region = module.params.get("region")
+    return str(region) if region else None
+
+
+def unknown_region(module: Module, error: Exception) -> Optional[str]:
+    """The one-line failure for an AWS call that got no answer in a region botocore does not know, or None."""
+    region = module_region(module)
+    if not region or not no_answer(error) or region in known_regions():
+        return None
+    return "no such region %s; regions are like us-east-1 (set cluster.region, or AWS_REGION, to a region of your account)" % region
 
 
 def fail_aws(module: Module, error: Exception, **returned: Any) -> NoReturn:
     """Fail with an AWS error's message and response, as amazon.aws modules do (amazon.aws's fail_json_aws_error,
-    with ``returned``: more return values)."""
+    with ``returned``: more return values); a region that does not exist, said so (unknown_region)."""
+    no_region = unknown_region(module, error)
+    if no_region:
+        module.fail_json(msg=no_region, aws_error=str(error), **returned)
     if isinstance(error, AnsibleAWSError):
         if error.exception:
             module.fail_json_aws(error.exception, msg=error.message, **returned)
@@ -169,7 +219,7 @@ def reconcile(module: Module, build: Callable[[], Plan]) -> NoReturn:
         plan = build()
     except KubeclusterError as error:
         fail(module, error)
-    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+    except AWS_ERRORS as error:
         fail_aws(module, error)
     finish(module, plan, plan.header, **plan.returns)
 
@@ -202,7 +252,7 @@ def finish(module: Module, plan: Plan, header: str, **result: Any) -> NoReturn:
         out = {key: value() if callable(value) else value for key, value in result.items()}
     except KubeclusterError as error:
         fail(module, error)
-    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+    except AWS_ERRORS as error:
         fail_aws(module, error)
     out.update(changed=plan.changed, plan=plan.as_list())
     if module._diff:

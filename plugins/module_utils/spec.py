@@ -281,10 +281,16 @@ def _tags(value: Any) -> Optional[str]:
     return None
 
 
+_KMS_KEY = r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
+_KMS_ALIAS = r"alias/[a-zA-Z0-9/_-]{1,250}"
+# What EC2 takes as a volume's KmsKeyId: a key id (or a multi-Region key's mrk- id), an alias name, or the ARN of either.
+_KMS = re.compile(r"^(%s|%s|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/%s|%s))$" % (_KMS_KEY, _KMS_ALIAS, _KMS_KEY, _KMS_ALIAS))
+
+
 def _kms(value: Any) -> Optional[str]:
-    if not isinstance(value, str) or not (value.startswith("arn:") or re.match(r"^[0-9a-f-]{36}$", value)
-                                          or value.startswith("alias/")):
-        return "%r is not a KMS key id, alias/NAME or key ARN" % (value,)
+    if not isinstance(value, str) or not _KMS.match(value):
+        return ("%r is not a KMS key; give a key id (1234abcd-12ab-34cd-56ef-1234567890ab or mrk-...), an alias name "
+                "(alias/my-key), or the ARN of a key or alias (arn:aws:kms:REGION:ACCOUNT:key/ID)" % (value,))
     return None
 
 
@@ -544,6 +550,61 @@ def _check_kubernetes_packages(spec: Spec, errors: List[str]) -> None:
         errors.append("%s.binaries_dir: only used with source: binaries; set source: binaries or remove it" % path)
 
 
+# AWS's default quota of inbound rules per security group (Service Quotas: vpc L-0EA8095F); each CIDR is one rule.
+MAX_SECURITY_GROUP_RULES = 60
+# The CIDR lists of the spec and the security group (an sg role of naming) each one's rules go to.
+_RULE_FIELDS = (
+    ("cluster.network.api_load_balancer.allowed_cidrs", ("api_load_balancer", "allowed_cidrs"), "apiserver-lb"),
+    ("cluster.network.node_port_cidrs", ("node_port_cidrs",), "node"),
+    ("cluster.network.bastion.allowed_cidrs", ("bastion", "allowed_cidrs"), "bastion"),
+)
+
+
+def _check_rule_counts(spec: Spec, errors: List[str]) -> None:
+    """A CIDR list that would make more inbound rules than a security group holds fails here, not after the network
+    was made: the rules counted are the ones securitygroups.wanted_rules puts in the group the list feeds."""
+    if errors:
+        return  # wanted_rules needs a sound spec; the other problems come first
+    from . import securitygroups  # pylint: disable=import-outside-toplevel  # it imports what imports this module
+    rules = securitygroups.wanted_rules(spec, spec["network"]["vpc_cidr"])
+    for path, keys, role in _RULE_FIELDS:
+        value: Any = spec["network"]
+        for key in keys:
+            value = value[key]
+        count = len(set(rules.get(role, [])))
+        cidrs = len(set(value))
+        if count > MAX_SECURITY_GROUP_RULES and role in rules:
+            errors.append("%s: %d CIDRs make %d inbound rules in the cluster's %s security group, over the %d AWS allows "
+                          "a security group; list at most %d (one wider range can cover several)"
+                          % (path, cidrs, count, role, MAX_SECURITY_GROUP_RULES, MAX_SECURITY_GROUP_RULES - (count - cidrs)))
+
+
+def deployment_zone_errors(spec: Spec) -> List[str]:
+    """A machine deployment's zones must be zones the cluster has subnets in (cluster.network.availability_zones).
+
+    Names are judged once the cluster's zones are names (given as a list, or resolved from a count by the account
+    checks); a count only against the cluster's count. A bring-your-own VPC's zones are its subnets'; not judged here.
+    """
+    zones = spec["network"]["availability_zones"]
+    if spec["network"]["vpc_id"]:
+        return []
+    errors: List[str] = []
+    for index, deployment in enumerate(spec["machine_deployments"]):
+        wanted = deployment["availability_zones"]
+        path = "cluster.machine_deployments[%d].availability_zones" % index
+        have = zones if _is_int(zones) else len(zones)
+        if _is_int(wanted) and wanted > have:
+            errors.append("%s: %d zones asked for but the cluster has subnets in %d (cluster.network.availability_zones); "
+                          "ask for %d or fewer" % (path, wanted, have, have))
+        elif isinstance(wanted, list) and isinstance(zones, list):
+            missing = [str(zone) for zone in wanted if zone not in zones]
+            if missing:
+                errors.append("%s: the cluster has no subnet in %s (cluster.network.availability_zones: %s); list zones among "
+                              "those, or add %s to cluster.network.availability_zones"
+                              % (path, ", ".join(missing), ", ".join(zones), "it" if len(missing) == 1 else "them"))
+    return errors
+
+
 def default_kubeconfig_path(name: str) -> str:
     """Where the admin kubeconfig goes when the spec names no kubeconfig_path."""
     return "~/.kube/%s.kubeconfig" % name
@@ -581,6 +642,9 @@ def resolve(raw: object, environ: Optional[Environ] = None) -> Spec:
     _check_control_plane(spec, errors)
     _check_network(spec, errors)
     _check_kubernetes_packages(spec, errors)
+    if not errors:
+        errors.extend(deployment_zone_errors(spec))
+    _check_rule_counts(spec, errors)
     _default_kubeconfig_path(spec)
     if spec["kubernetes_version"] and not _version(spec["kubernetes_version"]):
         if not spec["kubernetes_version"].startswith("v"):
@@ -750,9 +814,55 @@ def upgrade_summary(spec: Spec, machines: Iterable[Mapping[str, Any]]) -> Dict[s
     }
 
 
+def set_field(spec: Spec, set_name: str, key: str) -> str:
+    """The spec path of a machine set's field (ami_id, instance_type, ...), for messages."""
+    if set_name == SET_CONTROL_PLANE:
+        return "cluster.control_plane.%s" % key
+    if set_name == SET_BASTION:
+        return "cluster.network.bastion.%s" % key
+    names = [d["name"] for d in spec["machine_deployments"]]
+    return "cluster.machine_deployments[%d].%s" % (names.index(set_name), key)
+
+
+def missing_image_error(spec: Spec, set_name: str, ami_id: str) -> str:
+    return ("%s: %s does not exist in %s or this account may not use it; set an AMI id of that region, "
+            "or remove the field to use the CAPA image lookup" % (set_field(spec, set_name, "ami_id"), ami_id, spec["region"]))
+
+
+def launch_errors(spec: Spec, launching: Iterable[str], images: Optional[Collection[str]],
+                  offerings: Optional[Mapping[str, Collection[str]]]) -> List[str]:
+    """What stops the machine sets ``launching`` (resolved zone names) from launching: a given AMI id that is not
+    among ``images`` (the ids of those that exist), an instance type not offered in every zone the set uses
+    (``offerings``: instance type -> the region's zones offering it). Either fact None: not read, not judged."""
+    errors: List[str] = []
+    for set_name in launching:
+        set_spec = machine_set_spec(spec, set_name)
+        if images is not None and set_spec["ami_id"] and set_spec["ami_id"] not in images:
+            errors.append(missing_image_error(spec, set_name, set_spec["ami_id"]))
+        if offerings is None:
+            continue
+        instance_type = set_spec["instance_type"]
+        offered = sorted(offerings.get(instance_type, ()))
+        path = set_field(spec, set_name, "instance_type")
+        if not offered:
+            errors.append("%s: %s is not an instance type offered in %s (a typo, or a type this region does not have); "
+                          "choose one such as t3.large (aws ec2 describe-instance-type-offerings --region %s)"
+                          % (path, instance_type, spec["region"], spec["region"]))
+            continue
+        missing = [zone for zone in set_spec["availability_zones"] if zone not in offered]
+        if missing:
+            zones_path = ("cluster.network.availability_zones" if set_name in (SET_CONTROL_PLANE, SET_BASTION)
+                          else set_field(spec, set_name, "availability_zones"))
+            errors.append("%s: %s is not offered in %s (only in %s); choose another instance type, or zones that offer it in %s"
+                          % (path, instance_type, ", ".join(missing), ", ".join(offered), zones_path))
+    return errors
+
+
 def check_against_account(spec: Spec, zones: Sequence[str], eip_quota: int, eips_in_use: int, eips_owned: int,
                           key_pairs: Optional[Collection[str]] = None, missing_profiles: Optional[Iterable[str]] = None,
-                          machines: Optional[Iterable[Mapping[str, Any]]] = None, kubernetes_upgrade: bool = False) -> None:
+                          machines: Optional[Iterable[Mapping[str, Any]]] = None, kubernetes_upgrade: bool = False,
+                          launching: Sequence[str] = (), images: Optional[Collection[str]] = None,
+                          offerings: Optional[Mapping[str, Collection[str]]] = None) -> None:
     """Checks that need facts only AWS has; raise SpecError naming the field and the fix.
 
     ``eips_in_use`` counts every Elastic IP allocated in the region, ``eips_owned`` the ones
@@ -761,9 +871,14 @@ def check_against_account(spec: Spec, zones: Sequence[str], eip_quota: int, eips
     the field paths whose instance profile does not exist; ``machines`` the views of the
     cluster's pending and running machines that carry a Kubernetes version
     (version_change_errors), or None when they were not read. With ``kubernetes_upgrade`` a version
-    change is judged by upgrade_errors (one minor forward at a time) instead of refused.
+    change is judged by upgrade_errors (one minor forward at a time) instead of refused. ``launching``: the machine
+    sets a run launches machines for, whose AMI ids (``images``: the ids that exist) and instance types
+    (``offerings``: type -> zones offering it) are judged by launch_errors. The machine deployments' zones are judged
+    against the cluster's (deployment_zone_errors).
     """
     errors: List[str] = (upgrade_errors if kubernetes_upgrade else version_change_errors)(spec, list(machines or []))
+    errors += deployment_zone_errors(spec)
+    errors += launch_errors(spec, launching, images, offerings)
     for path in missing_profiles or []:
         errors.append("%s: instance profile %r does not exist; create the IAM stack once per account "
                       "(ansible-playbook kubecluster.aws.bootstrap_iam) or name an existing profile"

@@ -114,13 +114,6 @@ plan:
       sample: nat-0123456789abcdef0
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 from ansible_collections.kubecluster.aws.plugins.module_utils import teardown
 from ansible_collections.kubecluster.aws.plugins.module_utils.context import Context
@@ -135,7 +128,7 @@ def main() -> None:
         found = teardown.survey(ctx, spec)
     except KubeclusterError as error:
         runner.fail(module, error)
-    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+    except runner.AWS_ERRORS as error:
         runner.fail_aws(module, error)
     for warning in found.warnings:
         module.warn(warning)

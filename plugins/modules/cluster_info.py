@@ -379,15 +379,9 @@ cluster:
   sample: {"name": "capi-example", "region": "ap-northeast-2", "phase": "NotFound", "failure_message": null}
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
 import os
 from typing import Any, List, Optional, Tuple
 
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
@@ -480,7 +474,7 @@ def main() -> None:
             statuses = read()
     except KubeclusterError as error:
         runner.fail(module, error)
-    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+    except runner.AWS_ERRORS as error:
         runner.fail_aws(module, error)
 
     result = dict(changed=False, region=region, clusters=[s.view for s in statuses])

@@ -16,9 +16,10 @@ description:
     process, as Cluster API's AWSCluster and AWSMachine reconcilers do. C(create_cluster.yml) runs it.
   - Each resource type is read once per run (a read snapshot the services share); a write makes what it
     changed read again. A cluster that already matches its spec costs about one read per resource type and no write.
-  - The account checks run only when needed - the key pair, the instance profiles and named availability zones
-    when a machine set is short of machines, named availability zones also when one is not yet a zone of the
-    cluster's subnets, the Elastic IP quota when the NAT layout needs new addresses.
+  - The account checks run only when needed - the key pair, the instance profiles, named availability zones, the
+    AMI ids (one DescribeImages for all the sets) and the instance types offered in the sets' zones (one
+    DescribeInstanceTypeOfferings) when a machine set is short of machines, named availability zones also when one
+    is not yet a zone of the cluster's subnets, the Elastic IP quota when the NAT layout needs new addresses.
   - The long operations are started together and waited for once - NAT gateways are created without waiting,
     machines launched without waiting, the network load balancer created without waiting; then, with O(wait),
     one wait until every NAT gateway is available, every machine runs and the load balancer is active, failing
@@ -262,11 +263,6 @@ plan:
 import os
 from typing import Any, Callable, Dict, List
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import infra
@@ -326,7 +322,7 @@ class RunLease:
                                                             token=None))
         except KubeclusterError as error:
             runner.fail(self.module, error)
-        except AnsibleAWSError as error:
+        except runner.AWS_ERRORS as error:
             runner.fail_aws(self.module, error)
         out.pop("changed")  # bookkeeping: taking and giving back the lease is no change to the cluster
         self.view = dict(out, name=self.lease.name, released=False)
@@ -380,7 +376,7 @@ def main() -> None:
         result = infra.reconcile(module, ctx, spec, run, params["surge"], module.check_mode, params["wait"], params["wait_delay"])
     except KubeclusterError as error:
         run_lease.fail(runner.fail, error)
-    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+    except runner.AWS_ERRORS as error:
         run_lease.fail(runner.fail_aws, error)
     cluster_status = result.pop("status")
     out = dict(result)

@@ -19,8 +19,10 @@ description:
     layout, that the SSH key pair exists and that the machines' IAM instance profiles
     exist - so that nothing is created for a cluster that cannot be built.
   - Each of those checks runs only when the run needs what it checks. The cluster's machines and Elastic
-    IPs are read first (one call each); the key pair, the instance profiles and named availability zones
-    are checked when a machine set has fewer machines than its replicas (a run launches machines), the
+    IPs are read first (one call each); the key pair, the instance profiles, named availability zones, the
+    AMI ids the launching sets name (one DescribeImages for all) and their instance types, offered in every
+    zone the set uses (one DescribeInstanceTypeOfferings), are checked when a machine set has fewer machines
+    than its replicas (a run launches machines), the
     Elastic IP quota when the NAT layout needs more addresses than the cluster owns. Named availability zones
     are checked whenever a machine set takes its zones from them, as this module does not read the subnets
     to tell a zone new to the cluster (M(kubecluster.aws.cluster_infra) does). A cluster that runs as its
@@ -43,7 +45,7 @@ options:
   check_account:
     description:
       - Read the account to check the zones, the Elastic IP quota, the key pair, the
-        instance profiles and the Kubernetes version of the running machines.
+        instance profiles, the AMI ids, the instance types and the Kubernetes version of the running machines.
       - With V(false) no AWS call is made and an availability zone count stays a count.
     type: bool
     default: true
@@ -153,7 +155,8 @@ upgrade:
 launches:
   description:
     - The machine sets with fewer live (pending, running, stopping or stopped) machines than their replicas, for which a
-      run launches machines; the key pair and the instance profiles were checked for them. Empty when every set is full.
+      run launches machines; the key pair, the instance profiles, the AMI ids and the instance types were checked for
+      them. Empty when every set is full.
   returned: when check_account is true
   type: list
   elements: str
@@ -179,13 +182,6 @@ elastic_ips:
 
 import os
 from typing import Any, Dict
-
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import account
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
@@ -224,7 +220,7 @@ def main() -> None:
         result = account.check_account(module, ctx, spec, module.params["kubernetes_upgrade"])
     except KubeclusterError as error:
         runner.fail(module, error)
-    except (AnsibleAWSError, botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+    except runner.AWS_ERRORS as error:
         runner.fail_aws(module, error)
     module.exit_json(changed=False, **result)
 

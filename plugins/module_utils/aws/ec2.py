@@ -75,7 +75,8 @@ __all__ = [
     "disassociate_route_table", "modify_instance_metadata_options", "modify_subnet_attribute", "modify_vpc_attribute",
     "release_address", "replace_route", "revoke_security_group_ingress", "run_instances", "terminate_instances",
     # written here
-    "create_instance_tags", "create_tags", "delete_tags", "describe_instance_types", "replace_route_table_association",
+    "create_instance_tags", "create_tags", "delete_tags", "describe_instance_type_offerings", "describe_instance_types",
+    "replace_route_table_association",
     "vpc_max_elastic_ips", "wait_for_instances",
     "wait_for_nat_gateways", "wait_for_network_interfaces_deleted", "eventually", "NOT_YET_VISIBLE",
 ]
@@ -117,6 +118,14 @@ def describe_instance_types(ec2: Client, **params: Any) -> List[Resource]:
     paginator = ec2.get_paginator("describe_instance_types")
     types: List[Resource] = paginator.paginate(**params).build_full_result()["InstanceTypes"]
     return types
+
+
+@EC2InstanceErrorHandler.common_error_handler("describe instance type offerings")
+@AWSRetry.jittered_backoff()
+def describe_instance_type_offerings(ec2: Client, **params: Any) -> List[Resource]:
+    paginator = ec2.get_paginator("describe_instance_type_offerings")
+    offerings: List[Resource] = paginator.paginate(**params).build_full_result()["InstanceTypeOfferings"]
+    return offerings
 
 
 @EC2InstanceErrorHandler.common_error_handler("tag the instances")
