@@ -448,14 +448,15 @@ def main() -> None:
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=600),
         wait_delay=dict(type="int", default=5),
-        cluster=dict(type="dict"),
+        cluster=dict(type="raw"),
     )
     module = AnsibleAWSModule(argument_spec=runner.connection_argument_spec(argument_spec), default_args=False, supports_check_mode=True)
     check_options(module)
+    runner.take_cluster(module)
     params = module.params
     identity, spec = load_cluster(module)
     name = identity["name"] if identity else params["name"]
-    region = identity["region"] if identity else module.region
+    region = identity["region"] if identity else runner.connection_region(module)
 
     ctx = Context.from_module(module, region, wait=params["wait"], wait_timeout=params["wait_timeout"])
     ec2, elbv2, elb = ctx.ec2, ctx.elbv2, ctx.elb
