@@ -577,7 +577,7 @@ def cluster_input(value: Any) -> Any:
     if not HAS_YAML:  # pragma: no cover  (PyYAML comes with ansible-core)
         raise SpecError(["cluster: given as text, which needs PyYAML to parse; pass the spec as a mapping"])
     try:
-        parsed = yaml_load(value)
+        parsed = yaml_load(str(value))  # str(): a tagged str of Ansible 2.19 is no str to libyaml
     except Exception as error:  # pylint: disable=broad-except  # yaml.YAMLError and its many subclasses
         first = str(error).strip().splitlines()
         raise SpecError(["cluster: the text is neither YAML nor JSON (%s); give the spec as a mapping, or as the text of "
