@@ -10,11 +10,11 @@ import os
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Protocol
 
 try:
-    import boto3
     import botocore
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_region
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
@@ -92,12 +92,10 @@ def cluster_module(argument_spec: Dict[str, Any], **kwargs: Any) -> AnsibleAWSMo
 
 
 def profile_region(module: Module) -> Optional[str]:
-    """The region boto3 finds without a region option: AWS_DEFAULT_REGION, else the profile's (the module's
-    ``profile`` option, else AWS_PROFILE) in ~/.aws/config. No AWS call."""
-    try:
-        return boto3.session.Session(profile_name=module.params.get("profile") or None).region_name
-    except botocore.exceptions.BotoCoreError:
-        return None  # an unknown profile: the client made for the call says so
+    """The region boto3 finds when the module has no region option: AWS_DEFAULT_REGION, else the profile's (the
+    module's ``profile`` option, else AWS_PROFILE) in ~/.aws/config (amazon.aws's get_aws_region). No AWS call."""
+    region: Optional[str] = get_aws_region(module)
+    return region
 
 
 def connection_region(module: Module) -> Optional[str]:
