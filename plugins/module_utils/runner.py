@@ -16,6 +16,7 @@ try:
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_region
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
@@ -24,9 +25,10 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from .aws import ec2 as aws_ec2
 from .errors import KubeclusterError
 from .plan import Plan, PlanApplyError
-from .spec import Spec, SpecError, resolve, resolve_identity, select_zones, with_zones
+from .spec import ENV_DEFAULT_REGION, ENV_REGION, Spec, SpecError, cluster_input, resolve, resolve_identity, select_zones, with_region, with_zones
 
-CLUSTER_OPTION: Dict[str, Any] = dict(type="dict", required=True)
+# A mapping, or its YAML or JSON text (an AWX survey's textarea): see take_cluster.
+CLUSTER_OPTION: Dict[str, Any] = dict(type="raw", required=True)
 
 # What an AWS call raises: amazon.aws's wrapped errors, botocore's, and an answer botocore cannot parse (an HTML page
 # where AWS XML or JSON was expected: botocore's ResponseParserError is no BotoCoreError), which amazon.aws lets through.
@@ -73,25 +75,59 @@ def connection_argument_spec(argument_spec: Optional[Dict[str, Any]] = None) -> 
 
     Build the module with ``default_args=False`` so that AnsibleAWSModule does not merge its own
     connection options, with access_key logged, back in.
+
+    ``region`` is only what the task or ``module_defaults`` gives: its fallback to AWS_REGION and
+    AWS_DEFAULT_REGION is dropped, so that an exported region never contradicts a spec's (see
+    connection_region and take_cluster for where the variables are read instead).
     """
     full: Dict[str, Any] = aws_argument_spec()
     for name in CREDENTIAL_OPTIONS:
         full[name] = dict(full[name], no_log=True)
+    full["region"] = {key: value for key, value in full["region"].items() if key != "fallback"}
     full.update(argument_spec or {})
     return full
 
 
 def cluster_module(argument_spec: Dict[str, Any], **kwargs: Any) -> AnsibleAWSModule:
-    """An AnsibleAWSModule for a module taking the cluster spec.
-
-    It has the connection options of connection_argument_spec() but no ``region``: every call
-    goes to the spec's region, and a second, ignored region option would only mislead.
+    """An AnsibleAWSModule for a module taking the cluster spec, with the connection options of
+    connection_argument_spec(), ``region`` included (so that ``module_defaults`` for
+    ``group/kubecluster.aws.cluster`` can give it to every module), and ``cluster`` taken (take_cluster).
     """
     full = connection_argument_spec()
-    full.pop("region")
     full.update(argument_spec)
     full["cluster"] = CLUSTER_OPTION
-    return AnsibleAWSModule(argument_spec=full, default_args=False, supports_check_mode=True, **kwargs)
+    module = AnsibleAWSModule(argument_spec=full, default_args=False, supports_check_mode=True, **kwargs)
+    take_cluster(module)
+    return module
+
+
+def profile_region(module: Module) -> Optional[str]:
+    """The region boto3 finds when the module has no region option: AWS_DEFAULT_REGION, else the profile's (the
+    module's ``profile`` option, else AWS_PROFILE) in ~/.aws/config (amazon.aws's get_aws_region). No AWS call."""
+    region: Optional[str] = get_aws_region(module)
+    return region
+
+
+def connection_region(module: Module) -> Optional[str]:
+    """The region of a module without a spec (or whose spec names none): the ``region`` option, then
+    AWS_REGION, then AWS_DEFAULT_REGION, then the profile's region, as the AWS SDKs look."""
+    return module.params.get("region") or os.environ.get(ENV_REGION) or os.environ.get(ENV_DEFAULT_REGION) or profile_region(module)
+
+
+def take_cluster(module: Module) -> None:
+    """The module's ``cluster`` option as a mapping, with its region, in place of what was given, before any AWS call.
+
+    A YAML or JSON text is parsed (spec.cluster_input); the region comes from the spec, else from the
+    ``region`` option, AWS_REGION, AWS_DEFAULT_REGION or the profile (spec.with_region). Fails the module
+    naming ``cluster`` for a text that is no spec, or ``region`` when it contradicts the spec's.
+    """
+    if module.params.get("cluster") is None:
+        return
+    try:
+        raw = cluster_input(module.params["cluster"])
+        module.params["cluster"] = with_region(raw, module.params.get("region"), os.environ, lambda: profile_region(module))
+    except SpecError as error:
+        module.fail_json(msg=error.message, errors=error.errors)
 
 
 def load_spec(module: Module) -> Spec:

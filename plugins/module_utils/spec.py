@@ -21,6 +21,8 @@ import ipaddress
 import re
 from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Pattern, Sequence, Set, Tuple, TypeVar, Union
 
+from ansible.module_utils.common.yaml import HAS_YAML, yaml_load
+
 from .errors import KubeclusterError
 from .naming import CONTROL_PLANE_PROFILE, NODES_PROFILE, SET_BASTION, SET_CONTROL_PLANE, reserved_tag_key
 
@@ -35,6 +37,8 @@ Environ = Mapping[str, str]
 
 # Cluster API quick-start variables and the field each fills when the spec leaves it unset.
 ENV_REGION = "AWS_REGION"
+# The AWS SDKs' and CLI's region variable, read after AWS_REGION (then the profile's region).
+ENV_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 ENV_SSH_KEY = "AWS_SSH_KEY_NAME"
 ENV_CP_TYPE = "AWS_CONTROL_PLANE_MACHINE_TYPE"
 ENV_NODE_TYPE = "AWS_NODE_MACHINE_TYPE"
@@ -59,6 +63,8 @@ KUBECONFIG_SECRETS = ("none", "secretsmanager", "ssm")
 DEFAULT_NODE_STARTUP_TIMEOUT = 600
 MIN_NODE_STARTUP_TIMEOUT = 30
 DEFAULT_NODE_DRAIN_TIMEOUT = 600
+# A machine deployment's replicas when neither the spec nor WORKER_MACHINE_COUNT gives them (Cluster API's default).
+DEFAULT_WORKER_REPLICAS = 1
 MAX_TIMEOUT = 86400
 UPGRADE_COMMAND = "ansible-playbook kubecluster.aws.upgrade_cluster -e @spec.yml"
 
@@ -119,7 +125,7 @@ class SpecError(KubeclusterError):
 class _Field:
     """One field of the schema: how to default it, check it and say what it should be."""
 
-    def __init__(self, default: Any = None, check: Optional[Check] = None, env: Optional[str] = None,
+    def __init__(self, default: Any = None, check: Optional[Check] = None, env: Union[None, str, Tuple[str, ...]] = None,
                  children: Optional["Schema"] = None, items: Optional["Schema"] = None, nullable: bool = False) -> None:
         self.default = default
         self.check = check
@@ -323,7 +329,7 @@ _MACHINE_DEPLOYMENT: Schema = {
 
 SCHEMA: Schema = {
     "name": _Field(None, _cluster_name),
-    "region": _Field(None, _pattern(_REGION, "an AWS region name such as ap-northeast-2"), env=ENV_REGION),
+    "region": _Field(None, _pattern(_REGION, "an AWS region name such as ap-northeast-2"), env=(ENV_REGION, ENV_DEFAULT_REGION)),
     "kubernetes_version": _Field(None, _version, env=ENV_VERSION),
     "ssh_key_name": _Field(None, _pattern(_KEY_NAME, "an EC2 key-pair name (1-255 printable ASCII characters)"),
                            env=ENV_SSH_KEY, nullable=True),
@@ -402,17 +408,21 @@ _INT_ENV = (ENV_CP_COUNT, ENV_WORKER_COUNT)
 
 
 def _from_env(field: _Field, environ: Environ, path: str, errors: List[str]) -> Tuple[bool, Any]:
-    raw = environ.get(field.env) if field.env else None
-    if raw in (None, ""):
-        return False, None
-    if field.env in _INT_ENV:
-        try:
-            return True, int(raw)
-        except ValueError:
-            errors.append("%s: environment variable %s=%r is not a whole number; export a count such as 1"
-                          % (path, field.env, raw))
-            return False, None
-    return True, raw
+    """The first of the field's environment variables that is set (and not empty)."""
+    names = (field.env,) if isinstance(field.env, str) else field.env or ()
+    for name in names:
+        raw = environ.get(name)
+        if raw in (None, ""):
+            continue
+        if name in _INT_ENV:
+            try:
+                return True, int(raw)
+            except ValueError:
+                errors.append("%s: environment variable %s=%r is not a whole number; export a count such as 1"
+                              % (path, name, raw))
+                return False, None
+        return True, raw
+    return False, None
 
 
 def _unknown_keys(value: Dict[Any, Any], schema: Schema, path: str, errors: List[str]) -> None:
@@ -477,8 +487,9 @@ def _resolve_machine_deployments(value: Any, environ: Environ, errors: List[str]
             errors.append("%s.name: %r is used twice; give each machine deployment its own name" % (item_path, name))
         seen.add(name)
         if resolved["replicas"] is None:
-            # clusterctl's --worker-machine-count defaults to 0.
-            resolved["replicas"] = 0
+            # Cluster API's MachineDeployment default (its webhook sets 1 when replicas is unset), never 0:
+            # a spec that leaves replicas out must not scale a running deployment down to nothing.
+            resolved["replicas"] = DEFAULT_WORKER_REPLICAS
         if resolved["max_surge"] == 0 and resolved["max_unavailable"] == 0:
             # Cluster API's webhook: a rollout that may neither add nor remove a machine cannot move.
             errors.append("%s.max_surge: max_surge and max_unavailable are both 0, so a rolling upgrade could neither add "
@@ -619,9 +630,67 @@ def _check_required(spec: Spec, errors: List[str]) -> None:
     if spec["name"] is None:
         errors.append("cluster.name: required; name the cluster, e.g. name: capi-example")
     if spec["region"] is None:
-        errors.append("cluster.region: required; set it, or export %s" % ENV_REGION)
+        errors.append("cluster.region: required; set it, or export %s or %s, or use a profile (AWS_PROFILE) that has a region"
+                      % (ENV_REGION, ENV_DEFAULT_REGION))
     if spec["kubernetes_version"] is None:
         errors.append("cluster.kubernetes_version: required; set it (e.g. v1.31.4), or export %s" % ENV_VERSION)
+
+
+def cluster_input(value: Any) -> Any:
+    """The ``cluster`` option or variable as a mapping: a mapping as it is, a YAML or JSON text (an AWX survey's
+    textarea, ``-e cluster=...``) parsed, a whole spec file's text (``cluster:`` at the top) unwrapped.
+
+    Raises SpecError naming ``cluster`` for a text that does not parse, or parses to no mapping. None and any
+    other value are returned as they are, for resolve to refuse.
+    """
+    if not isinstance(value, str):
+        return value
+    if not HAS_YAML:  # pragma: no cover  (PyYAML comes with ansible-core)
+        raise SpecError(["cluster: given as text, which needs PyYAML to parse; pass the spec as a mapping"])
+    try:
+        parsed = yaml_load(str(value))  # str(): a tagged str of Ansible 2.19 is no str to libyaml
+    except Exception as error:  # pylint: disable=broad-except  # yaml.YAMLError and its many subclasses
+        first = str(error).strip().splitlines()
+        raise SpecError(["cluster: the text is neither YAML nor JSON (%s); give the spec as a mapping, or as the text of "
+                         "one such as 'name: capi-example' or '{\"name\": \"capi-example\"}'"
+                         % (first[0] if first else type(error).__name__)]) from None
+    if isinstance(parsed, dict) and list(parsed) == ["cluster"] and isinstance(parsed["cluster"], dict):
+        parsed = parsed["cluster"]  # a whole spec file pasted, top key included
+    if not isinstance(parsed, dict):
+        raise SpecError(["cluster: the text is %s, not a mapping; give the spec's fields, e.g. "
+                         "'name: capi-example' on one line and 'region: ap-northeast-2' on the next"
+                         % ("empty" if parsed is None else "a %s (%r)" % (type(parsed).__name__, _shorten(value)))])
+    return parsed
+
+
+def _shorten(text: str, length: int = 60) -> str:
+    return text if len(text) <= length else text[:length] + "..."
+
+
+def with_region(raw: Any, option: Optional[str], environ: Optional[Environ] = None,
+                profile_region: Optional[Callable[[], Optional[str]]] = None) -> Any:
+    """The user's spec with its region, found as the AWS SDKs find one when the spec has none.
+
+    ``option`` is a module's ``region`` option (given in the task or through ``module_defaults``). The spec's own
+    ``cluster.region`` comes first, and an option that names another region is refused (SpecError naming both):
+    one cluster is in one region. Without one: the option, then ``AWS_REGION``, then ``AWS_DEFAULT_REGION`` (resolve
+    reads both from ``environ``), then ``profile_region()`` (the profile's region, boto3's Session(profile_name=...)).
+    A spec that is no mapping is returned as it is, for resolve to refuse.
+    """
+    if not isinstance(raw, dict):
+        return raw
+    environ = environ or {}
+    own = raw.get("region")
+    if own == "":
+        raw, own = {k: v for k, v in raw.items() if k != "region"}, None  # an empty survey answer: no region given
+    if own is not None:
+        if option and option != own:
+            raise SpecError(["region: %s is not the spec's cluster.region %s (region is the module's option, from the task "
+                             "or module_defaults); a cluster lives in one region: remove the option or give both the same region"
+                             % (option, own)])
+        return raw
+    found = option or environ.get(ENV_REGION) or environ.get(ENV_DEFAULT_REGION) or (profile_region() if profile_region else None)
+    return dict(raw, region=found) if found else raw
 
 
 def resolve(raw: object, environ: Optional[Environ] = None) -> Spec:
@@ -634,6 +703,9 @@ def resolve(raw: object, environ: Optional[Environ] = None) -> Spec:
     errors: List[str] = []
     if not isinstance(raw, dict):
         raise SpecError(["cluster: must be a mapping with at least a name, e.g. {name: capi-example}"])
+    if raw.get("ssh_key_name") == "":
+        # CAPA's API: an empty sshKeyName is no key pair (AWS_SSH_KEY_NAME is not read then either).
+        raw = dict(raw, ssh_key_name=None)
     schema = {k: v for k, v in SCHEMA.items() if k != "machine_deployments"}
     spec = _resolve_mapping({k: v for k, v in raw.items() if k != "machine_deployments"},
                             schema, "cluster", environ, errors)

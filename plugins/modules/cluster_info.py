@@ -42,14 +42,15 @@ options:
     type: str
   cluster:
     description:
-      - The cluster spec, as M(kubecluster.aws.cluster_spec) takes it (the C(cluster) key of the spec file).
+      - The cluster spec, as M(kubecluster.aws.cluster_spec) takes it (the C(cluster) key of the spec file), a mapping or
+        its YAML or JSON text (an AWX survey's textarea).
       - Optional. Its name and region are the cluster and region read (O(name) and O(region), when given too, must
         agree). From the rest come each machine set's desired replicas and which machines are outdated, as
         M(kubecluster.aws.machine_set) judges them (from the spec alone; no further AWS call).
       - A spec that does not validate as a whole (written for another version of the collection, or being
         edited) is read for its name and region only, with a warning; desired and up-to-date counts are then null.
         So is a spec of nothing but a name and a region, without a warning.
-    type: dict
+    type: raw
   wait:
     description:
       - Wait until every reported cluster is V(Provisioned) and all of its machines are running,
@@ -449,14 +450,15 @@ def main() -> None:
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=600),
         wait_delay=dict(type="int", default=5),
-        cluster=dict(type="dict"),
+        cluster=dict(type="raw"),
     )
     module = AnsibleAWSModule(argument_spec=runner.connection_argument_spec(argument_spec), default_args=False, supports_check_mode=True)
     check_options(module)
+    runner.take_cluster(module)
     params = module.params
     identity, spec = load_cluster(module)
     name = identity["name"] if identity else params["name"]
-    region = identity["region"] if identity else module.region
+    region = identity["region"] if identity else runner.connection_region(module)
 
     ctx = Context.from_module(module, region, wait=params["wait"], wait_timeout=params["wait_timeout"])
     ec2, elbv2, elb = ctx.ec2, ctx.elbv2, ctx.elb

@@ -239,12 +239,13 @@ def main() -> None:
             plan = Plan("CloudFormation template of %s (rendered, no AWS call)" % params["stack_name"])
             plan.returns.update(stack_id=None, stack_status=None, outputs={}, resources=[])
         else:
-            ctx = Context.from_module(module, module.region, wait_timeout=params["wait_timeout"])
+            region = runner.connection_region(module)
+            ctx = Context.from_module(module, region, wait_timeout=params["wait_timeout"])
             if params["state"] == "present":
                 plan = iam.plan_present(ctx, params["stack_name"], params["tags"], tmpl)
             else:
                 plan = iam.plan_absent(ctx, params["stack_name"])
-            plan.header = "CloudFormation stack %s in %s" % (params["stack_name"], module.region)
+            plan.header = "CloudFormation stack %s in %s" % (params["stack_name"], region)
         plan.returns.update(result)
         return plan
 

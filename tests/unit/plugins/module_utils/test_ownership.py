@@ -84,6 +84,6 @@ def test_identity_takes_the_region_from_the_environment_and_still_checks_name_an
     assert caught.value.errors == [
         "cluster.name: 'Prod_1' is not a valid cluster name; use at most 63 lower-case letters, digits and '-', starting and "
         "ending with a letter or digit (it becomes part of AWS resource names and tags)",
-        "cluster.region: required; set it, or export AWS_REGION"]
+        "cluster.region: required; set it, or export AWS_REGION or AWS_DEFAULT_REGION, or use a profile (AWS_PROFILE) that has a region"]
     with pytest.raises(SpecError, match="cluster: must be a mapping"):
         resolve_identity("prod")

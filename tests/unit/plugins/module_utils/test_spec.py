@@ -68,10 +68,10 @@ def test_quick_start_variables_fill_only_unset_fields():
     assert written["region"] == "ap-northeast-2" and written["control_plane"]["replicas"] == 1
 
 
-def test_worker_count_defaults_to_clusterctl_zero_and_version_gets_its_v():
+def test_worker_count_defaults_to_cluster_api_one_and_version_gets_its_v():
     spec = resolve(dict(MINIMAL, kubernetes_version="1.31.4"))
     assert spec["kubernetes_version"] == "v1.31.4"
-    assert spec["machine_deployments"][0]["replicas"] == 0
+    assert spec["machine_deployments"][0]["replicas"] == 1  # Cluster API's MachineDeployment default, never 0 (issue 10)
 
 
 @pytest.mark.parametrize("raw, expected", [

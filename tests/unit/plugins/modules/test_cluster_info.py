@@ -381,12 +381,16 @@ def test_check_mode_reports_the_same_and_writes_nothing(moto_aws, aws_calls):
     ({"wait_timeout": -1}, "wait_timeout: must be 0 or more seconds, not -1"),
     ({"wait_delay": 0}, "wait_delay: must be at least 1 second, not 0"),
     ({"wait": "sometimes"}, "wait"),
-    ({"cluster": {"name": "x"}}, "cluster.region: required"),
+    ({"cluster": {"name": "x"}, "region": None}, "cluster.region: required"),
     ({"cluster": {}}, "cluster: must be a cluster spec with at least a name and a region"),
     ({"cluster": {"name": "x", "region": REGION}, "name": "y"}, "name: y is not the spec's cluster.name x; omit name"),
-    ({"cluster": {"name": "x", "region": "us-east-1"}}, "region: %s is not the spec's cluster.region us-east-1" % REGION),
+    ({"cluster": {"name": "x", "region": "us-east-1"}, "region": REGION}, "region: %s is not the spec's cluster.region us-east-1" % REGION),
+    ({"cluster": "name: [x"}, "cluster: the text is neither YAML nor JSON"),
+    ({"cluster": "capi-example"}, "cluster: the text is a str ('capi-example'), not a mapping"),
 ])
-def test_bad_options_fail_before_any_aws_call(moto_aws, aws_calls, args, message):
+def test_bad_options_fail_before_any_aws_call(moto_aws, aws_calls, monkeypatch, args, message):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # no region but the spec's or the option's
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     result, failed = info(args)
 
     assert failed

@@ -101,7 +101,9 @@ def test_a_spec_that_no_longer_validates_can_still_be_locked(ssm):
     assert result["outcome"] == "acquired"
 
 
-def test_bad_options_fail_before_any_aws_call(ssm, aws_calls):
+def test_bad_options_fail_before_any_aws_call(ssm, aws_calls, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # no region but the spec's
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     result, failed = lease(ttl=5)
     assert failed and "ttl: must be from 60" in result["msg"]
     result, failed = lease(state="absent")

@@ -55,14 +55,14 @@ def test_module_marks_credentials_no_log(monkeypatch, name):
 
 @pytest.mark.parametrize("name", MODULES)
 def test_module_keeps_connection_options(monkeypatch, name):
-    """The helper changes no_log only: every other amazon.aws connection option is as amazon.aws has it."""
+    """The helper changes no_log, and region's environment fallback (read only when neither the spec nor the option
+    names a region: runner.connection_region): every other amazon.aws connection option is as amazon.aws has it,
+    in every module (module_defaults for the action group gives them all, region included)."""
     spec = argument_spec_of(monkeypatch, name)
     connection = runner.connection_argument_spec()
     for option, settings in connection.items():
-        if option == "region" and name not in ("cluster_info", "iam_stack"):
-            assert option not in spec, "%s: region comes from the spec, not an option" % name
-            continue
         assert spec[option] == settings, name
+    assert "fallback" not in spec["region"] and spec["region"]["aliases"] == ["aws_region"], name
 
 
 def test_connection_argument_spec_masks_every_alias():
