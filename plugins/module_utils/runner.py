@@ -207,14 +207,14 @@ def no_answer(error: Exception) -> bool:
 
 
 def module_region(module: Module) -> Optional[str]:
-    """The region the module's calls go to: its spec's (cluster.region, or AWS_REGION), else its region option."""
+    """The region the module's calls go to: its spec's (take_cluster has parsed a text and filled in its region),
+    else the one a module without a spec uses (connection_region)."""
     if isinstance(module.params.get("cluster"), dict):
         try:
             return str(resolve_identity(module.params["cluster"], os.environ)["region"])
         except SpecError:
             return None
-    region = module.params.get("region")
-    return str(region) if region else None
+    return connection_region(module)
 
 
 def unknown_region(module: Module, error: Exception) -> Optional[str]:

@@ -8,6 +8,7 @@ import boto3
 import botocore
 import botocore.parsers
 import pytest
+import yaml
 
 from ansible_collections.kubecluster.aws.plugins.module_utils import runner
 
@@ -138,3 +139,20 @@ def test_an_aws_error_with_a_code_in_an_unknown_region_is_kept():
     error = botocore.exceptions.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "DescribeVpcs")
     module = mock.Mock(params={"cluster": dict(SPEC, region="xx-new-1")})
     assert runner.unknown_region(module, error) is None
+
+
+def test_a_region_that_does_not_exist_is_said_so_for_a_spec_given_as_text(aws_env):
+    """A survey's textarea: the module parses the text first, so the region is the text's."""
+    with mock.patch("botocore.client.BaseClient._make_api_call", side_effect=no_answer()):
+        result, failed = run_module("cluster_spec", {"cluster": yaml.safe_dump(dict(SPEC, region="us-east-9"))})
+    assert failed
+    assert result["msg"].startswith("no such region us-east-9"), result["msg"]
+
+
+def test_a_region_that_does_not_exist_is_said_so_for_a_module_without_a_spec(aws_env, monkeypatch):
+    """cluster_info listing a region's clusters: the region comes from the environment, as the SDKs take it."""
+    monkeypatch.setenv("AWS_REGION", "us-east-9")
+    with mock.patch("botocore.client.BaseClient._make_api_call", side_effect=no_answer("DescribeVpcs")):
+        result, failed = run_module("cluster_info", {})
+    assert failed
+    assert result["msg"].startswith("no such region us-east-9"), result["msg"]
