@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Set
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 
+from . import instances
 from . import lookup
 from . import machines
 from . import naming
@@ -75,6 +76,21 @@ def type_offerings(ec2: Any, spec: Dict[str, Any], launching: List[str]) -> Opti
     return offered
 
 
+def image_lookup_failures(ec2: Any, spec: Dict[str, Any], launching: List[str]) -> List[str]:
+    """Why CAPA's image lookup finds no AMI for a launching set that names none: the same lookup the launch makes
+    (instances.looked_up_image, whose reads the run's snapshot answers again at the launch), done before any write."""
+    failures: List[str] = []
+    for name in launching:
+        set_spec = machine_set_spec(spec, name)
+        if set_spec["ami_id"]:
+            continue
+        try:
+            instances.looked_up_image(ec2, spec, name, set_spec)
+        except instances.MachineSetError as error:
+            failures.append(error.message)
+    return failures
+
+
 def launches(spec: Dict[str, Any], live: List[Dict[str, Any]]) -> List[str]:
     """The machine sets that are short of their replicas (a run launches machines for them), from the
     cluster's live machines (lookup.live_machines)."""
@@ -125,7 +141,8 @@ def check_account(module: Any, ctx: Context, spec: Dict[str, Any], kubernetes_up
                           existing_key_pairs(ctx.ec2, spec["ssh_key_name"]) if short else None,
                           missing_instance_profiles(ctx, spec) if short else None, running,
                           kubernetes_upgrade=kubernetes_upgrade, launching=short,
-                          images=existing_images(ctx.ec2, spec, short), offerings=type_offerings(ctx.ec2, spec, short))
+                          images=existing_images(ctx.ec2, spec, short), offerings=type_offerings(ctx.ec2, spec, short),
+                          lookup_failures=image_lookup_failures(ctx.ec2, spec, short))
     return dict(cluster=spec, nat_gateway_count=nat_count,
                 elastic_ips=dict(quota=quota, in_use=in_use, owned=owned_count), upgrade=upgrade_summary(spec, running),
                 launches=short)

@@ -934,7 +934,7 @@ def check_against_account(spec: Spec, zones: Sequence[str], eip_quota: int, eips
                           key_pairs: Optional[Collection[str]] = None, missing_profiles: Optional[Iterable[str]] = None,
                           machines: Optional[Iterable[Mapping[str, Any]]] = None, kubernetes_upgrade: bool = False,
                           launching: Sequence[str] = (), images: Optional[Collection[str]] = None,
-                          offerings: Optional[Mapping[str, Collection[str]]] = None) -> None:
+                          offerings: Optional[Mapping[str, Collection[str]]] = None, lookup_failures: Iterable[str] = ()) -> None:
     """Checks that need facts only AWS has; raise SpecError naming the field and the fix.
 
     ``eips_in_use`` counts every Elastic IP allocated in the region, ``eips_owned`` the ones
@@ -946,11 +946,13 @@ def check_against_account(spec: Spec, zones: Sequence[str], eip_quota: int, eips
     change is judged by upgrade_errors (one minor forward at a time) instead of refused. ``launching``: the machine
     sets a run launches machines for, whose AMI ids (``images``: the ids that exist) and instance types
     (``offerings``: type -> zones offering it) are judged by launch_errors. The machine deployments' zones are judged
-    against the cluster's (deployment_zone_errors).
+    against the cluster's (deployment_zone_errors). ``lookup_failures``: why CAPA's image lookup found no AMI for a
+    launching set that names none (each names the set's field and the fix).
     """
     errors: List[str] = (upgrade_errors if kubernetes_upgrade else version_change_errors)(spec, list(machines or []))
     errors += deployment_zone_errors(spec)
     errors += launch_errors(spec, launching, images, offerings)
+    errors += list(lookup_failures)
     for path in missing_profiles or []:
         errors.append("%s: instance profile %r does not exist; create the IAM stack once per account "
                       "(ansible-playbook kubecluster.aws.bootstrap_iam) or name an existing profile"

@@ -105,3 +105,31 @@ def context(*clients, **options):
 
     own = {client.meta.service_model.service_name: client for client in clients}
     return Context(lambda service: own[service] if service in own else boto3.client(service, region_name=REGION), REGION, **options)
+
+
+# --- the images CAPA's lookup finds -----------------------------------------------------------
+
+CAPA_IMAGE_OWNER = "819546954734"      # CNCF's account, where CAPA publishes its Kubernetes images
+CANONICAL_IMAGE_OWNER = "099720109477"  # the bastion's Ubuntu images
+
+
+def publish_lookup_images(ec2, kubernetes_versions):
+    """Images for the spec's default lookups in moto IN PROCESS: a CAPA-named Kubernetes image per version, owned by
+    CAPA's account, and a Canonical Ubuntu 24.04 image for the bastion (moto serves neither). Returns their ids.
+
+    Checks that run before a launch look the images up as the launch does; a test whose spec names no ami_id needs them.
+    moto gives a new image the caller's account, so the owner is set in its backend (a test's fixture, never product code).
+    """
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    names = {"capa-ami-ubuntu-24.04-%s-00" % version: CAPA_IMAGE_OWNER for version in kubernetes_versions}
+    names["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101"] = CANONICAL_IMAGE_OWNER
+    source = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    published = {}
+    for name, owner in names.items():
+        image_id = ec2.create_image(InstanceId=source, Name=name)["ImageId"]
+        ec2_backends[DEFAULT_ACCOUNT_ID][REGION].amis[image_id].owner_id = owner
+        published[name] = image_id
+    ec2.terminate_instances(InstanceIds=[source])
+    return published

@@ -5,7 +5,7 @@ from unittest import mock
 import boto3
 import pytest
 
-from helpers.aws import AMI, CLUSTER, KUBERNETES_VERSION, OWNER, REGION, ROLE
+from helpers.aws import AMI, CLUSTER, KUBERNETES_VERSION, OWNER, REGION, ROLE, publish_lookup_images
 from helpers.module_runner import run_module
 
 SPEC = {"name": CLUSTER, "region": REGION, "kubernetes_version": KUBERNETES_VERSION}
@@ -16,10 +16,11 @@ PROFILES = ("control-plane.cluster-api-provider-aws.sigs.k8s.io", "nodes.cluster
 
 @pytest.fixture
 def aws(ec2):
-    """conftest's ec2, in an account with the instance profiles the spec names."""
+    """conftest's ec2, in an account with the instance profiles the spec names and the images its lookups find."""
     iam = boto3.client("iam", region_name=REGION)
     for profile in PROFILES:
         iam.create_instance_profile(InstanceProfileName=profile)
+    publish_lookup_images(ec2, ["v1.31.2", "v1.31.4", "v1.31.5", "v1.32.0", "v1.32.1", "v1.33.0"])
     return ec2
 
 

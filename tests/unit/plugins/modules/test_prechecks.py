@@ -102,12 +102,38 @@ def test_a_good_spec_passes_and_a_run_that_launches_nothing_reads_neither(accoun
     assert "DescribeImages" not in aws_calls.operations() and "DescribeInstanceTypeOfferings" not in aws_calls.operations()
 
 
+LOOKUP = dict(SPEC, control_plane={"replicas": 1}, machine_deployments=[{"name": "md-0", "replicas": 0}],
+              network=dict(SPEC["network"], bastion={"enabled": False}))
+
+
 def test_sets_with_the_image_lookup_read_no_image_by_id(account, aws_calls):
-    lookup = dict(SPEC, control_plane={"replicas": 1}, machine_deployments=[{"name": "md-0", "replicas": 0}],
-                  network=dict(SPEC["network"], bastion={"enabled": False}))
-    run_module("cluster_spec", {"cluster": lookup})
-    assert "DescribeImages" not in aws_calls.operations()
+    run_module("cluster_spec", {"cluster": LOOKUP})
     assert aws_calls.operations().count("DescribeInstanceTypeOfferings") == 1
+    # the one DescribeImages is the control plane's lookup (by owner and name), none by id
+    assert aws_calls.operations().count("DescribeImages") == 1
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_an_image_lookup_that_finds_nothing_fails_before_any_write(account, aws_calls, check_mode):
+    """moto holds no image named as CAPA names its AMIs: the launch's own lookup, made before the network."""
+    result, failed = infra(LOOKUP, check_mode)
+    assert failed, result
+    assert "failed to find AMI for machine set control-plane" in result["msg"], result["msg"]
+    assert "set cluster.control_plane.ami_id to an AMI built for Kubernetes" in result["msg"], result["msg"]
+    assert aws_calls.writes() == []
+    assert account.describe_vpcs(Filters=[{"Name": "tag-key", "Values": ["sigs.k8s.io/cluster-api-provider-aws/cluster/" + CLUSTER]}])["Vpcs"] == []
+
+
+def test_an_image_lookup_that_finds_one_is_read_once_for_the_check_and_the_launch(account, aws_calls):
+    source = account.run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    image = account.create_image(InstanceId=source, Name="capa-ami-ubuntu-24.04-%s-00" % KUBERNETES_VERSION)["ImageId"]
+    account.terminate_instances(InstanceIds=[source])
+    owner = account.describe_images(ImageIds=[image])["Images"][0]["OwnerId"]
+    spec = dict(LOOKUP, image_lookup={"owner": owner})
+    aws_calls.clear()
+    result, failed = infra(spec)
+    assert not failed, result.get("msg")
+    assert aws_calls.operations().count("DescribeImages") == 1
 
 
 # --- a region that does not exist -------------------------------------------------------------
