@@ -114,6 +114,15 @@ def connection_region(module: Module) -> Optional[str]:
     return module.params.get("region") or os.environ.get(ENV_REGION) or os.environ.get(ENV_DEFAULT_REGION) or profile_region(module)
 
 
+def required_region(module: Module) -> str:
+    """connection_region, failing the module before any AWS call when there is none."""
+    region = connection_region(module)
+    if not region:
+        module.fail_json(msg="this module requires a region: set its region option (or module_defaults for "
+                             "group/kubecluster.aws.cluster), AWS_REGION, AWS_DEFAULT_REGION or a profile's region")
+    return str(region)
+
+
 def take_cluster(module: Module) -> None:
     """The module's ``cluster`` option as a mapping, with its region, in place of what was given, before any AWS call.
 

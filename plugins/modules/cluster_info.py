@@ -458,7 +458,7 @@ def main() -> None:
     params = module.params
     identity, spec = load_cluster(module)
     name = identity["name"] if identity else params["name"]
-    region = identity["region"] if identity else runner.connection_region(module)
+    region = identity["region"] if identity else runner.required_region(module)
 
     ctx = Context.from_module(module, region, wait=params["wait"], wait_timeout=params["wait_timeout"])
     ec2, elbv2, elb = ctx.ec2, ctx.elbv2, ctx.elb

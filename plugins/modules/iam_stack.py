@@ -239,7 +239,7 @@ def main() -> None:
             plan = Plan("CloudFormation template of %s (rendered, no AWS call)" % params["stack_name"])
             plan.returns.update(stack_id=None, stack_status=None, outputs={}, resources=[])
         else:
-            region = runner.connection_region(module)
+            region = runner.required_region(module)
             ctx = Context.from_module(module, region, wait_timeout=params["wait_timeout"])
             if params["state"] == "present":
                 plan = iam.plan_present(ctx, params["stack_name"], params["tags"], tmpl)
