@@ -21,6 +21,7 @@ for a recovery window would block a cluster of the same name from storing its ow
 """
 
 import functools
+import os
 from typing import Any, Dict, List, Optional, Tuple
 
 try:
@@ -50,6 +51,11 @@ ACCESS_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation
 
 class KubeconfigError(KubeclusterError):
     """The kubeconfig cannot be stored, read or removed as asked; the message names why and the fix."""
+
+
+def controller_path(path: str) -> str:
+    """A kubeconfig path of the spec (``~`` allowed, as cluster.kubeconfig_path's default has it) on the controller."""
+    return os.path.expanduser(path)
 
 
 def parameter_name(cluster: str) -> str:

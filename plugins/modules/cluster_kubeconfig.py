@@ -146,7 +146,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.spec import defaul
 
 def present(module: Any) -> None:
     spec = runner.load_spec(module)
-    src = os.path.expanduser(module.params["src"] or spec["kubeconfig_path"])
+    src = module.params["src"] or kubeconfig.controller_path(spec["kubeconfig_path"])
     stored = dict(backend=spec["kubeconfig_secret"], name=None)
     if spec["kubeconfig_secret"] != kubeconfig.NONE:
         stored["name"] = kubeconfig.stored_name(spec["kubeconfig_secret"], spec["name"])
@@ -209,7 +209,7 @@ def _write(path: str, content: str) -> None:
 
 def fetched(module: Any) -> None:
     identity = runner.load_identity(module)
-    dest = os.path.expanduser(module.params["dest"] or default_kubeconfig_path(identity["name"]))
+    dest = module.params["dest"] or kubeconfig.controller_path(default_kubeconfig_path(identity["name"]))
     ctx = Context.from_module(module, identity["region"])
     try:
         backend, name, content = kubeconfig.fetch(ctx, identity["name"])

@@ -92,11 +92,10 @@ def cidrs(count):
 def test_more_cidrs_than_a_security_group_holds_are_refused_naming_the_field(network, path, rules, most):
     (error,) = errors_of(spec_with(network=network))
     cidr_count = rules if "node_port" not in path else 54
+    group = {"cluster.network.api_load_balancer.allowed_cidrs": "apiserver-lb", "cluster.network.node_port_cidrs": "node",
+             "cluster.network.bastion.allowed_cidrs": "bastion"}[path]
     assert error == ("%s: %d CIDRs make %d inbound rules in the cluster's %s security group, over the 60 AWS allows a "
-                     "security group; list at most %d (one wider range can cover several)"
-                     % (path, cidr_count, rules, {"cluster.network.api_load_balancer.allowed_cidrs": "apiserver-lb",
-                                                   "cluster.network.node_port_cidrs": "node",
-                                                   "cluster.network.bastion.allowed_cidrs": "bastion"}[path], most))
+                     "security group; list at most %d (one wider range can cover several)" % (path, cidr_count, rules, group, most))
 
 
 def test_as_many_cidrs_as_the_groups_hold_are_taken():

@@ -35,7 +35,7 @@ def test_the_group_is_every_module():
 @pytest.mark.parametrize("name", CLUSTER_MODULES)
 @pytest.mark.parametrize("text", [yaml.safe_dump(SPEC), json.dumps(SPEC)], ids=["yaml", "json"])
 def test_every_module_takes_the_spec_as_text_and_the_region_option(moto_aws, name, text):
-    as_mapping, _ = run(name, cluster=SPEC, region=REGION)
+    as_mapping, _mapping_failed = run(name, cluster=SPEC, region=REGION)
     result, _failed = run(name, cluster=text, region=REGION)
 
     assert not any(error in str(result.get("msg", "")) for error in INPUT_ERRORS), result.get("msg")
