@@ -76,13 +76,15 @@ def type_offerings(ec2: Any, spec: Dict[str, Any], launching: List[str]) -> Opti
     return offered
 
 
-def image_lookup_failures(ec2: Any, spec: Dict[str, Any], launching: List[str]) -> List[str]:
+def image_lookup_failures(ec2: Any, spec: Dict[str, Any], launching: List[str],
+                          offerings: Optional[Dict[str, Set[str]]]) -> List[str]:
     """Why CAPA's image lookup finds no AMI for a launching set that names none: the same lookup the launch makes
-    (instances.looked_up_image, whose reads the run's snapshot answers again at the launch), done before any write."""
+    (instances.looked_up_image, whose reads the run's snapshot answers again at the launch), done before any write.
+    A set whose instance type is offered nowhere is left to that refusal: the lookup reads the type's architecture."""
     failures: List[str] = []
     for name in launching:
         set_spec = machine_set_spec(spec, name)
-        if set_spec["ami_id"]:
+        if set_spec["ami_id"] or not (offerings or {}).get(set_spec["instance_type"]):
             continue
         try:
             instances.looked_up_image(ec2, spec, name, set_spec)
@@ -137,12 +139,13 @@ def check_account(module: Any, ctx: Context, spec: Dict[str, Any], kubernetes_up
     if needed_eips > 0:
         quota = elastic_ip_quota(ctx)
         in_use = len(aws_ec2.describe_addresses(ctx.ec2))
+    offerings = type_offerings(ctx.ec2, spec, short)
     check_against_account(spec, zones, quota if quota is not None else DEFAULT_EIP_QUOTA, in_use or 0, owned_count,
                           existing_key_pairs(ctx.ec2, spec["ssh_key_name"]) if short else None,
                           missing_instance_profiles(ctx, spec) if short else None, running,
                           kubernetes_upgrade=kubernetes_upgrade, launching=short,
-                          images=existing_images(ctx.ec2, spec, short), offerings=type_offerings(ctx.ec2, spec, short),
-                          lookup_failures=image_lookup_failures(ctx.ec2, spec, short))
+                          images=existing_images(ctx.ec2, spec, short), offerings=offerings,
+                          lookup_failures=image_lookup_failures(ctx.ec2, spec, short, offerings))
     return dict(cluster=spec, nat_gateway_count=nat_count,
                 elastic_ips=dict(quota=quota, in_use=in_use, owned=owned_count), upgrade=upgrade_summary(spec, running),
                 launches=short)
