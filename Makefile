@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv collection-link test test-lane-nodes-e2e-checks test-unit test-e2e test-nodes test-localaws sanity lint docs-check build release demo demo-stop bench bench-full bench-hosts clean distclean
+.PHONY: help venv collection-link test test-lane-localaws-checks test-lane-nodes-e2e test-unit test-e2e test-nodes test-localaws sanity lint docs-check build release demo demo-stop bench bench-full bench-hosts clean distclean
 
 help:
 	@echo "make demo        create the example cluster on a local AWS (moto + Docker hosts) and show its nodes"
@@ -44,18 +44,20 @@ collection-link:
 
 test: venv
 	$(MAKE) test-unit
-	@# Two lanes side by side, each about half an hour: the local AWS suites (the longest), and the node tests,
-	@# the e2e playbooks and the static checks one after the other. They use their own networks, addresses,
-	@# ports and locks (Docker and the host image are prepared under one lock). Each recipe line's output
-	@# shows when that line ends.
-	$(MAKE) -j2 --output-sync=line test-localaws test-lane-nodes-e2e-checks
+	@# Two lanes side by side, each about 40 minutes: the local AWS suites (the longest) then the static checks,
+	@# and the node tests then the e2e playbooks. They use their own networks, addresses, ports and locks (Docker
+	@# and the host image are prepared under one lock). Each recipe line's output shows when that line ends.
+	$(MAKE) -j2 --output-sync=line test-lane-localaws-checks test-lane-nodes-e2e
 
-test-lane-nodes-e2e-checks: venv
-	$(MAKE) test-nodes
-	$(MAKE) test-e2e
+test-lane-localaws-checks: venv
+	$(MAKE) test-localaws
 	$(MAKE) sanity
 	$(MAKE) lint
 	$(MAKE) docs-check
+
+test-lane-nodes-e2e: venv
+	$(MAKE) test-nodes
+	$(MAKE) test-e2e
 
 # One pytest worker per core; a test file stays in one worker, in order, as when run alone.
 UNIT_PARALLEL ?= -n auto --dist loadfile
