@@ -651,7 +651,7 @@ class MachineSet:
 
     def tag_instance(self, instance_id: str, tags: Dict[str, str]) -> Callable[[], Any]:
         # Right after RunInstances EC2 may not know the id yet: retried while it answers NotFound.
-        return lambda: aws_ec2.eventually(aws_ec2.create_instance_tags, self.ec2, [instance_id], tags)
+        return lambda: aws_ec2.eventually(aws_ec2.create_tags, self.ec2, [instance_id], tags)
 
     def surplus_of(self, survivors: Sequence[Instance], count: int) -> List[Instance]:
         """The survivors that go to reach the replicas, in deletion order."""
@@ -677,7 +677,7 @@ class MachineSet:
         ids = [i["InstanceId"] for i in stale]
         detail = "mark_updated: %s" % ", ".join("%s=%s" % (key, value) for key, value in sorted(wanted.items()))
         self.plan.update("ec2 instance tags", ", ".join(name_of(i) for i in stale),
-                         lambda: aws_ec2.create_instance_tags(self.ec2, ids, wanted), detail)
+                         lambda: aws_ec2.create_tags(self.ec2, ids, wanted), detail)
 
     @staticmethod
     def termination_reason(removed: Sequence[Instance], surplus: Sequence[Instance]) -> str:

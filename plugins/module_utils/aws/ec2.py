@@ -75,7 +75,7 @@ __all__ = [
     "disassociate_route_table", "modify_instance_metadata_options", "modify_subnet_attribute", "modify_vpc_attribute",
     "release_address", "replace_route", "revoke_security_group_ingress", "run_instances", "terminate_instances",
     # written here
-    "create_instance_tags", "create_tags", "delete_tags", "describe_instance_type_offerings", "describe_instance_types",
+    "create_tags", "delete_tags", "describe_instance_type_offerings", "describe_instance_types",
     "replace_route_table_association",
     "vpc_max_elastic_ips", "wait_for_instances",
     "wait_for_nat_gateways", "wait_for_network_interfaces_deleted", "eventually", "NOT_YET_VISIBLE",
@@ -128,14 +128,6 @@ def describe_instance_type_offerings(ec2: Client, **params: Any) -> List[Resourc
     return offerings
 
 
-@EC2InstanceErrorHandler.common_error_handler("tag the instances")
-@AWSRetry.jittered_backoff()
-def create_instance_tags(ec2: Client, instance_ids: Sequence[str], tags: Dict[str, str]) -> bool:
-    """Set the same tags on several instances in one CreateTags (amazon.aws's add_ec2_tags takes one resource)."""
-    ec2.create_tags(Resources=list(instance_ids), Tags=[{"Key": key, "Value": value} for key, value in sorted(tags.items())])
-    return True
-
-
 # Resources per CreateTags / DeleteTags call (EC2 takes up to 1000).
 TAG_BATCH = 500
 
@@ -143,7 +135,8 @@ TAG_BATCH = 500
 @EC2InstanceErrorHandler.common_error_handler("tag the resources")
 @AWSRetry.jittered_backoff()
 def create_tags(ec2: Client, resource_ids: Sequence[str], tags: Dict[str, str]) -> bool:
-    """Set the same tags on any EC2 resources (VPC, subnets, volumes, ENIs...): one CreateTags per 500 ids."""
+    """Set the same tags on any EC2 resources (instances, VPC, subnets, volumes, ENIs...): one CreateTags per 500 ids
+    (amazon.aws's add_ec2_tags takes one resource)."""
     ids = list(resource_ids)
     for start in range(0, len(ids), TAG_BATCH):
         ec2.create_tags(Resources=ids[start:start + TAG_BATCH], Tags=[{"Key": key, "Value": value} for key, value in sorted(tags.items())])
