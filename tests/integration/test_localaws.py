@@ -33,11 +33,15 @@ if LOCALAWS not in sys.path:
 from helpers.test_hosts import call_document as document, call_interval as interval, parse_recap  # noqa: E402  pylint: disable=wrong-import-position
 # tests/localaws/localaws.py, put on the path above
 from localaws import LocalAws  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.kubecluster.aws.plugins.module_utils.capi_manifest import manifest_to_spec  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.localaws
 VERSION = "v1.31.4"
 PROFILES = ("control-plane.cluster-api-provider-aws.sigs.k8s.io", "nodes.cluster-api-provider-aws.sigs.k8s.io")
 MANIFEST_SOURCES = os.path.join(REPO, "tests", "nodes", "files")
+# what `clusterctl generate cluster capi-example ...` writes for CAPA's default flavor (the import's golden file)
+QUICK_START_MANIFEST = os.path.join(REPO, "tests", "unit", "plugins", "capi", "capa-v2.10-default.yaml")
 OUTPUT = os.path.join(REPO, "tests", "output", "localaws")
 TASK_RE = re.compile(r"^TASK \[(.*)\] \*+$")
 OWNER_TAG = "sigs.k8s.io/cluster-api-provider-aws/cluster/%s"
@@ -453,10 +457,56 @@ def assert_delete_leaves_nothing(aws, label, name, spec_file):
     assert [container for container in leftovers if container != "localaws-controller"] == []
 
 
-def create_and_check(aws, label, name, vpc_cidr, control_planes, workers, nat_gateways):
-    """One run of create_cluster.yml, then what it made: in moto, on the hosts, in the stand-ins' records and in the API."""
+def make_manifest(aws, cluster):
+    """The quick start's capi-example.yaml (what `clusterctl generate cluster` writes for CAPA's default flavor, the
+    golden file of the import's unit tests) with this local AWS's values in the fields Cluster API has, and the file
+    to give beside it (`cluster:` holding only what Cluster API cannot say: where the packages and the add-on
+    manifests come from). Returns both paths and the add-on versions the manifest names (its ConfigMaps' images)."""
+    with open(QUICK_START_MANIFEST, encoding="utf-8") as handle:
+        documents = [document for document in yaml.safe_load_all(handle) if document]
+    objects = dict(((document["kind"], document["metadata"]["name"]), document) for document in documents)
+    name, key = cluster["name"], cluster["ssh_key_name"]
+    network = cluster["network"]
+    spec = objects[("Cluster", name)]["spec"]
+    spec["clusterNetwork"] = {"pods": {"cidrBlocks": [network["pod_cidr"]]}, "services": {"cidrBlocks": [network["service_cidr"]]}}
+    aws_cluster = objects[("AWSCluster", name)]["spec"]
+    aws_cluster.update(region=cluster["region"], sshKeyName=key,
+                       network={"vpc": {"cidrBlock": network["vpc_cidr"]}},
+                       bastion={"enabled": True, "ami": network["bastion"]["ami_id"]})
+    for template in ("-control-plane", "-md-0"):
+        objects[("AWSMachineTemplate", name + template)]["spec"]["template"]["spec"]["sshKeyName"] = key
+    manifest = os.path.join(aws.state_dir, name + "-capi.yaml")
+    with open(manifest, "w", encoding="utf-8") as handle:
+        yaml.safe_dump_all(documents, handle, sort_keys=False)
+    settings = os.path.join(aws.state_dir, name + "-settings.yml")
+    with open(settings, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"cluster": {"kubernetes_packages": cluster["kubernetes_packages"],
+                                    "addons": {"manifests_dir": cluster["addons"]["manifests_dir"]}}}, handle)
+    images = {}
+    for config_map in ("cloud-controller-manager-addon", "aws-ebs-csi-driver-addon"):
+        for text in objects[("ConfigMap", config_map)]["data"].values():
+            images.update(re.findall(r"image: \S*/(cloud-controller-manager|aws-ebs-csi-driver):(v[0-9.]+)", text))
+    return manifest, settings, {"aws_cloud_controller_manager_version": images["cloud-controller-manager"],
+                                "ebs_csi_driver_version": images["aws-ebs-csi-driver"]}
+
+
+def create_and_check(aws, label, name, vpc_cidr, control_planes, workers, nat_gateways, from_manifest=False):
+    """One run of create_cluster.yml, then what it made: in moto, on the hosts, in the stand-ins' records and in the API.
+    from_manifest: create from the quick start's Cluster API manifest instead; the spec file returned is then the one
+    written by hand for the same cluster (make_spec's, with the add-on versions the manifest names)."""
     spec_file, cluster = make_spec(aws, name, vpc_cidr, control_planes, workers, nat_gateways)
-    Run(aws, label + "-create", "create_cluster.yml", spec_file, *LIMITS).assert_ok()
+    if from_manifest:
+        manifest, settings, addons = make_manifest(aws, cluster)
+        cluster["addons"].update(addons)
+        with open(spec_file, "w", encoding="utf-8") as handle:
+            yaml.safe_dump({"cluster": cluster}, handle)
+        # the manifest and the hand-written spec are the same cluster, field by field, before anything runs
+        with open(manifest, encoding="utf-8") as handle, open(settings, encoding="utf-8") as extra:
+            imported, warnings = manifest_to_spec(handle.read(), settings=yaml.safe_load(extra)["cluster"])
+        assert warnings == [] and resolve(imported, environ={}) == resolve(cluster, environ={})
+        Run(aws, label + "-create", "create_cluster.yml", settings, "-e", "capi_manifest=" + manifest, *LIMITS).assert_ok()
+    else:
+        Run(aws, label + "-create", "create_cluster.yml", spec_file, *LIMITS).assert_ok()
     found = owned(aws, name)
     vpc, public, private = assert_network(aws, name, cluster, found, nat_count=3 if nat_gateways == "per_az" else 1)
     by_role, balancer = assert_machines(aws, name, found, public, private, control_planes=control_planes, workers=workers)
@@ -470,10 +520,11 @@ def create_and_check(aws, label, name, vpc_cidr, control_planes, workers, nat_ga
 
 # -- the scenarios --------------------------------------------------------------------------------------------------------
 def test_the_example_cluster_created_rerun_and_deleted(local_aws):
-    """The example as a user runs it: 1 control plane, 2 workers, a bastion, a NAT gateway per zone; a rerun changes
-    nothing; the delete leaves nothing."""
+    """The quick start as a user runs it: its own capi-example.yaml (Cluster API manifest: 1 control plane, 2 workers;
+    plus the collection's bastion and a NAT gateway per zone) given to create_cluster.yml; a rerun from the spec file
+    written by hand for the same cluster changes nothing; the delete leaves nothing."""
     aws, name = local_aws, "capi-example"
-    spec_file, vpc_id, by_role = create_and_check(aws, "example", name, "198.18.64.0/18", 1, 2, "per_az")
+    spec_file, vpc_id, by_role = create_and_check(aws, "example", name, "198.18.64.0/18", 1, 2, "per_az", from_manifest=True)
     assert_rerun_changes_nothing(aws, "example-rerun", spec_file, by_role, vpc_id)
     assert_delete_leaves_nothing(aws, "example-delete", name, spec_file)
 
