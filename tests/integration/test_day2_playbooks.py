@@ -29,6 +29,15 @@ def test_scale_refuses_a_set_or_count_it_cannot_use_before_any_aws_call(account,
     assert account.owned(NAME)["vpcs"] == []
 
 
+def test_scale_knows_the_default_machine_deployment_of_a_spec_that_lists_none(account, run_playbook):
+    """md-0 is every spec's machine deployment when it lists none; scaling it is not refused (check mode: the plan)."""
+    image_id = account.prepare()
+    spec = example_spec(image_id)
+    del spec["cluster"]["machine_deployments"]
+    done = run_playbook("scale_cluster", spec, tags=["infra"], check=True, extra_vars={"machine_deployment": "md-0", "replicas": 2})
+    assert done.rc == 0, done.explain()
+
+
 def test_scale_down_keeps_the_surplus_running_for_the_node_removals(account, run_playbook):
     image_id = account.prepare()
     spec = example_spec(image_id, machine_deployments=[{"name": "md-0", "replicas": 3, "instance_type": "t3.large"}])
