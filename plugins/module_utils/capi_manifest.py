@@ -86,8 +86,8 @@ Raw = Dict[str, Any]
 class CapiManifestError(KubeclusterError):
     """A manifest that cannot be read as a spec; ``problems`` holds one line per problem, each naming the object."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("Cannot read the Cluster API manifest:\n- " + "\n- ".join(problems), problems)
+    def __init__(self, problems: Sequence[str], hint: str = "") -> None:
+        super().__init__("Cannot read the Cluster API manifest%s:\n- " % hint + "\n- ".join(problems), problems)
 
 
 def _dotted(path: Path) -> str:
@@ -204,7 +204,8 @@ class _Reader:
         self.errors.append("%s: %s: %s" % (obj.label, _dotted(path), problem))
 
     def not_supported(self, obj: _Object, path: Path, why: str = "") -> None:
-        self.unsupported.append("%s: %s: not supported%s" % (obj.label, _dotted(path), " (%s)" % why if why else ""))
+        self.unsupported.append("%s: %s: not supported (%s)" % (obj.label, _dotted(path),
+                                                                 why or "kubecluster.aws has no such setting; remove it"))
 
     # --- the spec being built ---------------------------------------------------------------------------------
 
@@ -330,13 +331,17 @@ class _Reader:
         self.check_ssh_keys(infra, templates)
         self.read_addons()
         for obj in self.objects:
+            unused = ""
             if obj.kind == "AWSMachineTemplate" and obj not in templates:
-                self.not_supported(obj, ("metadata", "name"), "no KubeadmControlPlane or MachineDeployment uses it; "
-                                   "remove it")
+                unused = "no KubeadmControlPlane or MachineDeployment uses it; remove it"
             elif obj.kind == "KubeadmConfigTemplate" and obj not in configs:
-                self.not_supported(obj, ("metadata", "name"), "no MachineDeployment uses it; remove it")
+                unused = "no MachineDeployment uses it; remove it"
             elif obj.kind in ("AWSCluster", "KubeadmControlPlane") and obj not in (infra, control_plane):
-                self.not_supported(obj, ("metadata", "name"), "the Cluster does not reference it; remove it")
+                unused = "the Cluster does not reference it; remove it"
+            if unused:
+                # The object as a whole is the problem, not each of its fields.
+                self.not_supported(obj, ("metadata", "name"), unused)
+                obj.used.add(())
         for obj in self.objects:
             self.common_metadata(obj)
             for path in obj.unused():
@@ -401,6 +406,7 @@ class _Reader:
     def read_settings_annotation(self, cluster: _Object) -> Raw:
         """The settings annotation: a JSON object holding only spec fields no Cluster API field carries."""
         path: Path = ("metadata", "annotations", SETTINGS_ANNOTATION)
+        errors = len(self.errors)
         text = cluster.get(*path)
         if text is None:
             return {}
@@ -422,12 +428,14 @@ class _Reader:
                     if child not in allowed:
                         self.error(cluster, path, "%s.%s is a field Cluster API's own fields carry; set it there, "
                                    "not in the annotation" % (key, child))
-        for index, item in enumerate(settings.get("machine_deployments") or []):
+        deployments = settings.get("machine_deployments")
+        for index, item in enumerate(deployments if isinstance(deployments, list) else []):
             for key in item if isinstance(item, dict) else ():
                 if key not in ("name", "availability_zones"):
                     self.error(cluster, path, "machine_deployments[%d].%s is a field Cluster API's own fields carry; "
                                "set it there, not in the annotation" % (index, key))
-        return settings
+        # A field refused above is not merged too (its conflict with the manifest would say the same twice).
+        return {} if len(self.errors) > errors else settings
 
     def read_aws_cluster(self, obj: _Object) -> None:
         spec = ("spec",)
@@ -559,8 +567,8 @@ class _Reader:
             self.put(("network", "availability_zones"), limit, obj, vpc + ("availabilityZoneUsageLimit",))
         selection = obj.get(*(vpc + ("availabilityZoneSelection",)))
         if selection is not None and selection != "Ordered":
-            self.not_supported(obj, vpc + ("availabilityZoneSelection",), "the collection takes the zones in name "
-                               "order (Ordered)")
+            self.not_supported(obj, vpc + ("availabilityZoneSelection",), "the collection takes zones in name order, "
+                               "as Ordered does")
         if obj.has(*(base + ("securityGroupOverrides",))) and self.exported:
             obj.get(*(base + ("securityGroupOverrides",)))
         elif obj.has(*(base + ("securityGroupOverrides",))):
@@ -621,6 +629,8 @@ class _Reader:
             self.error(obj, path, "must be a mapping")
             return
         for key in node:
+            if node[key] in (None, {}, []):
+                continue
             if key == "kubeletExtraArgs":
                 self.kubeadm_args(obj, path + (key,), {"cloud-provider": "external"})
             elif key == "name" and node[key] == LOCAL_HOSTNAME:
@@ -972,7 +982,10 @@ def manifest_to_spec(manifest: Union[str, Sequence[Any]], settings: Optional[Any
         else:
             _merge(raw, parsed, "settings", "the manifest", errors)
     if errors or (reader.unsupported and unsupported == "fail"):
-        raise CapiManifestError(errors + reader.unsupported)
+        hint = (" (fields kubecluster.aws does not read are listed as not supported: remove them, or import with "
+                "unsupported=warn, capi_manifest_unsupported: warn in the playbooks, to go on without them)"
+                if reader.unsupported else "")
+        raise CapiManifestError(errors + reader.unsupported, hint)
     return _ordered(raw, SCHEMA), list(reader.unsupported)
 
 
