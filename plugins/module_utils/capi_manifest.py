@@ -204,8 +204,8 @@ class _Reader:
         self.errors.append("%s: %s: %s" % (obj.label, _dotted(path), problem))
 
     def not_supported(self, obj: _Object, path: Path, why: str = "") -> None:
-        self.unsupported.append("%s: %s: not supported (%s)" % (obj.label, _dotted(path),
-                                                                 why or "kubecluster.aws has no such setting; remove it"))
+        why = why or "kubecluster.aws has no such setting; remove it"
+        self.unsupported.append("%s: %s: not supported (%s)" % (obj.label, _dotted(path), why))
 
     # --- the spec being built ---------------------------------------------------------------------------------
 
@@ -356,7 +356,8 @@ class _Reader:
     def check_namespaces(self) -> None:
         namespaces: Dict[str, str] = {}
         for obj in self.objects:
-            namespace = obj.doc.get("metadata", {}).get("namespace") if isinstance(obj.doc.get("metadata"), dict) else None
+            metadata = obj.doc.get("metadata")
+            namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
             if isinstance(namespace, str):
                 namespaces.setdefault(namespace, obj.label)
         if len(namespaces) > 1:
@@ -506,8 +507,9 @@ class _Reader:
                     and isinstance(cidrs, list) and cidrs):
                 self.put(lb + ("allowed_cidrs",), cidrs, obj, base + ("ingressRules",))
             else:
-                self.not_supported(obj, base + ("ingressRules",), "one rule {protocol: tcp, fromPort: 6443, toPort: 6443, "
-                                   "cidrBlocks: [...]} is read, as network.api_load_balancer.allowed_cidrs")
+                self.not_supported(obj, base + ("ingressRules",), "one rule {protocol: tcp, fromPort: 6443, "
+                                   "toPort: 6443, cidrBlocks: [...]} is read, as "
+                                   "network.api_load_balancer.allowed_cidrs")
 
     def bastion(self, obj: _Object) -> None:
         base: Path = ("spec", "bastion")
@@ -610,8 +612,8 @@ class _Reader:
         if isinstance(value, dict):
             pairs = [((key,), key, val) for key, val in value.items()]
         elif isinstance(value, list):
-            pairs = [((index,), item.get("name"), item.get("value")) if isinstance(item, dict) else ((index,), None, None)
-                     for index, item in enumerate(value)]
+            pairs = [((index,), item.get("name"), item.get("value")) if isinstance(item, dict)
+                     else ((index,), None, None) for index, item in enumerate(value)]
         else:
             self.error(obj, path, "must be a mapping of flags to values")
             return
@@ -671,8 +673,8 @@ class _Reader:
             self.not_supported(obj, surge_path + ("type",), "RollingUpdate only")
         surge = obj.get(*(surge_path + ("rollingUpdate", "maxSurge")))
         if surge is not None and surge != 1:
-            self.not_supported(obj, surge_path + ("rollingUpdate", "maxSurge"), "the collection's control-plane rollout "
-                               "adds one machine before it removes one (maxSurge 1)")
+            self.not_supported(obj, surge_path + ("rollingUpdate", "maxSurge"), "the collection's control-plane "
+                               "rollout adds one machine before it removes one (maxSurge 1)")
         if template is not None:
             self.machine_template(obj, template, ("control_plane",))
         return template
@@ -702,7 +704,8 @@ class _Reader:
         metadata = obj.get(*(base + ("instanceMetadataOptions",)))
         if isinstance(metadata, dict):
             out = {}
-            for field, key in (("httpTokens", "http_tokens"), ("httpPutResponseHopLimit", "http_put_response_hop_limit")):
+            for field, key in (("httpTokens", "http_tokens"),
+                               ("httpPutResponseHopLimit", "http_put_response_hop_limit")):
                 if field in metadata:
                     out[key] = metadata[field]
             for field, value in metadata.items():
@@ -784,7 +787,8 @@ class _Reader:
             if _is_int(value):
                 deployment[key] = value
             else:
-                self.not_supported(obj, strategy + ("rollingUpdate", field), "a number of machines only, not a percentage")
+                self.not_supported(obj, strategy + ("rollingUpdate", field),
+                                   "a number of machines only, not a percentage")
         order = obj.get(*order_path)
         if order is not None:
             if order in ("Random", "Newest", "Oldest"):
@@ -932,7 +936,8 @@ def _merge(raw: Raw, extra: Mapping[str, Any], source: str, origin: str, errors:
                                   % ("%s %s" % (source, path), index, name, ", ".join(str(n) for n in names)))
                     continue
                 fields = {k: v for k, v in item.items() if k != "name"}
-                _merge(raw[key][names.index(name)], fields, source, origin, errors, "%s[%d]" % (path, names.index(name)))
+                position = names.index(name)
+                _merge(raw[key][position], fields, source, origin, errors, "%s[%d]" % (path, position))
         elif isinstance(value, dict) and isinstance(raw.get(key), dict):
             _merge(raw[key], value, source, origin, errors, path)
         elif key in raw:

@@ -128,7 +128,8 @@ def test_warn_mode_returns_the_unsupported_fields_as_warnings_and_the_spec():
 
 
 def test_an_unknown_mode_fails():
-    assert "unsupported: 'ignore' is not fail or warn" in problems_of(text("capi-example-3cp.yaml"), unsupported="ignore")[0]
+    problems = problems_of(text("capi-example-3cp.yaml"), unsupported="ignore")
+    assert "unsupported: 'ignore' is not fail or warn" in problems[0]
 
 
 def test_placeholders_are_all_named_in_one_error_before_any_other_check():
@@ -187,8 +188,8 @@ def test_a_reference_to_an_object_not_in_the_manifest_fails(kind, path, name):
         ref = ref[key]
     ref["name"] = "missing"
     problems = problems_of(docs, unsupported="warn")
-    assert any(p.startswith(kind) and ": %s.name: names %s missing, which is not in the manifest" % (".".join(path), name)
-               in p for p in problems), problems
+    wanted = ": %s.name: names %s missing, which is not in the manifest" % (".".join(path), name)
+    assert any(p.startswith(kind) and wanted in p for p in problems), problems
 
 
 def test_the_machine_deployment_version_must_be_the_control_plane_version():
@@ -217,10 +218,12 @@ def test_a_key_pair_only_the_machine_templates_name_is_the_clusters():
 
 def test_instance_metadata_options_that_disagree_fail():
     docs = objects()
-    options = find(docs, "AWSMachineTemplate", "capi-example-md-0")["spec"]["template"]["spec"]["instanceMetadataOptions"]
+    template = find(docs, "AWSMachineTemplate", "capi-example-md-0")["spec"]["template"]["spec"]
+    options = template["instanceMetadataOptions"]
     options["httpPutResponseHopLimit"] = 1
     problems = problems_of(docs)
-    assert len(problems) == 1 and "instanceMetadataOptions" in problems[0] and "cluster.instance_metadata" in problems[0]
+    assert len(problems) == 1
+    assert "instanceMetadataOptions" in problems[0] and "cluster.instance_metadata" in problems[0]
 
 
 @pytest.mark.parametrize("value, seconds", [
@@ -282,7 +285,8 @@ def with_annotation(settings, name="capi-example-3cp.yaml"):
 
 def test_the_annotation_carries_zone_lists_and_nat_gateways():
     docs = with_annotation({"network": {"nat_gateways": "single"},
-                            "machine_deployments": [{"name": "md-0", "availability_zones": ["eu-west-1a", "eu-west-1b"]}]})
+                            "machine_deployments": [{"name": "md-0",
+                                                     "availability_zones": ["eu-west-1a", "eu-west-1b"]}]})
     del find(docs, "MachineDeployment")["spec"]["template"]["spec"]["failureDomain"]
     raw, _ = manifest_to_spec(docs)
     assert raw["network"]["nat_gateways"] == "single"
