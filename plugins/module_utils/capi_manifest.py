@@ -558,9 +558,13 @@ class _Reader:
                 # The collection's own VPC (CAPA's owned tag): ids, tags and subnets describe what it made.
                 obj.get(*(vpc + ("tags",)))
                 obj.get(*(base + ("subnets",)))
-            elif tags is not None:
-                self.not_supported(obj, vpc + ("tags",), "the collection tags its own VPC; use spec.additionalTags")
-                obj.get(*(vpc + ("tags",)))
+            else:
+                if tags is not None:
+                    self.not_supported(obj, vpc + ("tags",), "the collection tags its own VPC; use spec.additionalTags")
+                    obj.get(*(vpc + ("tags",)))
+                if obj.get(*(base + ("subnets",))) not in (None, []):
+                    self.not_supported(obj, base + ("subnets",), "the collection lays out the subnets of the VPC it "
+                                       "makes; subnets are read by id with your own VPC (spec.network.vpc.id)")
             cidr = self.string(obj, *(vpc + ("cidrBlock",)))
             if cidr is not None:
                 self.put(("network", "vpc_cidr"), cidr, obj, vpc + ("cidrBlock",))
@@ -571,10 +575,8 @@ class _Reader:
         if selection is not None and selection != "Ordered":
             self.not_supported(obj, vpc + ("availabilityZoneSelection",), "the collection takes zones in name order, "
                                "as Ordered does")
-        if obj.has(*(base + ("securityGroupOverrides",))) and self.exported:
-            obj.get(*(base + ("securityGroupOverrides",)))
-        elif obj.has(*(base + ("securityGroupOverrides",))):
-            obj.get(*(base + ("securityGroupOverrides",)))
+        overrides = obj.get(*(base + ("securityGroupOverrides",)))
+        if overrides not in (None, {}) and not self.exported:
             self.not_supported(obj, base + ("securityGroupOverrides",), "the collection makes and finds its own "
                                "security groups; read only in a kubecluster.aws export")
         rules = obj.get(*(base + ("cni", "cniIngressRules")))
@@ -871,9 +873,10 @@ def _parse(manifest: Union[str, Sequence[Any]]) -> List[Dict[str, Any]]:
     return out
 
 
-def placeholders(value: Any, found: Optional[List[str]] = None) -> List[str]:
-    """The names of envsubst placeholders (${NAME}, ${NAME:-default}) left in any key or string, first seen first."""
-    found = [] if found is None else found
+def placeholders(value: Any, found: Optional[Dict[str, Optional[str]]] = None) -> Dict[str, Optional[str]]:
+    """The envsubst placeholders (${NAME}, ${NAME:-default}) left in any key or string, first seen first: each name
+    and its default (None when it has none)."""
+    found = {} if found is None else found
     if isinstance(value, dict):
         for key, child in value.items():
             placeholders(key, found)
@@ -883,8 +886,9 @@ def placeholders(value: Any, found: Optional[List[str]] = None) -> List[str]:
             placeholders(child, found)
     elif isinstance(value, str):
         for match in _PLACEHOLDER.finditer(value):
-            if match.group(1) not in found:
-                found.append(match.group(1))
+            default = match.group(2).lstrip(":")[1:] if match.group(2) else None
+            if found.get(match.group(1)) is None:
+                found[match.group(1)] = default
     return found
 
 
@@ -959,12 +963,16 @@ def manifest_to_spec(manifest: Union[str, Sequence[Any]], settings: Optional[Any
     if unsupported not in UNSUPPORTED_MODES:
         raise CapiManifestError(["unsupported: %r is not fail or warn" % (unsupported,)])
     docs = _parse(manifest)
-    names = placeholders(docs)
-    if names:
-        raise CapiManifestError(["the manifest still holds the placeholder%s %s (left unexpanded); set %s and run "
-                                 "clusterctl generate cluster again, or edit the manifest to hold the values"
+    found = placeholders(docs)
+    if found:
+        names = list(found)
+        required = [name for name in names if found[name] is None]
+        defaults = ["%s (default %s)" % (name, default) for name, default in found.items() if default is not None]
+        raise CapiManifestError(["the manifest still holds the placeholder%s %s (left unexpanded); %srun clusterctl "
+                                 "generate cluster again%s, or edit the manifest to hold the values"
                                  % ("s" if len(names) > 1 else "", ", ".join("${%s}" % n for n in names),
-                                    ", ".join(names))])
+                                    "set %s and " % ", ".join(required) if required else "",
+                                    " (it fills in %s)" % ", ".join(defaults) if defaults else "")])
     objects, kind_errors, unknown_kinds = _check_kinds(docs)
     if kind_errors:
         raise CapiManifestError(kind_errors)

@@ -139,11 +139,29 @@ def test_placeholders_are_all_named_in_one_error_before_any_other_check():
                  "AWS_NODE_MACHINE_TYPE", "KUBERNETES_VERSION", "CONTROL_PLANE_MACHINE_COUNT", "WORKER_MACHINE_COUNT",
                  "KUBERNETES_AWS_CCM_VERSION"):
         assert "${%s}" % name in problems[0]
-    assert "clusterctl generate cluster" in problems[0]
+    assert "set CLUSTER_NAME, AWS_REGION," in problems[0] and "run clusterctl generate cluster again" in problems[0]
+    assert "(it fills in KUBERNETES_AWS_CCM_VERSION (default v1.32.5))" in problems[0]
     # Fails with placeholders in warn mode too, and before the unsupported fields are judged.
     manifest = text("unsupported.yaml").replace("us-east-1", "${AWS_REGION}")
     assert problems_of(manifest, unsupported="warn") == problems_of(manifest)
     assert "${AWS_REGION}" in problems_of(manifest)[0]
+
+
+def test_a_placeholder_with_a_default_alone_asks_only_for_clusterctl_again():
+    image = "cloud-controller-manager:"
+    manifest = text("capa-v2.10-default.yaml").replace(image + "v1.32.5", image + "${KUBERNETES_AWS_CCM_VERSION:-v1.32.5}")
+    assert problems_of(manifest) == [
+        "the manifest still holds the placeholder ${KUBERNETES_AWS_CCM_VERSION} (left unexpanded); run clusterctl "
+        "generate cluster again (it fills in KUBERNETES_AWS_CCM_VERSION (default v1.32.5)), or edit the manifest to "
+        "hold the values"]
+
+
+def test_subnets_of_a_vpc_the_collection_makes_are_unsupported():
+    docs = objects()
+    find(docs, "AWSCluster")["spec"]["network"]["subnets"] = [{"cidrBlock": "10.10.0.0/24", "isPublic": True}]
+    assert problems_of(docs) == [
+        "AWSCluster capi-example: spec.network.subnets: not supported (the collection lays out the subnets of the VPC "
+        "it makes; subnets are read by id with your own VPC (spec.network.vpc.id))"]
 
 
 def test_a_text_that_is_no_yaml_fails_first():
