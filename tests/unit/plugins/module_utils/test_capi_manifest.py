@@ -149,7 +149,8 @@ def test_placeholders_are_all_named_in_one_error_before_any_other_check():
 
 def test_a_placeholder_with_a_default_alone_asks_only_for_clusterctl_again():
     image = "cloud-controller-manager:"
-    manifest = text("capa-v2.10-default.yaml").replace(image + "v1.32.5", image + "${KUBERNETES_AWS_CCM_VERSION:-v1.32.5}")
+    variable = "${KUBERNETES_AWS_CCM_VERSION:-v1.32.5}"
+    manifest = text("capa-v2.10-default.yaml").replace(image + "v1.32.5", image + variable)
     assert problems_of(manifest) == [
         "the manifest still holds the placeholder ${KUBERNETES_AWS_CCM_VERSION} (left unexpanded); run clusterctl "
         "generate cluster again (it fills in KUBERNETES_AWS_CCM_VERSION (default v1.32.5)), or edit the manifest to "
