@@ -424,11 +424,18 @@ class _Reader:
             if allowed is False:
                 self.error(cluster, path, "%s is a field Cluster API's own fields carry; set it there, not in the "
                            "annotation" % key)
+            elif isinstance(allowed, set) and not isinstance(value, dict):
+                self.error(cluster, path, "%s must be a JSON object of its fields" % key)
             elif isinstance(allowed, set):
-                for child in value if isinstance(value, dict) else {"": None}:
+                for child in value:
                     if child not in allowed:
                         self.error(cluster, path, "%s.%s is a field Cluster API's own fields carry; set it there, "
                                    "not in the annotation" % (key, child))
+                    elif (key, child) == ("network", "availability_zones") and not isinstance(value[child], list):
+                        # A count has a home: AWSCluster spec.network.vpc.availabilityZoneUsageLimit.
+                        self.error(cluster, path, "network.availability_zones is a count here; Cluster API's own "
+                                   "field carries a count (AWSCluster spec.network.vpc.availabilityZoneUsageLimit), "
+                                   "the annotation only a list of zone names")
         deployments = settings.get("machine_deployments")
         for index, item in enumerate(deployments if isinstance(deployments, list) else []):
             for key in item if isinstance(item, dict) else ():

@@ -324,6 +324,14 @@ def test_an_annotation_field_cluster_api_also_carries_fails(settings, field):
                         "API's own fields carry; set it there, not in the annotation" % field]
 
 
+def test_an_annotation_zone_count_fails_naming_its_cluster_api_home():
+    problems = problems_of(with_annotation({"network": {"availability_zones": 2}}))
+    assert len(problems) == 1 and "availabilityZoneUsageLimit" in problems[0]
+    assert problems_of(with_annotation({"network": "single"})) == [
+        "Cluster capi-example: metadata.annotations.kubecluster.aws/settings: network must be a JSON object of its "
+        "fields"]
+
+
 def test_an_annotation_zone_list_beside_a_zone_count_fails():
     problems = problems_of(with_annotation({"network": {"availability_zones": ["eu-west-1a", "eu-west-1b"]}}))
     assert problems == ["cluster.network.availability_zones: Cluster capi-example metadata.annotations"
