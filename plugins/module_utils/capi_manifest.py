@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, 
 
 from ansible.module_utils.common.yaml import HAS_YAML, yaml_load_all
 
+from .capi_machines import ADOPTED_KINDS
 from .errors import KubeclusterError
 from .spec import _MACHINE_DEPLOYMENT as MACHINE_DEPLOYMENT_SCHEMA
 from .spec import SCHEMA, cluster_input
@@ -38,6 +39,10 @@ KINDS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "AWSMachineTemplate": (INFRASTRUCTURE, ("v1beta2", "v1beta1")),
     "ClusterResourceSet": (ADDONS, ("v1beta1", "v1beta2")),
     "ConfigMap": ("", ("v1",)),
+    # Only in a kubecluster.aws export: the running machines, for Cluster API to adopt (capi_machines.py).
+    "Machine": (CORE, ("v1beta1", "v1beta2")),
+    "AWSMachine": (INFRASTRUCTURE, ("v1beta2", "v1beta1")),
+    "KubeadmConfig": (BOOTSTRAP, ("v1beta1", "v1beta2")),
 }
 
 SETTINGS_ANNOTATION = "kubecluster.aws/settings"
@@ -332,7 +337,13 @@ class _Reader:
         self.read_addons()
         for obj in self.objects:
             unused = ""
-            if obj.kind == "AWSMachineTemplate" and obj not in templates:
+            if obj.kind in ADOPTED_KINDS and self.exported:
+                # The export's description of a running machine: the collection finds it by its tags.
+                obj.used.add(())
+            elif obj.kind in ADOPTED_KINDS:
+                unused = ("a machine Cluster API adopts, read only in a kubecluster.aws export; the collection "
+                          "launches the machines the KubeadmControlPlane and MachineDeployments ask for")
+            elif obj.kind == "AWSMachineTemplate" and obj not in templates:
                 unused = "no KubeadmControlPlane or MachineDeployment uses it; remove it"
             elif obj.kind == "KubeadmConfigTemplate" and obj not in configs:
                 unused = "no MachineDeployment uses it; remove it"
@@ -400,6 +411,11 @@ class _Reader:
         domain = obj.get("spec", "clusterNetwork", "serviceDomain")
         if domain is not None and domain != "cluster.local":
             self.not_supported(obj, ("spec", "clusterNetwork", "serviceDomain"), "kubeadm's default cluster.local only")
+        for field in ("paused", "controlPlaneEndpoint"):
+            # An export is paused until the certificate authorities are in the management cluster, and names the
+            # endpoint the collection's load balancer has: both describe, neither sets anything.
+            if obj.get("spec", field) not in (None, False, {}) and not self.exported:
+                self.not_supported(obj, ("spec", field), "read only in a kubecluster.aws export")
         port = obj.get("spec", "clusterNetwork", "apiServerPort")
         if port is not None and port != 6443:
             self.not_supported(obj, ("spec", "clusterNetwork", "apiServerPort"), "the API server listens on 6443")

@@ -13,6 +13,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.capi_manifest impo
     manifest_to_spec,
     parse_duration,
 )
+from ansible_collections.kubecluster.aws.plugins.module_utils.capi_machines import machine_objects
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
 
 GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "capi")
@@ -391,3 +392,34 @@ def test_objects_in_several_namespaces_fail():
     docs = objects()
     find(docs, "AWSCluster")["metadata"]["namespace"] = "other"
     assert "several namespaces" in problems_of(docs)[0]
+
+
+def _with_machines(exported):
+    """The quick start's manifest plus one running machine as an export describes it (capi_machines)."""
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "capi", "capa-v2.10-default.yaml")
+    with open(here, encoding="utf-8") as handle:
+        docs = [doc for doc in yaml.safe_load_all(handle) if doc]
+    spec = resolve({"name": "capi-example", "region": "us-east-1", "kubernetes_version": "v1.31.4"}, environ={})
+    running = {"name": "capi-example-control-plane-aa111", "set": "control-plane", "role": "control-plane",
+               "state": "running", "kubernetes_version": "v1.31.4", "instance_id": "i-0aa111", "instance_type": "t3.large",
+               "availability_zone": "us-east-1a", "image_id": "ami-0123456789abcdef0"}
+    docs += machine_objects(spec, {"name": "capi-example", "machines": [running]})
+    cluster = docs[0]
+    cluster["spec"]["paused"] = True
+    if exported:
+        cluster["metadata"]["annotations"] = {"kubecluster.aws/exported-from": "kubecluster.aws 1.0.0"}
+    return docs
+
+
+def test_an_export_s_machines_and_pause_are_read_as_descriptions():
+    raw, warnings = manifest_to_spec(_with_machines(exported=True))
+    assert warnings == [] and raw["name"] == "capi-example"
+
+
+def test_machines_and_pause_outside_an_export_are_not_supported():
+    with pytest.raises(CapiManifestError) as raised:
+        manifest_to_spec(_with_machines(exported=False))
+    problems = raised.value.problems
+    for kind in ("Machine", "AWSMachine", "KubeadmConfig"):
+        assert any(problem.startswith("%s capi-example-control-plane-aa111:" % kind) for problem in problems), problems
+    assert any("Cluster capi-example: spec.paused: not supported" in problem for problem in problems), problems
