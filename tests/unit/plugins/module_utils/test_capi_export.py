@@ -65,8 +65,9 @@ def managed_subnets():
 
 
 def cluster_view(machines, managed_vpc=True, subnets=None, vpc_id="vpc-0a1b2c3d4e5f67890", groups=None,
-                 endpoint=ENDPOINT, phase="Provisioned"):
-    """What cluster_info returns as ``cluster`` for these machines."""
+                 endpoint="known", phase="Provisioned"):
+    """What cluster_info returns as ``cluster`` for these machines; ``endpoint`` None: no DNS name yet."""
+    endpoint = dict(ENDPOINT) if endpoint == "known" else endpoint
     sets = {}
     for m in machines:
         if m["state"] != "terminated":
