@@ -257,3 +257,59 @@ def test_the_filter_fails_in_one_line_for_a_cluster_that_does_not_exist():
     with pytest.raises(AnsibleFilterError) as caught:
         spec_to_capi(example(), {"name": "capi-example", "phase": "NotFound"}, VERSION)
     assert "does not exist in ap-northeast-2" in str(caught.value)
+
+
+def _with_running_images(changes):
+    """Spec changes whose sets name the AMI their machines run, so that the export (AMIs as they run) is the spec."""
+    changes = copy.deepcopy(changes)
+    changes["control_plane"] = dict(changes.get("control_plane", {"replicas": 1}), ami_id=AMI)
+    deployments = changes.get("machine_deployments", [{"name": "md-0", "replicas": 2}])
+    changes["machine_deployments"] = [dict(d, ami_id=AMI) for d in deployments]
+    return changes
+
+
+ROUND_TRIPS = {
+    "quick-start": ({}, {}),
+    "three-control-planes": ({"control_plane": {"replicas": 3, "instance_type": "m5.large"}}, {}),
+    "brought-vpc": ({"network": {"vpc_id": "vpc-0bbbbbbbbbbbbbbb1", "nat_gateways": "none",
+                                 "subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]}},
+                    {"managed_vpc": False, "subnets": [], "vpc_id": "vpc-0bbbbbbbbbbbbbbb1"}),
+    "settings": ({
+        "network": {"availability_zones": ZONES[:2], "nat_gateways": "single", "cni": "cilium",
+                    "node_port_cidrs": ["10.0.0.0/8"],
+                    "api_load_balancer": {"type": "classic", "scheme": "internal", "allowed_cidrs": ["10.0.0.0/8"],
+                                          "cross_zone": True, "health_check_protocol": "TCP"},
+                    "bastion": {"enabled": False, "allowed_cidrs": ["203.0.113.0/24"], "instance_type": "t3.small"}},
+        "additional_tags": {"team": "platform"},
+        "image_lookup": {"owner": "self", "name_format": "my-{base_os}-{k8s_version}-*", "base_os": "debian-12"},
+        "instance_metadata": {"http_tokens": "optional", "http_put_response_hop_limit": 1},
+        "kubernetes_packages": {"source": "mirror", "repository_url": "https://mirror.example.com/k8s/"},
+        "addons": {"cni_version": "v1.16.5", "manifests_dir": "/srv/addons"},
+        "kubeconfig_path": "/etc/kube/capi.kubeconfig", "kubeconfig_secret": "ssm", "upgrade_strategy": "in_place",
+        "node_startup_timeout": 900, "node_drain_timeout": 120, "ssh_key_name": None,
+        "control_plane": {"replicas": 1, "root_volume": {"size": 100, "type": "io2", "kms_key_id": "alias/capi"}},
+        "machine_deployments": [
+            {"name": "md-0", "replicas": 2, "availability_zones": [ZONES[0]], "deletion_order": "oldest",
+             "max_surge": 0, "max_unavailable": 1},
+            {"name": "md-1", "replicas": 0, "availability_zones": ZONES[:2], "iam_instance_profile": "workers"},
+        ]}, {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROUND_TRIPS))
+def test_spec_export_import_gives_the_same_spec(case):
+    capi_manifest = pytest.importorskip("ansible_collections.kubecluster.aws.plugins.module_utils.capi_manifest",
+                                        reason="the import (capi_manifest) is not in this checkout")
+    changes, view = ROUND_TRIPS[case]
+    spec = example(**_with_running_images(changes))
+    control_plane = spec["control_plane"]
+    machines = [machine("control-plane", i, instance_type=control_plane["instance_type"])
+                for i in range(control_plane["replicas"])]
+    machines += [machine(d["name"], i, instance_type=d["instance_type"])
+                 for d in spec["machine_deployments"] for i in range(d["replicas"])]
+    cluster = dict(cluster_view(machines), **view)
+
+    raw, warnings = capi_manifest.manifest_to_spec(export(spec, cluster))
+
+    assert warnings == []
+    assert resolve(raw) == spec
