@@ -284,7 +284,9 @@ ROUND_TRIPS = {
         "image_lookup": {"owner": "self", "name_format": "my-{base_os}-{k8s_version}-*", "base_os": "debian-12"},
         "instance_metadata": {"http_tokens": "optional", "http_put_response_hop_limit": 1},
         "kubernetes_packages": {"source": "mirror", "repository_url": "https://mirror.example.com/k8s/"},
-        "addons": {"cni_version": "v1.16.5", "manifests_dir": "/srv/addons"},
+        # No ClusterResourceSet ConfigMaps in an export: the add-on versions ride in the settings annotation too.
+        "addons": {"cni_version": "v1.16.5", "manifests_dir": "/srv/addons",
+                   "aws_cloud_controller_manager_version": "v1.31.8"},
         "kubeconfig_path": "/etc/kube/capi.kubeconfig", "kubeconfig_secret": "ssm", "upgrade_strategy": "in_place",
         "node_startup_timeout": 900, "node_drain_timeout": 120, "ssh_key_name": None,
         "control_plane": {"replicas": 1, "root_volume": {"size": 100, "type": "io2", "kms_key_id": "alias/capi"}},
