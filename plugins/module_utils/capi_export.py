@@ -77,7 +77,8 @@ _SETTINGS_FIELDS: Tuple[Tuple[str, ...], ...] = (
     ("upgrade_strategy",),
     ("node_startup_timeout",),
 )
-# Machines that still count as the set's (cluster_info's replicas: not terminated).
+# Machines whose image and version no longer say what a set runs (cluster_info's replicas, used for the counts, leaves
+# out only the terminated ones).
 _GONE = ("terminated", "shutting-down")
 
 
@@ -94,6 +95,7 @@ def _object(api_version: str, kind: str, name: str, spec: Dict[str, Any],
 
 
 def _version_key(version: Optional[str]) -> Tuple[int, ...]:
+    # status.version_key's ordering, without importing status and the AWS clients behind it into a filter.
     parts = (version or "").lstrip("v").split("-")[0].split(".")
     return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
 
