@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ansible.module_utils.common.yaml import HAS_YAML, yaml_dump_all
 
+from .capi_machines import machine_objects
 from .errors import KubeclusterError
 from .naming import OWNED, SET_CONTROL_PLANE, owner_tag
 from .spec import DEFAULT_IMAGE_LOOKUP, Spec, resolve
@@ -352,6 +353,9 @@ def spec_to_manifests(spec: Spec, cluster: Mapping[str, Any], collection_version
     }
     if endpoint:
         cluster_spec["controlPlaneEndpoint"] = dict(endpoint)
+    # Paused until the cluster's certificate authorities are in the management cluster: unpaused without them,
+    # the KubeadmControlPlane would make new ones (README, "Out: hand the cluster to Cluster API").
+    cluster_spec["paused"] = True
     cluster_spec["controlPlaneRef"] = _ref(CONTROL_PLANE_API, "KubeadmControlPlane", "%s-control-plane" % name)
     cluster_spec["infrastructureRef"] = _ref(INFRASTRUCTURE_API, "AWSCluster", name)
 
@@ -373,7 +377,7 @@ def spec_to_manifests(spec: Spec, cluster: Mapping[str, Any], collection_version
         docs.append(_machine_template(full, spec, instance_type, ami_id, deployment["iam_instance_profile"],
                                       deployment["root_volume"]))
         docs.append(_kubeadm_config_template(full))
-    return docs
+    return docs + machine_objects(spec, cluster)
 
 
 def dump_manifests(docs: Iterable[Mapping[str, Any]]) -> str:

@@ -70,7 +70,9 @@ _CNI_RULE_SETS = {
 _ANNOTATION_FIELDS = {
     "network": {"nat_gateways", "availability_zones"},
     "kubernetes_packages": None,
-    "addons": {"cni_version", "manifests_dir"},
+    # The add-on versions too: an export applies no add-on ConfigMaps (nothing is installed twice), so the versions
+    # the cluster runs travel here; a manifest with CAPA's ConfigMaps and the annotation's version is a conflict.
+    "addons": {"cni_version", "manifests_dir", "aws_cloud_controller_manager_version", "ebs_csi_driver_version"},
     "kubeconfig_path": None,
     "kubeconfig_secret": None,
     "ssh_known_hosts_file": None,

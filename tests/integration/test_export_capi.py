@@ -15,8 +15,6 @@ from helpers.e2e import example_spec, tags
 pytestmark = pytest.mark.e2e
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# The import side (-e capi_manifest=..., filter capi_to_spec) comes with its own change of issue 11.
-HAS_IMPORT = os.path.exists(os.path.join(REPO, "plugins", "filter", "capi_to_spec.py"))
 
 WRITE = "Write the manifests, leaving a file with the same content alone"
 
@@ -102,7 +100,6 @@ def test_export_names_what_aws_has_is_private_idempotent_and_writes_nothing_to_a
     assert "AWSCluster" in json.dumps(preview.result(WRITE).get("diff"))
 
 
-@pytest.mark.skipif(not HAS_IMPORT, reason="the import (filter capi_to_spec) is not in this checkout")
 def test_an_export_read_back_as_the_spec_exports_the_same(account, run_playbook, tmp_path):
     image_id = account.prepare()
     spec = example_spec(image_id)

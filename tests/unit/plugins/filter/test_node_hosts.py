@@ -218,11 +218,12 @@ def test_delete_cluster_forgets_only_the_clusters_own_known_hosts(tmp_path, home
     for path in (cluster_file, own_file):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("i-1 ssh-ed25519 AAAA\n")
-    # delete_cluster.yml reads the spec as given (kubeconfig_path may be unset), the name as cluster_delete_info checked it
+    # delete_cluster.yml reads the spec as given (kubeconfig_path may be unset; spec_input.yml sets kubecluster_spec_input
+    # from `cluster`), the name as cluster_delete_info checked it
     cluster = {"name": "capi-example", "region": "ap-northeast-2", "kubeconfig_path": "~/kube/admin.kubeconfig"}
     if own:
         cluster["ssh_known_hosts_file"] = str(own_file)
-    extra = {"cluster": cluster, "kubecluster_teardown": {"cluster": {"name": "capi-example", "region": "ap-northeast-2"}},
+    extra = {"kubecluster_spec_input": cluster, "kubecluster_teardown": {"cluster": {"name": "capi-example", "region": "ap-northeast-2"}},
              "kubecluster_confirm_delete": confirmed}
     (tmp_path / "play.yml").write_text(yaml.safe_dump([{"hosts": "localhost", "connection": "local", "gather_facts": False,
                                                         "tasks": [delete_cluster_forget_task()]}]))

@@ -16,6 +16,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubecluster.aws.plugins.filter.spec_to_capi import FilterModule
 from ansible_collections.kubecluster.aws.plugins.module_utils import capi_export
+from ansible_collections.kubecluster.aws.plugins.module_utils.capi_manifest import manifest_to_spec
 from ansible_collections.kubecluster.aws.plugins.module_utils.errors import KubeclusterError
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
 
@@ -113,15 +114,19 @@ def test_the_quick_start_cluster_one_control_plane_two_workers():
 
     assert_golden("capi-example.yaml", text)
     docs = list(yaml.safe_load_all(text))
-    # clusterctl's order, and no add-on ClusterResourceSet: adoption must not apply the add-ons again.
+    # clusterctl's order, and no add-on ClusterResourceSet: adoption must not apply the add-ons again; then each
+    # running machine (bastion aside) as the Machine, AWSMachine and KubeadmConfig Cluster API adopts.
+    machines = sorted(m["name"] for m in default_machines() if m["set"] != "bastion")
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
         ("Cluster", "capi-example"), ("AWSCluster", "capi-example"),
         ("KubeadmControlPlane", "capi-example-control-plane"), ("AWSMachineTemplate", "capi-example-control-plane"),
         ("MachineDeployment", "capi-example-md-0"), ("AWSMachineTemplate", "capi-example-md-0"),
-        ("KubeadmConfigTemplate", "capi-example-md-0")]
-    assert [list(d) for d in docs] == [["apiVersion", "kind", "metadata", "spec"]] * 7
-    assert text.count("\n---\n") == 6 and "&id" not in text and "*id" not in text
+        ("KubeadmConfigTemplate", "capi-example-md-0")] + [
+        (kind, name) for name in machines for kind in ("Machine", "AWSMachine", "KubeadmConfig")]
+    assert [list(d) for d in docs] == [["apiVersion", "kind", "metadata", "spec"]] * len(docs)
+    assert text.count("\n---\n") == len(docs) - 1 and "&id" not in text and "*id" not in text
     cluster = docs[0]
+    assert cluster["spec"]["paused"] is True
     assert cluster["metadata"]["annotations"] == {"kubecluster.aws/exported-from": "kubecluster.aws 1.0.0"}
     vpc = docs[1]["spec"]["network"]["vpc"]
     assert vpc["tags"] == {"sigs.k8s.io/cluster-api-provider-aws/cluster/capi-example": "owned"}
@@ -300,8 +305,6 @@ ROUND_TRIPS = {
 
 @pytest.mark.parametrize("case", sorted(ROUND_TRIPS))
 def test_spec_export_import_gives_the_same_spec(case):
-    capi_manifest = pytest.importorskip("ansible_collections.kubecluster.aws.plugins.module_utils.capi_manifest",
-                                        reason="the import (capi_manifest) is not in this checkout")
     changes, view = ROUND_TRIPS[case]
     spec = example(**_with_running_images(changes))
     control_plane = spec["control_plane"]
@@ -311,7 +314,7 @@ def test_spec_export_import_gives_the_same_spec(case):
                  for d in spec["machine_deployments"] for i in range(d["replicas"])]
     cluster = dict(cluster_view(machines), **view)
 
-    raw, warnings = capi_manifest.manifest_to_spec(export(spec, cluster))
+    raw, warnings = manifest_to_spec(export(spec, cluster))
 
     assert warnings == []
     assert resolve(raw) == spec
