@@ -133,7 +133,7 @@ class _Object:
         self.index = index
         self.kind = str(doc.get("kind"))
         api_version = str(doc.get("apiVersion", ""))
-        self.group, _, self.version = api_version.rpartition("/")
+        self.group, unused_slash, self.version = api_version.rpartition("/")
         metadata = doc.get("metadata")
         name = metadata.get("name") if isinstance(metadata, dict) else None
         self.name = name if isinstance(name, str) else "(document %d)" % (index + 1)

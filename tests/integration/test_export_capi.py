@@ -48,14 +48,21 @@ def test_export_names_what_aws_has_is_private_idempotent_and_writes_nothing_to_a
     assert moto_server.recorded_writes() == [], "the export only reads AWS (no lease either)"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     said = " ".join(done.result("Say where the manifests are")["msg"])
-    assert str(path) in said and "Hand the cluster to Cluster API" in said
+    assert str(path) in said and "hand the cluster to Cluster API" in said
 
     docs = list(yaml.safe_load_all(path.read_text()))
+    running = sorted((tags(i)["Name"], i) for i in owned["instances"] if tags(i)[ROLE] != "bastion")
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
         ("Cluster", NAME), ("AWSCluster", NAME), ("KubeadmControlPlane", NAME + "-control-plane"),
         ("AWSMachineTemplate", NAME + "-control-plane"), ("MachineDeployment", NAME + "-md-0"),
-        ("AWSMachineTemplate", NAME + "-md-0"), ("KubeadmConfigTemplate", NAME + "-md-0")]
+        ("AWSMachineTemplate", NAME + "-md-0"), ("KubeadmConfigTemplate", NAME + "-md-0")] + [
+        (kind, name) for name, unused in running for kind in ("Machine", "AWSMachine", "KubeadmConfig")]
     objects = by_kind(docs)
+    assert objects[("Cluster", NAME)]["spec"]["paused"] is True
+    for name, instance in running:
+        provider_id = "aws:///%s/%s" % (instance["Placement"]["AvailabilityZone"], instance["InstanceId"])
+        assert objects[("Machine", name)]["spec"]["providerID"] == provider_id
+        assert objects[("AWSMachine", name)]["spec"]["instanceID"] == instance["InstanceId"]
 
     (vpc,) = owned["vpcs"]
     (balancer,) = owned["load_balancers"]

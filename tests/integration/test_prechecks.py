@@ -81,7 +81,8 @@ def test_a_good_spec_still_builds_and_its_rerun_reads_no_image_or_offering(accou
     assert deleted.rc == 0, deleted.explain()
 
 
-PLAYBOOKS = ["create_cluster", "delete_cluster", "nodes", "remove_node", "rollout_machines", "scale_cluster", "upgrade_cluster"]
+PLAYBOOKS = ["create_cluster", "delete_cluster", "export_capi", "nodes", "remove_node", "rollout_machines", "scale_cluster",
+             "upgrade_cluster"]
 NO_SPEC = "no cluster spec: pass it with -e @spec.yml (a file whose top key is `cluster:`)"
 
 

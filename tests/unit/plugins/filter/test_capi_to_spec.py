@@ -27,27 +27,27 @@ def warnings(monkeypatch):
 
 def test_the_manifest_gives_the_raw_spec(warnings):
     expected = yaml.safe_load(text("capa-v2.10-default.spec.yml"))["cluster"]
-    assert capi_to_spec(text("capa-v2.10-default.yaml")) == expected
+    assert capi_to_spec(text("capa-v2.10-default.manifest")) == expected
     # What a template hands a filter in Ansible 2.19: a tagged str.
-    assert capi_to_spec(Origin(description="lookup").tag(text("capa-v2.10-default.yaml"))) == expected
+    assert capi_to_spec(Origin(description="lookup").tag(text("capa-v2.10-default.manifest"))) == expected
     assert warnings == []
 
 
 def test_settings_are_merged():
-    raw = capi_to_spec(text("capa-v2.10-default.yaml"), settings={"kubeconfig_path": "/tmp/capi.kubeconfig"})
+    raw = capi_to_spec(text("capa-v2.10-default.manifest"), settings={"kubeconfig_path": "/tmp/capi.kubeconfig"})
     assert raw["kubeconfig_path"] == "/tmp/capi.kubeconfig"
 
 
 def test_unsupported_fields_fail_with_the_whole_list():
     with pytest.raises(AnsibleFilterError) as caught:
-        capi_to_spec(text("unsupported.yaml"))
+        capi_to_spec(text("unsupported.manifest"))
     message = str(caught.value)
     assert "AWSMachineTemplate capi-example-md-0: spec.template.spec.spotMarketOptions: not supported" in message
     assert "MachineHealthCheck capi-example-mhc: not supported" in message
 
 
 def test_warn_shows_each_unsupported_field_as_a_warning(warnings):
-    raw = capi_to_spec(text("unsupported.yaml"), unsupported="warn")
+    raw = capi_to_spec(text("unsupported.manifest"), unsupported="warn")
     assert raw["name"] == "capi-example"
     assert len(warnings) == 14
     assert all(warning.startswith("capi_to_spec: ") for warning in warnings)
@@ -60,11 +60,11 @@ def test_warn_shows_each_unsupported_field_as_a_warning(warnings):
 ])
 def test_placeholders_fail_even_in_warn_mode(kwargs, expected):
     with pytest.raises(AnsibleFilterError) as caught:
-        capi_to_spec(text("placeholders.yaml"), **kwargs)
+        capi_to_spec(text("placeholders.manifest"), **kwargs)
     assert expected in str(caught.value)
 
 
 def test_settings_that_are_no_spec_fail():
     with pytest.raises(AnsibleFilterError) as caught:
-        capi_to_spec(text("capa-v2.10-default.yaml"), settings="name: [x")
+        capi_to_spec(text("capa-v2.10-default.manifest"), settings="name: [x")
     assert "cluster: the text is neither YAML nor JSON" in str(caught.value)

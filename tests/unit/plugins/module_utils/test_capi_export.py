@@ -112,7 +112,7 @@ def objects(text):
 def test_the_quick_start_cluster_one_control_plane_two_workers():
     text = export(example(), cluster_view(default_machines()))
 
-    assert_golden("capi-example.yaml", text)
+    assert_golden("capi-example.manifest", text)
     docs = list(yaml.safe_load_all(text))
     # clusterctl's order, and no add-on ClusterResourceSet: adoption must not apply the add-ons again; then each
     # running machine (bastion aside) as the Machine, AWSMachine and KubeadmConfig Cluster API adopts.
@@ -137,7 +137,7 @@ def test_three_control_planes():
     text = export(example(control_plane={"replicas": 3, "instance_type": "m5.large"}),
                   cluster_view(default_machines(3, 2)))
 
-    assert_golden("three-control-planes.yaml", text)
+    assert_golden("three-control-planes.manifest", text)
     assert objects(text)[("KubeadmControlPlane", "capi-example-control-plane")]["spec"]["replicas"] == 3
 
 
@@ -151,7 +151,7 @@ def test_a_brought_vpc_has_no_owned_tag_and_the_spec_subnets_in_order():
     text = export(spec, cluster_view(default_machines(), managed_vpc=False, subnets=used,
                                      vpc_id="vpc-0bbbbbbbbbbbbbbb1", groups=groups))
 
-    assert_golden("byo-vpc.yaml", text)
+    assert_golden("byo-vpc.manifest", text)
     network = objects(text)[("AWSCluster", "capi-example")]["spec"]["network"]
     assert network["vpc"] == {"id": "vpc-0bbbbbbbbbbbbbbb1", "availabilityZoneUsageLimit": 3,
                               "availabilityZoneSelection": "Ordered"}, "no owned tag, no CIDR: CAPA leaves it alone"
@@ -186,7 +186,7 @@ def test_settings_without_a_cluster_api_field_go_in_the_annotation_when_not_defa
     two_zones = [s for s in managed_subnets() if s["availability_zone"] in ZONES[:2]]
     text = export(spec, cluster_view(machines, subnets=two_zones))
 
-    assert_golden("settings.yaml", text)
+    assert_golden("settings.manifest", text)
     cluster = objects(text)[("Cluster", "capi-example")]
     settings = json.loads(cluster["metadata"]["annotations"]["kubecluster.aws/settings"])
     assert settings == {
@@ -223,7 +223,7 @@ def test_the_machines_as_they_run_the_newest_launch_wins_and_the_lowest_version(
     ]
     text = export(example(), cluster_view(machines))
 
-    assert_golden("machines-differ.yaml", text)
+    assert_golden("machines-differ.manifest", text)
     docs = objects(text)
     md = docs[("MachineDeployment", "capi-example-md-0")]["spec"]
     assert md["replicas"] == 3 and md["template"]["spec"]["version"] == "v1.30.8"

@@ -26,7 +26,7 @@ def text(name):
         return handle.read()
 
 
-def objects(name="capi-example-3cp.yaml"):
+def objects(name="capi-example-3cp.manifest"):
     return [doc for doc in yaml.safe_load_all(text(name)) if doc]
 
 
@@ -54,7 +54,7 @@ def leaves(value, path=""):
 
 @pytest.mark.parametrize("name", CONVERTIBLE)
 def test_each_golden_manifest_converts_to_its_expected_spec_field_by_field(name):
-    raw, warnings = manifest_to_spec(text(name + ".yaml"))
+    raw, warnings = manifest_to_spec(text(name + ".manifest"))
     expected = yaml.safe_load(text(name + ".spec.yml"))["cluster"]
     assert warnings == []
     assert dict(leaves(raw)) == dict(leaves(expected))
@@ -64,16 +64,16 @@ def test_each_golden_manifest_converts_to_its_expected_spec_field_by_field(name)
 
 
 def test_the_manifest_may_be_given_parsed():
-    raw, _ = manifest_to_spec(objects())
+    raw, unused_warnings = manifest_to_spec(objects())
     assert raw == yaml.safe_load(text("capi-example-3cp.spec.yml"))["cluster"]
 
 
 def test_v1beta1_and_v1beta2_give_the_same_spec():
-    assert manifest_to_spec(text("capi-example-3cp.yaml")) == manifest_to_spec(text("capi-example-v1beta2.yaml"))
+    assert manifest_to_spec(text("capi-example-3cp.manifest")) == manifest_to_spec(text("capi-example-v1beta2.manifest"))
 
 
 def test_the_default_flavor_resolves_to_the_quick_start_cluster():
-    resolved = resolve(manifest_to_spec(text("capa-v2.10-default.yaml"))[0])
+    resolved = resolve(manifest_to_spec(text("capa-v2.10-default.manifest"))[0])
     assert resolved["control_plane"]["replicas"] == 1
     assert [(d["name"], d["replicas"]) for d in resolved["machine_deployments"]] == [("md-0", 2)]
     assert resolved["network"]["bastion"]["enabled"] is True  # no bastion key: the collection's default
@@ -101,7 +101,7 @@ UNSUPPORTED = [
 
 
 def test_unsupported_fields_fail_listing_every_one():
-    problems = problems_of(text("unsupported.yaml"))
+    problems = problems_of(text("unsupported.manifest"))
     for expected in UNSUPPORTED:
         assert [p for p in problems if p.startswith(expected)], expected
     assert len(problems) == len(UNSUPPORTED)
@@ -111,14 +111,14 @@ def test_unsupported_fields_fail_listing_every_one():
 
 def test_unsupported_fields_fail_in_one_error_whose_message_says_how_to_go_on():
     with pytest.raises(CapiManifestError) as caught:
-        manifest_to_spec(text("unsupported.yaml"))
+        manifest_to_spec(text("unsupported.manifest"))
     message = str(caught.value)
     assert "unsupported=warn" in message
     assert all(expected in message for expected in UNSUPPORTED)
 
 
 def test_warn_mode_returns_the_unsupported_fields_as_warnings_and_the_spec():
-    raw, warnings = manifest_to_spec(text("unsupported.yaml"), unsupported="warn")
+    raw, warnings = manifest_to_spec(text("unsupported.manifest"), unsupported="warn")
     assert len(warnings) == len(UNSUPPORTED)
     for expected in UNSUPPORTED:
         assert [w for w in warnings if w.startswith(expected)], expected
@@ -129,12 +129,12 @@ def test_warn_mode_returns_the_unsupported_fields_as_warnings_and_the_spec():
 
 
 def test_an_unknown_mode_fails():
-    problems = problems_of(text("capi-example-3cp.yaml"), unsupported="ignore")
+    problems = problems_of(text("capi-example-3cp.manifest"), unsupported="ignore")
     assert "unsupported: 'ignore' is not fail or warn" in problems[0]
 
 
 def test_placeholders_are_all_named_in_one_error_before_any_other_check():
-    problems = problems_of(text("placeholders.yaml"))
+    problems = problems_of(text("placeholders.manifest"))
     assert len(problems) == 1
     for name in ("CLUSTER_NAME", "AWS_REGION", "AWS_SSH_KEY_NAME", "AWS_CONTROL_PLANE_MACHINE_TYPE",
                  "AWS_NODE_MACHINE_TYPE", "KUBERNETES_VERSION", "CONTROL_PLANE_MACHINE_COUNT", "WORKER_MACHINE_COUNT",
@@ -143,7 +143,7 @@ def test_placeholders_are_all_named_in_one_error_before_any_other_check():
     assert "set CLUSTER_NAME, AWS_REGION," in problems[0] and "run clusterctl generate cluster again" in problems[0]
     assert "(it fills in KUBERNETES_AWS_CCM_VERSION (default v1.32.5))" in problems[0]
     # Fails with placeholders in warn mode too, and before the unsupported fields are judged.
-    manifest = text("unsupported.yaml").replace("us-east-1", "${AWS_REGION}")
+    manifest = text("unsupported.manifest").replace("us-east-1", "${AWS_REGION}")
     assert problems_of(manifest, unsupported="warn") == problems_of(manifest)
     assert "${AWS_REGION}" in problems_of(manifest)[0]
 
@@ -151,7 +151,7 @@ def test_placeholders_are_all_named_in_one_error_before_any_other_check():
 def test_a_placeholder_with_a_default_alone_asks_only_for_clusterctl_again():
     image = "cloud-controller-manager:"
     variable = "${KUBERNETES_AWS_CCM_VERSION:-v1.32.5}"
-    manifest = text("capa-v2.10-default.yaml").replace(image + "v1.32.5", image + variable)
+    manifest = text("capa-v2.10-default.manifest").replace(image + "v1.32.5", image + variable)
     assert problems_of(manifest) == [
         "the manifest still holds the placeholder ${KUBERNETES_AWS_CCM_VERSION} (left unexpanded); run clusterctl "
         "generate cluster again (it fills in KUBERNETES_AWS_CCM_VERSION (default v1.32.5)), or edit the manifest to "
@@ -272,15 +272,15 @@ def test_a_drain_timeout_that_is_no_duration_fails():
 def test_settings_are_merged_and_a_field_the_manifest_sets_too_fails():
     settings = {"kubernetes_packages": {"source": "mirror", "repository_url": "https://apt.example.com/k8s/"},
                 "addons": {"manifests_dir": "/srv/addons"}, "machine_deployments": [{"name": "md-0", "max_surge": 2}]}
-    raw, _ = manifest_to_spec(text("capa-v2.10-default.yaml"), settings=settings)
+    raw, unused_warnings = manifest_to_spec(text("capa-v2.10-default.manifest"), settings=settings)
     assert raw["kubernetes_packages"] == settings["kubernetes_packages"]
     assert raw["addons"] == {"aws_cloud_controller_manager_version": "v1.32.5", "ebs_csi_driver_version": "v1.25.0",
                              "manifests_dir": "/srv/addons"}
     assert raw["machine_deployments"][0]["max_surge"] == 2
     resolve(raw)
     # A spec file's text, its cluster: key included, is taken too.
-    assert manifest_to_spec(text("capa-v2.10-default.yaml"), settings=yaml.safe_dump({"cluster": settings}))[0] == raw
-    problems = problems_of(text("capa-v2.10-default.yaml"),
+    assert manifest_to_spec(text("capa-v2.10-default.manifest"), settings=yaml.safe_dump({"cluster": settings}))[0] == raw
+    problems = problems_of(text("capa-v2.10-default.manifest"),
                            settings={"region": "eu-west-1", "network": {"pod_cidr": "10.244.0.0/16"},
                                      "machine_deployments": [{"name": "md-0", "replicas": 3}, {"name": "md-9"}]})
     assert problems == [
@@ -293,11 +293,11 @@ def test_settings_are_merged_and_a_field_the_manifest_sets_too_fails():
 
 
 def test_the_settings_annotation_is_merged():
-    raw, _ = manifest_to_spec(text("capi-example-existing-vpc.yaml"))
+    raw, unused_warnings = manifest_to_spec(text("capi-example-existing-vpc.manifest"))
     assert raw["kubeconfig_secret"] == "ssm" and raw["node_startup_timeout"] == 900
 
 
-def with_annotation(settings, name="capi-example-3cp.yaml"):
+def with_annotation(settings, name="capi-example-3cp.manifest"):
     docs = objects(name)
     find(docs, "Cluster")["metadata"]["annotations"] = {"kubecluster.aws/settings": json.dumps(settings)}
     return docs
@@ -308,7 +308,7 @@ def test_the_annotation_carries_zone_lists_and_nat_gateways():
                             "machine_deployments": [{"name": "md-0",
                                                      "availability_zones": ["eu-west-1a", "eu-west-1b"]}]})
     del find(docs, "MachineDeployment")["spec"]["template"]["spec"]["failureDomain"]
-    raw, _ = manifest_to_spec(docs)
+    raw, unused_warnings = manifest_to_spec(docs)
     assert raw["network"]["nat_gateways"] == "single"
     assert raw["machine_deployments"][0]["availability_zones"] == ["eu-west-1a", "eu-west-1b"]
 
@@ -316,13 +316,24 @@ def test_the_annotation_carries_zone_lists_and_nat_gateways():
 @pytest.mark.parametrize("settings, field", [
     ({"region": "us-west-2"}, "region"),
     ({"network": {"vpc_cidr": "10.1.0.0/16"}}, "network.vpc_cidr"),
-    ({"addons": {"ebs_csi_driver_version": "v1.40.0"}}, "addons.ebs_csi_driver_version"),
+    ({"kubernetes_version": "v1.31.5"}, "kubernetes_version"),
     ({"machine_deployments": [{"name": "md-0", "replicas": 4}]}, "machine_deployments[0].replicas"),
 ])
 def test_an_annotation_field_cluster_api_also_carries_fails(settings, field):
     problems = problems_of(with_annotation(settings))
     assert problems == ["Cluster capi-example: metadata.annotations.kubecluster.aws/settings: %s is a field Cluster "
                         "API's own fields carry; set it there, not in the annotation" % field]
+
+
+def test_annotation_add_on_versions_are_read_without_the_add_on_config_maps_and_conflict_with_them():
+    """An export applies no add-on ConfigMaps, so the versions the cluster runs travel in the annotation."""
+    raw, unused_warnings = manifest_to_spec(with_annotation({"addons": {"ebs_csi_driver_version": "v1.40.0"}}))
+    assert raw["addons"]["ebs_csi_driver_version"] == "v1.40.0"
+    docs = list(yaml.safe_load_all(text("capa-v2.10-default.manifest")))
+    cluster = find(docs, "Cluster")
+    cluster["metadata"]["annotations"] = {"kubecluster.aws/settings": json.dumps({"addons": {"ebs_csi_driver_version": "v1.40.0"}})}
+    problems = problems_of(docs)
+    assert len(problems) == 1 and "addons.ebs_csi_driver_version" in problems[0], problems
 
 
 def test_an_annotation_zone_count_fails_naming_its_cluster_api_home():
@@ -355,7 +366,7 @@ def test_a_managed_vpc_exported_by_the_collection_reads_as_its_own_network():
     aws["network"]["subnets"] = [{"id": "subnet-0a0000000000000a1", "availabilityZone": "eu-west-1a"}]
     aws["network"]["securityGroupOverrides"] = {"controlplane": "sg-0123456789abcdef0"}
     aws["controlPlaneEndpoint"] = {"host": "capi-example-apiserver.elb.amazonaws.com", "port": 6443}
-    raw, _ = manifest_to_spec(docs)
+    raw, unused_warnings = manifest_to_spec(docs)
     assert "vpc_id" not in raw["network"] and raw["network"]["vpc_cidr"] == "10.10.0.0/16"
     # Without the export annotation, the groups and the endpoint are no setting of the collection's.
     del find(docs, "Cluster")["metadata"]["annotations"]
@@ -396,7 +407,7 @@ def test_objects_in_several_namespaces_fail():
 
 def _with_machines(exported):
     """The quick start's manifest plus one running machine as an export describes it (capi_machines)."""
-    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "capi", "capa-v2.10-default.yaml")
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "capi", "capa-v2.10-default.manifest")
     with open(here, encoding="utf-8") as handle:
         docs = [doc for doc in yaml.safe_load_all(handle) if doc]
     spec = resolve({"name": "capi-example", "region": "us-east-1", "kubernetes_version": "v1.31.4"}, environ={})
