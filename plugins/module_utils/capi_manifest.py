@@ -143,29 +143,27 @@ class _Object:
     def label(self) -> str:
         return "%s %s" % (self.kind, self.name)
 
-    def get(self, *path: Union[str, int]) -> Any:
-        """The value at ``path`` (None when absent), marked as used."""
+    def _lookup(self, path: Path) -> Tuple[bool, Any]:
+        """Whether the object has ``path``, and the value there."""
         value: Any = self.doc
         for part in path:
             if isinstance(part, int):
                 if not isinstance(value, list) or part >= len(value):
-                    return None
+                    return False, None
             elif not isinstance(value, dict) or part not in value:
-                return None
+                return False, None
             value = value[part]
-        self.used.add(tuple(path))
+        return True, value
+
+    def get(self, *path: Union[str, int]) -> Any:
+        """The value at ``path`` (None when absent), marked as used."""
+        found, value = self._lookup(path)
+        if found:
+            self.used.add(tuple(path))
         return value
 
     def has(self, *path: Union[str, int]) -> bool:
-        value: Any = self.doc
-        for part in path:
-            if isinstance(part, int):
-                if not isinstance(value, list) or part >= len(value):
-                    return False
-            elif not isinstance(value, dict) or part not in value:
-                return False
-            value = value[part]
-        return True
+        return self._lookup(path)[0]
 
     def unused(self) -> Iterator[Path]:
         """The paths of the highest parts of the object the mapping did not use (empty maps and nulls left out)."""
