@@ -459,7 +459,8 @@ def assert_delete_leaves_nothing(aws, label, name, spec_file):
 
 def make_manifest(aws, cluster):
     """The quick start's capi-example.yaml (what `clusterctl generate cluster` writes for CAPA's default flavor, the
-    golden file of the import's unit tests) with this local AWS's values in the fields Cluster API has, and the file
+    golden file of the import's unit tests) with this local AWS's values in the fields Cluster API has (region, key
+    pair, CIDRs, the image owner, the bastion's image), and the file
     to give beside it (`cluster:` holding only what Cluster API cannot say: where the packages and the add-on
     manifests come from). Returns both paths and the add-on versions the manifest names (its ConfigMaps' images)."""
     with open(QUICK_START_MANIFEST, encoding="utf-8") as handle:
@@ -473,6 +474,8 @@ def make_manifest(aws, cluster):
     aws_cluster.update(region=cluster["region"], sshKeyName=key,
                        network={"vpc": {"cidrBlock": network["vpc_cidr"]}},
                        bastion={"enabled": True, "ami": network["bastion"]["ami_id"]})
+    if "image_lookup" in cluster:  # the owner demo_prepare.py published the CAPA-named images under
+        aws_cluster["imageLookupOrg"] = cluster["image_lookup"]["owner"]
     for template in ("-control-plane", "-md-0"):
         objects[("AWSMachineTemplate", name + template)]["spec"]["template"]["spec"]["sshKeyName"] = key
     manifest = os.path.join(aws.state_dir, name + "-capi.yaml")
