@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 GOLDEN = os.path.join(REPO, "tests", "unit", "plugins", "capi")
 # what `clusterctl generate cluster capi-example --kubernetes-version v1.31.4 --control-plane-machine-count=1
 # --worker-machine-count=2` writes for CAPA's default flavor (the import's golden file)
-QUICK_START = os.path.join(GOLDEN, "capa-v2.10-default.manifest")
+QUICK_START = os.path.join(GOLDEN, "capa-2cf09d78-default.manifest")
 
 
 def quick_start_manifest(tmp_path, image_id):

@@ -41,7 +41,7 @@ VERSION = "v1.31.4"
 PROFILES = ("control-plane.cluster-api-provider-aws.sigs.k8s.io", "nodes.cluster-api-provider-aws.sigs.k8s.io")
 MANIFEST_SOURCES = os.path.join(REPO, "tests", "nodes", "files")
 # what `clusterctl generate cluster capi-example ...` writes for CAPA's default flavor (the import's golden file)
-QUICK_START_MANIFEST = os.path.join(REPO, "tests", "unit", "plugins", "capi", "capa-v2.10-default.manifest")
+QUICK_START_MANIFEST = os.path.join(REPO, "tests", "unit", "plugins", "capi", "capa-2cf09d78-default.manifest")
 OUTPUT = os.path.join(REPO, "tests", "output", "localaws")
 TASK_RE = re.compile(r"^TASK \[(.*)\] \*+$")
 OWNER_TAG = "sigs.k8s.io/cluster-api-provider-aws/cluster/%s"

@@ -26,15 +26,15 @@ def warnings(monkeypatch):
 
 
 def test_the_manifest_gives_the_raw_spec(warnings):
-    expected = yaml.safe_load(text("capa-v2.10-default.spec.yml"))["cluster"]
-    assert capi_to_spec(text("capa-v2.10-default.manifest")) == expected
+    expected = yaml.safe_load(text("capa-2cf09d78-default.spec.yml"))["cluster"]
+    assert capi_to_spec(text("capa-2cf09d78-default.manifest")) == expected
     # What a template hands a filter in Ansible 2.19: a tagged str.
-    assert capi_to_spec(Origin(description="lookup").tag(text("capa-v2.10-default.manifest"))) == expected
+    assert capi_to_spec(Origin(description="lookup").tag(text("capa-2cf09d78-default.manifest"))) == expected
     assert warnings == []
 
 
 def test_settings_are_merged():
-    raw = capi_to_spec(text("capa-v2.10-default.manifest"), settings={"kubeconfig_path": "/tmp/capi.kubeconfig"})
+    raw = capi_to_spec(text("capa-2cf09d78-default.manifest"), settings={"kubeconfig_path": "/tmp/capi.kubeconfig"})
     assert raw["kubeconfig_path"] == "/tmp/capi.kubeconfig"
 
 
@@ -66,5 +66,5 @@ def test_placeholders_fail_even_in_warn_mode(kwargs, expected):
 
 def test_settings_that_are_no_spec_fail():
     with pytest.raises(AnsibleFilterError) as caught:
-        capi_to_spec(text("capa-v2.10-default.manifest"), settings="name: [x")
+        capi_to_spec(text("capa-2cf09d78-default.manifest"), settings="name: [x")
     assert "cluster: the text is neither YAML nor JSON" in str(caught.value)

@@ -17,7 +17,7 @@ from ansible_collections.kubecluster.aws.plugins.module_utils.capi_machines impo
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
 
 GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "capi")
-CONVERTIBLE = ["capa-v2.9-default", "capa-v2.10-default", "capi-example-3cp", "capi-example-existing-vpc",
+CONVERTIBLE = ["capa-d029c95-default", "capa-2cf09d78-default", "capi-example-3cp", "capi-example-existing-vpc",
                "capi-example-v1beta2"]
 
 
@@ -73,7 +73,7 @@ def test_v1beta1_and_v1beta2_give_the_same_spec():
 
 
 def test_the_default_flavor_resolves_to_the_quick_start_cluster():
-    resolved = resolve(manifest_to_spec(text("capa-v2.10-default.manifest"))[0])
+    resolved = resolve(manifest_to_spec(text("capa-2cf09d78-default.manifest"))[0])
     assert resolved["control_plane"]["replicas"] == 1
     assert [(d["name"], d["replicas"]) for d in resolved["machine_deployments"]] == [("md-0", 2)]
     assert resolved["network"]["bastion"]["enabled"] is True  # no bastion key: the collection's default
@@ -151,7 +151,7 @@ def test_placeholders_are_all_named_in_one_error_before_any_other_check():
 def test_a_placeholder_with_a_default_alone_asks_only_for_clusterctl_again():
     image = "cloud-controller-manager:"
     variable = "${KUBERNETES_AWS_CCM_VERSION:-v1.32.5}"
-    manifest = text("capa-v2.10-default.manifest").replace(image + "v1.32.5", image + variable)
+    manifest = text("capa-2cf09d78-default.manifest").replace(image + "v1.32.5", image + variable)
     assert problems_of(manifest) == [
         "the manifest still holds the placeholder ${KUBERNETES_AWS_CCM_VERSION} (left unexpanded); run clusterctl "
         "generate cluster again (it fills in KUBERNETES_AWS_CCM_VERSION (default v1.32.5)), or edit the manifest to "
@@ -272,15 +272,15 @@ def test_a_drain_timeout_that_is_no_duration_fails():
 def test_settings_are_merged_and_a_field_the_manifest_sets_too_fails():
     settings = {"kubernetes_packages": {"source": "mirror", "repository_url": "https://apt.example.com/k8s/"},
                 "addons": {"manifests_dir": "/srv/addons"}, "machine_deployments": [{"name": "md-0", "max_surge": 2}]}
-    raw, unused_warnings = manifest_to_spec(text("capa-v2.10-default.manifest"), settings=settings)
+    raw, unused_warnings = manifest_to_spec(text("capa-2cf09d78-default.manifest"), settings=settings)
     assert raw["kubernetes_packages"] == settings["kubernetes_packages"]
     assert raw["addons"] == {"aws_cloud_controller_manager_version": "v1.32.5", "ebs_csi_driver_version": "v1.25.0",
                              "manifests_dir": "/srv/addons"}
     assert raw["machine_deployments"][0]["max_surge"] == 2
     resolve(raw)
     # A spec file's text, its cluster: key included, is taken too.
-    assert manifest_to_spec(text("capa-v2.10-default.manifest"), settings=yaml.safe_dump({"cluster": settings}))[0] == raw
-    problems = problems_of(text("capa-v2.10-default.manifest"),
+    assert manifest_to_spec(text("capa-2cf09d78-default.manifest"), settings=yaml.safe_dump({"cluster": settings}))[0] == raw
+    problems = problems_of(text("capa-2cf09d78-default.manifest"),
                            settings={"region": "eu-west-1", "network": {"pod_cidr": "10.244.0.0/16"},
                                      "machine_deployments": [{"name": "md-0", "replicas": 3}, {"name": "md-9"}]})
     assert problems == [
@@ -329,7 +329,7 @@ def test_annotation_add_on_versions_are_read_without_the_add_on_config_maps_and_
     """An export applies no add-on ConfigMaps, so the versions the cluster runs travel in the annotation."""
     raw, unused_warnings = manifest_to_spec(with_annotation({"addons": {"ebs_csi_driver_version": "v1.40.0"}}))
     assert raw["addons"]["ebs_csi_driver_version"] == "v1.40.0"
-    docs = list(yaml.safe_load_all(text("capa-v2.10-default.manifest")))
+    docs = list(yaml.safe_load_all(text("capa-2cf09d78-default.manifest")))
     cluster = find(docs, "Cluster")
     cluster["metadata"]["annotations"] = {"kubecluster.aws/settings": json.dumps({"addons": {"ebs_csi_driver_version": "v1.40.0"}})}
     problems = problems_of(docs)
@@ -407,7 +407,7 @@ def test_objects_in_several_namespaces_fail():
 
 def _with_machines(exported):
     """The quick start's manifest plus one running machine as an export describes it (capi_machines)."""
-    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "capi", "capa-v2.10-default.manifest")
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "capi", "capa-2cf09d78-default.manifest")
     with open(here, encoding="utf-8") as handle:
         docs = [doc for doc in yaml.safe_load_all(handle) if doc]
     spec = resolve({"name": "capi-example", "region": "us-east-1", "kubernetes_version": "v1.31.4"}, environ={})
