@@ -4,8 +4,10 @@ export_capi.yml and the export read back into the same spec and rerun (changed=0
 take fails before any AWS call, listing every field, or warns with capi_manifest_unsupported=warn."""
 
 import copy
+import json
 import os
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -13,7 +15,7 @@ import yaml
 from ansible_collections.kubecluster.aws.plugins.module_utils.capi_manifest import manifest_to_spec
 from ansible_collections.kubecluster.aws.plugins.module_utils.spec import resolve
 from helpers.aws import CLUSTER as NAME, KEY_NAME, REGION
-from helpers.e2e import ACCOUNT_ID, REPO, example_spec
+from helpers.e2e import ACCOUNT_ID, REPO, PlaybookRun, example_spec, playbook_command
 
 pytestmark = pytest.mark.e2e
 
@@ -107,8 +109,15 @@ def test_unsupported_fields_fail_before_any_aws_call_or_warn(account, run_playbo
     assert "spec.kubeadmConfigSpec.clusterConfiguration.apiServer" in explained, explained
     assert moto_server.recorded_calls() == []
 
-    warned = run_playbook("create_cluster", tags=["infra"], check=True,
-                          extra_vars={"capi_manifest": manifest, "capi_manifest_unsupported": "warn"})
+    # as an AWX survey gives it: the manifest's text, not a path, in an extra-vars file whose answers AWX tags
+    # !unsafe (the manifest's '{{ ds.meta_data.local_hostname }}' is cloud-init's, not Ansible's)
+    with open(manifest, encoding="utf-8") as handle:
+        text = handle.read()
+    survey = tmp_path / "extravars"
+    survey.write_text("capi_manifest: !unsafe %s\ncapi_manifest_unsupported: warn\n" % json.dumps(text))
+    args, env = playbook_command(moto_server, tmp_path, "create_cluster", tags=["infra"], check=True)
+    warned = PlaybookRun(subprocess.run(args + ["-e", "@%s" % survey], cwd=str(tmp_path), env=env, capture_output=True,
+                                        text=True, timeout=900, check=False))
     assert warned.rc == 0, warned.explain()
     # the task's warnings, which the default callback prints as [WARNING] lines
     warnings = " ".join(warned.result("Turn the Cluster API manifest into the cluster spec").get("warnings", []))
