@@ -21,16 +21,14 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ansible.module_utils.common.yaml import HAS_YAML, yaml_dump_all
 
-from .capi_machines import machine_objects
+from .capi_machines import BOOTSTRAP_API, CORE_API, INFRASTRUCTURE_API, machine_objects
 from .errors import KubeclusterError
 from .naming import OWNED, SET_CONTROL_PLANE, owner_tag
-from .spec import DEFAULT_IMAGE_LOOKUP, Spec, resolve
+from .spec import DEFAULT_IMAGE_LOOKUP, Spec, resolve, version_key
 
-# What clusterctl generate cluster writes for CAPA today: core kinds at v1beta1 (CAPA's templates), CAPA's at v1beta2.
-CLUSTER_API = "cluster.x-k8s.io/v1beta1"
+# What clusterctl generate cluster writes for CAPA today: core kinds at v1beta1 (CAPA's templates), CAPA's at v1beta2;
+# the Machines, AWSMachines and KubeadmConfigs (capi_machines) are written at the same versions.
 CONTROL_PLANE_API = "controlplane.cluster.x-k8s.io/v1beta1"
-BOOTSTRAP_API = "bootstrap.cluster.x-k8s.io/v1beta1"
-INFRASTRUCTURE_API = "infrastructure.cluster.x-k8s.io/v1beta2"
 
 ANNOTATION_EXPORTED_FROM = "kubecluster.aws/exported-from"
 ANNOTATION_SETTINGS = "kubecluster.aws/settings"
@@ -95,12 +93,6 @@ def _object(api_version: str, kind: str, name: str, spec: Dict[str, Any],
     return {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
 
 
-def _version_key(version: Optional[str]) -> Tuple[int, ...]:
-    # status.version_key's ordering, without importing status and the AWS clients behind it into a filter.
-    parts = (version or "").lstrip("v").split("-")[0].split(".")
-    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
-
-
 def _live(cluster: Mapping[str, Any], set_name: str) -> List[Mapping[str, Any]]:
     return [m for m in cluster.get("machines") or [] if m.get("set") == set_name and m.get("state") not in _GONE]
 
@@ -131,7 +123,7 @@ def _replicas(cluster: Mapping[str, Any], set_name: str) -> int:
 
 def _lowest_version(cluster: Mapping[str, Any], set_name: str) -> Optional[str]:
     versions = [str(m["kubernetes_version"]) for m in _live(cluster, set_name) if m.get("kubernetes_version")]
-    return min(versions, key=_version_key) if versions else None
+    return min(versions, key=version_key) if versions else None
 
 
 def _duration(seconds: int) -> str:
@@ -305,7 +297,7 @@ def _machine_deployment(spec: Spec, deployment: Mapping[str, Any], replicas: int
     zones = deployment["availability_zones"]
     if isinstance(zones, list) and len(zones) == 1:
         template["failureDomain"] = zones[0]
-    return _object(CLUSTER_API, "MachineDeployment", full, {
+    return _object(CORE_API, "MachineDeployment", full, {
         "clusterName": name,
         "replicas": replicas,
         "selector": {"matchLabels": None},
@@ -362,7 +354,7 @@ def spec_to_manifests(spec: Spec, cluster: Mapping[str, Any], collection_version
     control_plane = spec["control_plane"]
     cp_type, cp_ami = _as_it_runs(cluster, SET_CONTROL_PLANE, control_plane)
     docs = [
-        _object(CLUSTER_API, "Cluster", name, cluster_spec, annotations),
+        _object(CORE_API, "Cluster", name, cluster_spec, annotations),
         _aws_cluster(spec, cluster, endpoint),
         _kubeadm_control_plane(spec, _replicas(cluster, SET_CONTROL_PLANE), control_plane_version),
         _machine_template("%s-control-plane" % name, spec, cp_type, cp_ami, control_plane["iam_instance_profile"],

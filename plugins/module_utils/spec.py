@@ -823,6 +823,12 @@ def version_change_errors(spec: Spec, machines: Iterable[Mapping[str, Any]]) -> 
             % (wanted, spec["name"], listed, " or ".join(running), wanted, UPGRADE_COMMAND)]
 
 
+def version_key(version: Optional[str]) -> Tuple[int, ...]:
+    """vMAJOR.MINOR.PATCH as numbers, for ordering machines' version tags; anything else sorts first."""
+    parts = (version or "").lstrip("v").split("-")[0].split(".")
+    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
+
+
 def _version_key(version: str) -> Tuple[int, int, int]:
     """A vMAJOR.MINOR.PATCH version as numbers, for ordering; what does not parse sorts first."""
     match = _VERSION.match(version) if isinstance(version, str) else None

@@ -24,6 +24,7 @@ from . import machines
 from . import naming
 from .aws import ec2 as aws_ec2
 from .aws import elb as aws_elb
+from .spec import version_key
 
 Resource = Dict[str, Any]
 Facts = Dict[str, Any]
@@ -396,12 +397,6 @@ def _machine_sets(views: Iterable[View], desired: Optional[Desired]) -> Dict[str
                 else:
                     counts["up_to_date"] += not machine["outdated"]
     return sets
-
-
-def version_key(version: Optional[str]) -> Tuple[int, ...]:
-    """vMAJOR.MINOR.PATCH as numbers, for ordering; anything else sorts first."""
-    parts = (version or "").lstrip("v").split("-")[0].split(".")
-    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
 
 
 def control_plane_version(views: Iterable[View]) -> Optional[str]:
